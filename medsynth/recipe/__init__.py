@@ -1,0 +1,1 @@
+"""Recipes: schema, engine, run directory and ledger."""

@@ -1,0 +1,73 @@
+"""The step contract. Every recipe step is a :class:`Step` subclass registered in ``registry.STEPS`` under its
+``type`` name, with a closed pydantic ``Config`` (``extra="forbid"``).
+
+A step reads named datasets, writes one named dataset, and records what it did (report figures, artifacts,
+quarantined records). Long steps work in batches through :meth:`StepContext.pending_batches` /
+:meth:`StepContext.commit_batch` so that a killed run resumes at the first unfinished batch.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .engine import StepContext
+
+__all__ = ["StepConfig", "Step", "StepPlan"]
+
+
+class StepConfig(BaseModel):
+    """Fields every step has. Subclasses add their own and keep ``extra="forbid"``."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: str
+    name: str | None = Field(None, description="step id in the run dir (default: the type, numbered if repeated)")
+    input: str | list[str] | None = Field(None, description="dataset(s) read; default: the previous step's output")
+    output: str | None = Field(None, description="dataset written; default: the step name")
+
+
+@dataclass
+class StepPlan:
+    """What a step will do, for ``--dry-run``. Estimates, not promises."""
+
+    records_in: int | None = None
+    records_out: int | None = None
+    est_tokens: int | None = None
+    est_seconds: float | None = None
+    epsilon: float | None = None
+    delta: float | None = None
+    budget: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class Step(ABC):
+    """Base class of recipe steps."""
+
+    type: ClassVar[str]
+    Config: ClassVar[type[StepConfig]] = StepConfig
+    #: bump when the step's behaviour changes, so cached outputs are invalidated
+    version: ClassVar[str] = "1"
+
+    def __init__(self, config: StepConfig, recipe: Any = None):
+        self.config = config
+        self.recipe = recipe
+
+    def check(self, recipe: Any) -> list[tuple[str, str]]:
+        """Cheap checks before any compute (files exist, models installed…): ``[(field, problem+fix)]``."""
+        return []
+
+    def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
+        n = sum(v for v in input_sizes.values() if v) if input_sizes else None
+        return StepPlan(records_in=n, records_out=n)
+
+    def cache_key_extra(self) -> dict[str, Any]:
+        """Extra things the step's cache key depends on (e.g. a model's sha256)."""
+        return {}
+
+    @abstractmethod
+    def run(self, ctx: StepContext) -> None:
+        """Do the work: read ``ctx.inputs()``, write ``ctx.write_output(...)``."""
