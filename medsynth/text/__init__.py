@@ -1,0 +1,1 @@
+"""Clinical text generation with local LLMs: models, backends, prompt strategies, tasks, exports."""
