@@ -52,7 +52,11 @@ class Registry(Generic[T]):
             return
         self._loaded = True
         for mod in self._modules:
-            importlib.import_module(mod)
+            try:
+                importlib.import_module(mod)
+            except ModuleNotFoundError as e:  # the implementing package is not part of this install
+                if e.name is None or not (e.name == mod or mod.startswith(e.name + ".")):
+                    raise
 
     def get(self, name: str) -> T:
         self._load()
@@ -94,10 +98,15 @@ def all_registries() -> dict[str, Registry[Any]]:
 
 
 def load_plugins() -> list[str]:
-    """Import every module advertised under the ``medsynth.plugins`` entry-point group."""
+    """Import every module advertised under the ``medsynth.plugins`` entry-point group, plus the modules named in
+    the ``MEDSYNTH_PLUGINS`` environment variable (comma-separated), e.g. a site's own steps."""
+    import os
     from importlib.metadata import entry_points
 
     loaded = []
+    for mod in filter(None, (m.strip() for m in os.environ.get("MEDSYNTH_PLUGINS", "").split(","))):
+        importlib.import_module(mod)
+        loaded.append(mod)
     for ep in entry_points(group="medsynth.plugins"):
         ep.load()
         loaded.append(ep.name)

@@ -64,6 +64,10 @@ class Step(ABC):
         n = sum(v for v in input_sizes.values() if v) if input_sizes else None
         return StepPlan(records_in=n, records_out=n)
 
+    def extra_outputs(self) -> list[str]:
+        """Names of datasets this step writes besides its main output (``ctx.write_output(..., name=...)``)."""
+        return []
+
     def cache_key_extra(self) -> dict[str, Any]:
         """Extra things the step's cache key depends on (e.g. a model's sha256)."""
         return {}

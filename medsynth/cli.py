@@ -1,0 +1,222 @@
+"""The ``medsynth`` command line (typer)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .exceptions import MedsynthError, RecipeError
+
+app = typer.Typer(name="medsynth", help="On-prem synthetic clinical data with privacy audits.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+console = Console(stderr=True)
+out = Console()
+
+
+def _fail(e: BaseException, code: int = 2) -> None:
+    console.print(f"[bold red]error[/] ({type(e).__name__}):", highlight=False)
+    console.print(str(e), highlight=False, markup=False)
+    raise typer.Exit(code)
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log step activity (counts and ids only)")] = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from .envcheck import set_offline_defaults
+    from .registry import load_plugins
+
+    set_offline_defaults()
+    load_plugins()
+
+
+@app.command()
+def version() -> None:
+    """Print the medsynth version."""
+    out.print(__version__)
+
+
+@app.command()
+def validate(recipe: Annotated[Path, typer.Argument(help="recipe YAML")],
+             set_: Annotated[list[str] | None, typer.Option("--set", help="override key.path=value (repeatable)")] = None) -> None:
+    """Validate a recipe and list every problem at once (field + fix). Loads no model."""
+    from .recipe.schema import load_recipe
+
+    try:
+        loaded = load_recipe(recipe, set_)
+    except RecipeError as e:
+        _fail(e)
+    out.print(f"[green]ok[/] {recipe}: {len(loaded.steps)} steps ({', '.join(loaded.names)})")
+
+
+@app.command()
+def run(recipe: Annotated[Path, typer.Argument(help="recipe YAML")],
+        set_: Annotated[list[str] | None, typer.Option("--set", help="override key.path=value (repeatable)")] = None,
+        run_dir: Annotated[Path | None, typer.Option("--run-dir", help="run directory (default runs/<run-id>)")] = None,
+        resume: Annotated[str | None, typer.Option("--resume", help="resume the run with this id (or path)")] = None,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan and exit")] = False,
+        no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse cached step outputs")] = False,
+        runs_root: Annotated[Path, typer.Option("--runs-root", help="where new run directories go")] = Path("runs")) -> None:
+    """Run a recipe: validate everything first, then run the steps with caching and resume."""
+    from .recipe.schema import load_recipe
+
+    try:
+        loaded = load_recipe(recipe, set_)
+    except RecipeError as e:
+        _fail(e)
+    if dry_run:
+        _print_plan(loaded)
+        return
+    from .recipe.engine import run_recipe
+
+    try:
+        res = run_recipe(loaded, run_dir=run_dir, resume=resume, runs_root=runs_root, use_cache=not no_cache, console=console)
+    except MedsynthError as e:
+        console.print(f"[yellow]run stopped[/]; the run directory keeps everything done so far. Resume with `medsynth run {recipe} --resume <run-id>`.")
+        _fail(e, 1)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]; resume with --resume")
+        raise typer.Exit(130) from None
+    out.print(f"[bold green]{res.status}[/] in {res.seconds:.1f}s — run dir: {res.run_dir}")
+    if res.report_html:
+        out.print(f"report: {res.report_html}")
+    out.print(f"report (JSON): {res.report_json}")
+
+
+def _print_plan(loaded: Any) -> None:
+    from .recipe.engine import plan_recipe
+
+    rows = plan_recipe(loaded)
+    t = Table(title=f"plan for recipe '{loaded.config.name}' (seed {loaded.config.seed})")
+    for col in ["step", "type", "inputs → output", "records in", "records out", "est. tokens", "est. time", "privacy (ε, δ)"]:
+        t.add_column(col)
+    tot_tok, tot_s, tot_eps = 0, 0.0, 0.0
+    for r in rows:
+        eps = f"{r['epsilon']}, {r['delta']} from '{r['budget']}'" if r["epsilon"] else "—"
+        t.add_row(r["step"], r["type"], f"{', '.join(r['inputs']) or '∅'} → {r['output']}", _fmt(r["records_in"]), _fmt(r["records_out"]),
+                  _fmt(r["est_tokens"]), f"{r['est_seconds']:.0f}s" if r["est_seconds"] else "?", eps)
+        tot_tok += r["est_tokens"] or 0
+        tot_s += r["est_seconds"] or 0
+        tot_eps += r["epsilon"] or 0
+    out.print(t)
+    out.print(f"total: ~{tot_tok:,} generated tokens, ~{tot_s / 60:.1f} min of known estimates, ε to spend: {tot_eps:g}")
+    for r in rows:
+        for n in r["notes"]:
+            out.print(f"  note ({r['step']}): {n}")
+
+
+def _fmt(v: Any) -> str:
+    return "?" if v is None else f"{v:,}"
+
+
+@app.command("list")
+def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List registered steps, strategies, backends, audits, imputers and models."""
+    from .registry import all_registries, load_plugins
+
+    load_plugins()
+    data = {k: r.names() for k, r in all_registries().items()}
+    if as_json:
+        out.print_json(json.dumps(data))
+        return
+    for k, names in data.items():
+        out.print(f"[bold]{k}[/]: {', '.join(names) or '(none)'}")
+
+
+@app.command()
+def env(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Offline readiness: models, data packages, versions, and whether anything needs the network (it must not)."""
+    from .envcheck import environment_report
+
+    rep = environment_report()
+    if as_json:
+        out.print_json(json.dumps(rep, default=str))
+        return
+    t = Table(title=f"medsynth {__version__} — offline readiness")
+    t.add_column("item")
+    t.add_column("status")
+    t.add_column("detail")
+    for row in rep["items"]:
+        style = {"ok": "green", "missing": "red", "optional": "yellow", "not prepared": "yellow"}.get(row["status"], "")
+        t.add_row(row["name"], f"[{style}]{row['status']}[/]" if style else row["status"], row.get("detail", ""))
+    out.print(t)
+    out.print(f"network needed: [bold]{'YES' if rep['network_needed'] else 'no'}[/] — {rep['network_detail']}")
+    out.print(f"MEDSYNTH_HOME: {rep['home']}")
+
+
+@app.command()
+def verify(run_dir: Annotated[Path, typer.Argument(help="run directory")]) -> None:
+    """Re-hash every artifact of a run against its manifest and check the signature; non-zero exit on any change."""
+    from .recipe.verify import verify_run
+
+    res = verify_run(run_dir)
+    if res.ok:
+        out.print(f"[green]verified[/] {run_dir}: {res.checked} files match manifest.json; signature {res.signature} ({res.key_source})")
+        return
+    console.print(f"[bold red]verification failed[/] for {run_dir}:")
+    for p in res.problems:
+        console.print(f"  - {p}", markup=False)
+    raise typer.Exit(1)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="run directory")]) -> None:
+    """Print a run's report summary (figures with how they were obtained)."""
+    p = run_dir / "report.json"
+    if not p.exists():
+        _fail(MedsynthError(f"{p} not found: is {run_dir} a medsynth run directory?"))
+    rep = json.loads(p.read_text(encoding="utf-8"))
+    out.print(f"[bold]{rep['recipe']}[/] run {rep['run_id']}: {rep['status']} in {rep['seconds']}s")
+    for s in rep["steps"]:
+        out.print(f"  [bold]{s['name']}[/] ({s['type']}): {s.get('records_out', '?')} records, {s.get('how', s.get('status', ''))}")
+        for f in s.get("figures", []):
+            out.print(f"     {f['name']} = {f['value']}  [dim]({f['how']})[/]", highlight=False)
+    q = rep.get("quarantine", {})
+    out.print(f"quarantined: {q.get('total', 0)} {q.get('by_reason', {})}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Commands contributed by subpackages (mounted when their module is present).
+_MOUNTS = [
+    ("models", "medsynth.text.models_cli", "app", "typer"),
+    ("scrub", "medsynth.scrub.cli", "scrub_cmd", "command"),
+    ("audit", "medsynth.audit.cli", "audit_cmd", "command"),
+    ("impute", "medsynth.tabular.cli", "impute_cmd", "command"),
+    ("train", "medsynth.train.cli", "train_cmd", "command"),
+    ("budget", "medsynth.train.cli", "budget_app", "typer"),
+    ("adapt", "medsynth.text.adapt.cli", "adapt_cmd", "command"),
+    ("serve", "medsynth.text.serve", "serve_cmd", "command"),
+]
+
+for _name, _mod, _attr, _kind in _MOUNTS:
+    try:
+        _m = importlib.import_module(_mod)
+        _obj = getattr(_m, _attr)
+    except (ModuleNotFoundError, AttributeError):
+        continue
+    if _kind == "typer":
+        app.add_typer(_obj, name=_name)
+    else:
+        app.command(_name)(_obj)
+
+
+def main() -> None:
+    try:
+        app()
+    except MedsynthError as e:  # errors from subcommands
+        console.print(f"[bold red]error[/] ({type(e).__name__}):")
+        console.print(str(e), markup=False, highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

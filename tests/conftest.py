@@ -1,0 +1,17 @@
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture
+def medsynth_home(tmp_path, monkeypatch):
+    """An isolated MEDSYNTH_HOME (keys, caches, budget ledger) for one test."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("MEDSYNTH_HOME", str(home))
+    return home
