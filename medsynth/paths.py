@@ -1,0 +1,34 @@
+"""Where medsynth keeps its local state: ``$MEDSYNTH_HOME`` (default: the user cache dir)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["home", "models_dir", "cache_dir", "keys_dir"]
+
+
+def home() -> Path:
+    import platformdirs
+
+    p = Path(os.environ.get("MEDSYNTH_HOME") or platformdirs.user_cache_dir("medsynth")).expanduser()
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def models_dir() -> Path:
+    p = home() / "models"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def cache_dir() -> Path:
+    p = home() / "cache"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def keys_dir() -> Path:
+    p = home() / "keys"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
