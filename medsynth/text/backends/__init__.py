@@ -1,0 +1,12 @@
+"""Generator backends, registered by name in ``medsynth.registry.BACKENDS``."""
+
+from . import openai_http, transformers  # noqa: F401  (register on import; heavy imports happen inside)
+from .base import Backend, Completion, GenParams
+
+__all__ = ["Backend", "Completion", "GenParams", "get_backend"]
+
+
+def get_backend(name: str, **kwargs) -> Backend:
+    from ...registry import BACKENDS
+
+    return BACKENDS.get(name)(**kwargs)
