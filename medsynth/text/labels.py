@@ -53,6 +53,8 @@ FINDING_LEXICON: dict[str, list[str]] = {
 NEGATION_CUES = [r"\bno\b", r"\bnot\b", r"\bwithout\b", r"\bnegative for\b", r"\bfree of\b", r"\bno evidence of\b", r"\bresolved\b",
                  r"\bresolution of\b", r"\babsence of\b", r"\bclear of\b", r"\bnor\b", r"\bno\s+(?:large|significant|focal|acute)\b",
                  r"\brule out\b", r"\bexclude\w*\b"]
+POST_NEGATION = [r"^[^.;]{0,40}?\b(?:is|are|was|were)\s+(?:not|no longer)\s+(?:seen|noted|identified|present|visualized|appreciated|evident|demonstrated)\b",
+                 r"^[^.;]{0,20}?\b(?:has|have)\s+resolved\b", r"^\s*(?:is|are)\s+absent\b"]
 NORMAL_PHRASES = [r"\bnormal\b", r"\bclear\b", r"within normal limits", r"no acute", r"unremarkable", r"\bstable\b", r"negative"]
 
 #: label words used in prompts (verbalizer base forms)
@@ -71,6 +73,7 @@ LABEL_WORDS: dict[str, str] = {
 _COMPILED = {lab: [re.compile(p, re.I) for p in pats] for lab, pats in FINDING_LEXICON.items()}
 _NEG = [re.compile(p, re.I) for p in NEGATION_CUES]
 _NORMAL = [re.compile(p, re.I) for p in NORMAL_PHRASES]
+_POST = [re.compile(p, re.I) for p in POST_NEGATION]
 _SENT = re.compile(r"[^.;\n]+[.;\n]?")
 
 
@@ -109,6 +112,16 @@ def detect(text: str, labels: list[str] | None = None) -> list[Mention]:
                         for cm in n.finditer(before):
                             off = len(sent[:a]) - len(before)
                             cue = (s0 + off + cm.start(), s0 + off + cm.end())
+                    if cue is None:
+                        after = sent[b:]
+                        for n in _POST:
+                            pm = n.search(after)
+                            if pm:
+                                core = re.search(r"(?:not|no longer)\s+\w+|resolved|absent", pm.group(0), re.I)
+                                cs = pm.start() + (core.start() if core else 0)
+                                ce = pm.start() + (core.end() if core else len(pm.group(0)))
+                                cue = (s0 + b + cs, s0 + b + ce)
+                                break
                     out.append(Mention(lab, s0 + a, s0 + b, cue is not None, cue))
     out.sort(key=lambda m: (m.start, m.end))
     return out
