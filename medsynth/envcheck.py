@@ -18,6 +18,9 @@ def set_offline_defaults() -> None:
     for k in _OFFLINE_FLAGS:
         os.environ.setdefault(k, "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # tldextract (used by Presidio's e-mail/URL recognizers) fetches the public suffix list from the internet
+    # unless told otherwise; an empty URL list makes it use its bundled snapshot.
+    os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
 
 def medsynth_home() -> Path:

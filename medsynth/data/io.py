@@ -15,7 +15,7 @@ from .records import Record
 __all__ = ["read_records", "iter_records", "write_records", "read_jsonl_dicts"]
 
 
-def read_jsonl_dicts(path: str | Path, skip_bad: bool = False) -> Iterator[tuple[int, dict]]:
+def read_jsonl_dicts(path: str | Path, skip_bad: bool = False, bad_lines: list[int] | None = None) -> Iterator[tuple[int, dict]]:
     """Yield ``(line_no, obj)`` for each JSON object line. Bad lines raise DataFormatError naming the
     line numbers (all of them at once), unless ``skip_bad`` (then they are skipped and reported by count)."""
     path = Path(path)
@@ -40,6 +40,8 @@ def read_jsonl_dicts(path: str | Path, skip_bad: bool = False) -> Iterator[tuple
     if bad and not skip_bad:
         shown = ", ".join(map(str, bad[:20])) + (" …" if len(bad) > 20 else "")
         raise DataFormatError(f"{path}: {len(bad)} malformed JSON line(s) at line(s) {shown}. Fix them, or pass --skip-bad-lines to process the rest.")
+    if bad_lines is not None:
+        bad_lines.extend(bad)
     yield from good
 
 
