@@ -100,7 +100,10 @@ class SelectStep(Step):
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
         n = next(iter(input_sizes.values()), None)
         c: SelectConfig = self.config  # type: ignore[assignment]
-        out = min(n, c.sample) if (n is not None and c.sample) else (c.sample if c.sample and n is None else n)
+        if c.where or c.has_labels is not None:
+            out = c.sample  # filtered size unknown before running; at most `sample`
+        else:
+            out = min(n, c.sample) if (n is not None and c.sample) else (c.sample if c.sample and n is None else n)
         return StepPlan(records_in=n, records_out=out)
 
     def run(self, ctx: Any) -> None:

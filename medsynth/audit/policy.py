@@ -1,0 +1,58 @@
+"""The privacy policy file (``privacy/policy.yaml``): one section per audit with its thresholds."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..exceptions import RecipeError
+from ..registry import AUDITS
+
+__all__ = ["Policy", "load_policy", "DEFAULT_POLICY_PATH"]
+
+DEFAULT_POLICY_PATH = Path(__file__).resolve().parents[2] / "privacy" / "policy.yaml"
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = 1
+    description: str = ""
+    audits: dict[str, Any] = Field(default_factory=dict)
+
+    def audit_policy(self, name: str) -> Any:
+        cls = AUDITS.get(name)
+        return cls.Policy.model_validate(self.audits.get(name) or {})
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Load and validate a policy; every problem is reported at once (unknown audit names, unknown keys, types)."""
+    p = Path(path) if path else DEFAULT_POLICY_PATH
+    if not p.exists():
+        raise RecipeError(f"Policy file not found: {p}. Use privacy/policy.yaml from the medsynth repository as a template.")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError:
+        raise RecipeError(f"{p}: not valid YAML.") from None
+    problems: list[tuple[str, str]] = []
+    try:
+        pol = Policy.model_validate(raw)
+    except ValidationError as e:
+        raise RecipeError(f"{p}: invalid policy.", [(".".join(map(str, er["loc"])), er["msg"]) for er in e.errors()]) from None
+    known = AUDITS.names()
+    for name, section in pol.audits.items():
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            problems.append((f"audits.{name}", f"unknown audit{f' (did you mean {close[0]!r}?)' if close else ''}; known: {', '.join(known)}"))
+            continue
+        try:
+            AUDITS.get(name).Policy.model_validate(section or {})
+        except ValidationError as e:
+            for er in e.errors():
+                problems.append((f"audits.{name}." + ".".join(map(str, er["loc"])), er["msg"]))
+    if problems:
+        raise RecipeError(f"{p}: {len(problems)} problem(s) in the privacy policy.", problems)
+    return pol

@@ -1,0 +1,109 @@
+"""The ``audit`` recipe step: the privacy gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from ..exceptions import AuditFailedError
+from ..recipe.step import Step, StepConfig, StepPlan
+from ..registry import STEPS
+
+__all__ = ["AuditStep"]
+
+
+class AuditConfig(StepConfig):
+    type: Literal["audit"] = "audit"
+    private: str = Field("private", description="dataset of private records the synthetic ones were derived from")
+    holdout: str | None = Field("holdout", description="dataset of real records NOT used for generation (calibrates DCR and copy thresholds)")
+    audits: list[str] | None = Field(None, description="audits to run (default: every audit in the policy)")
+    policy: str | None = Field(None, description="policy file (default: the recipe's privacy.policy)")
+    phi_from: str | None = Field(None, description="name of a scrub step whose phi_strings.jsonl lists the private PHI (else the audit scans the private set)")
+    on_fail: Literal["stop", "quarantine"] = Field("stop", description="stop: a failing release raises AuditFailedError; quarantine: flagged records are quarantined and the run continues")
+
+
+@STEPS.register("audit")
+class AuditStep(Step):
+    type = "audit"
+    Config = AuditConfig
+
+    def check(self, recipe: Any) -> list[tuple[str, str]]:
+        from ..registry import AUDITS
+        from .policy import load_policy
+
+        c: AuditConfig = self.config  # type: ignore[assignment]
+        probs = []
+        path = c.policy or recipe.config.privacy.policy
+        try:
+            load_policy(recipe.resolve_path(path))
+        except Exception as e:  # noqa: BLE001
+            probs.append(("policy", str(e).splitlines()[0]))
+        for a in c.audits or []:
+            if a not in AUDITS:
+                probs.append(("audits", f"unknown audit '{a}'; known: {', '.join(AUDITS.names())}"))
+        names = recipe.names
+        if c.phi_from and c.phi_from not in names:
+            probs.append(("phi_from", f"no step named '{c.phi_from}' in this recipe"))
+        return probs
+
+    def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
+        n = next(iter(input_sizes.values()), None)
+        return StepPlan(records_in=n, records_out=n, notes=["flagged records are quarantined; the release verdict gates the run"])
+
+    def run(self, ctx: Any) -> None:
+        from ..registry import AUDITS
+        from ..scrub.steps import load_phi_strings
+        from .policy import load_policy
+
+        c: AuditConfig = self.config  # type: ignore[assignment]
+        pol_path = c.policy or (ctx.recipe.config.privacy.policy if ctx.recipe else None)
+        policy = load_policy(ctx.recipe.resolve_path(pol_path) if (ctx.recipe and pol_path) else pol_path)
+        synthetic = ctx.input()
+        private = ctx.dataset(c.private)
+        holdout = ctx.dataset(c.holdout) if c.holdout else None
+        context: dict[str, Any] = {}
+        if c.phi_from:
+            dirs = sorted(Path(ctx.run_dir, "steps").glob(f"*_{c.phi_from}"))
+            if dirs:
+                # the generator only saw the scrub step's output, so its PHI list is what could be replayed
+                context["phi_strings"] = load_phi_strings(dirs[0])
+        names = c.audits or [n for n in AUDITS.names() if n in policy.audits]
+        flagged: dict[str, list[str]] = {}
+        release_reasons: list[str] = []
+        summary = {}
+        with ctx.progress(len(names), "audit", unit="audits") as bar:
+            for name in names:
+                ap = policy.audit_policy(name)
+                if not ap.enabled:
+                    continue
+                res = AUDITS.get(name)(ap).run(synthetic, private, holdout, **context)
+                for f in res.figures:
+                    ctx.add_figure(f["name"], f["value"], f["how"])
+                for k, v in res.sections.items():
+                    ctx.add_section(f"{name}.{k}", v)
+                for fd in res.findings:
+                    flagged.setdefault(fd.record_id, []).append(fd.reason)
+                release_reasons += [f"{name}: {r}" for r in res.release_reasons]
+                summary[name] = {"verdict": res.verdict, "flagged": len(res.findings), "reasons": res.release_reasons,
+                                 "findings": [{"record_id": f.record_id, "reason": f.reason, "value": f.value} for f in res.findings]}
+                bar.advance(1)
+        keep = []
+        for r in synthetic:
+            if r.id in flagged:
+                rr = r.model_copy(deep=True)
+                rr.scores["audit_flags"] = flagged[r.id]
+                ctx.quarantine(rr, "+".join(sorted(set(flagged[r.id]))), "audit")
+            else:
+                keep.append(r)
+        verdict = "fail" if release_reasons else "pass"
+        ctx.add_section("audit_summary", {"verdict": verdict, "release_reasons": release_reasons, "audits": summary, "policy": str(pol_path)})
+        ctx.add_figure("release_verdict", verdict, f"all release tests of the policy ({pol_path}); reasons: {'; '.join(release_reasons) or 'none'}")
+        ctx.add_figure("records_quarantined", len(synthetic) - len(keep), "synthetic records flagged by any audit (kept in quarantine/ with the reason)")
+        ctx.add_figure("records_released", len(keep), "synthetic records passing every per-record check")
+        ctx.write_output(keep)
+        if verdict == "fail" and c.on_fail == "stop":
+            raise AuditFailedError("The privacy audit failed the release gate: " + "; ".join(release_reasons)
+                                   + ". Flagged records are in the run's quarantine/. Review them with your privacy officer; "
+                                   "to continue with flagged records quarantined, set `on_fail: quarantine` on the audit step.")
