@@ -124,7 +124,7 @@ class GenerateStep(Step):
 
     type = "generate"
     Config = GenerateConfig
-    version = "1"
+    version = "2"
 
     def check(self, recipe: Any) -> list[tuple[str, str]]:
         c: GenerateConfig = self.config  # type: ignore[assignment]
@@ -195,13 +195,20 @@ class GenerateStep(Step):
         params = GenParams(max_new_tokens=c.max_new_tokens, temperature=c.temperature, top_k=c.top_k, top_p=c.top_p,
                            repetition_penalty=c.repetition_penalty, stop=["\n\n", "Findings list:"], seed=ctx.seed, batch_size=bs)
 
-        def sample_target(rng: random.Random) -> list[str]:
+        def sample_target(rng: random.Random, observed: Counter[str], n_obs: int) -> list[str]:
             if "prior" not in use:
                 return [rng.choice(label_set)]
-            if rng.random() < p_normal or not abnormal:
+            # prior matching: steer conditioning against the deficit of what the model actually wrote so far
+            # (the base model drifts to normal reports); depends only on committed batches, so resume-safe
+            pn, weights = p_normal, [prior[lab] or 0.5 for lab in abnormal]
+            if n_obs >= 16:
+                pn = min(max(p_normal - (observed["normal"] / n_obs - p_normal), 0.05), 0.95)
+                seed_n = sum(prior[lab] for lab in abnormal) or 1
+                obs_n = sum(observed[lab] for lab in abnormal) or 1
+                weights = [max(prior[lab] / seed_n * 2 - observed[lab] / obs_n, 0.1 * (prior[lab] / seed_n) + 1e-3) for lab in abnormal]
+            if rng.random() < pn or not abnormal:
                 return ["normal"]
             k = rng.choices(list(n_abn_dist), weights=list(n_abn_dist.values()))[0] if n_abn_dist else 1
-            weights = [prior[lab] or 0.5 for lab in abnormal]
             out: list[str] = []
             while len(out) < max(1, k) and len(out) < len(abnormal):
                 lab = rng.choices(abnormal, weights=weights)[0]
@@ -210,6 +217,8 @@ class GenerateStep(Step):
             return sorted(out)
 
         committed = ctx.committed()
+        done_recs: list[Record] = list(committed)  # kept up to date batch by batch (bounded work per batch)
+        observed: Counter[str] = Counter(lab for r in committed for lab in r.labels)
         meta_all = ctx.committed_meta()
         valid = len(committed)
         seen_hashes = {hashlib.sha256(r.text.encode()).hexdigest() for r in seeds} | {hashlib.sha256(r.text.encode()).hexdigest() for r in committed}
@@ -228,12 +237,12 @@ class GenerateStep(Step):
                 pool_fb: list[Record] = []
                 if "feedback" in use and c.feedback.enabled and c.feedback.k and b >= c.feedback.every:
                     cutoff = (b // c.feedback.every) * c.feedback.every
-                    earlier = [r for r in ctx.committed() if int(r.provenance.params.get("batch", 0)) < cutoff]
+                    earlier = [r for r in done_recs if int(r.provenance.params.get("batch", 0)) < cutoff]
                     pool_fb = [r for r in earlier if r.scores.get("label_fidelity") == 1.0 and r.scores.get("complete")]
                 prompts, jobs = [], []
                 for j in range(bs):
                     rng = _rng(ctx.seed, b, j)
-                    target = sample_target(rng)
+                    target = sample_target(rng, observed, len(done_recs))
                     exs: list[Record] = []
                     if "fewshot" in use and c.few_shot:
                         sharing = [r for r in seeds if set(r.labels) & set(target)]
@@ -307,6 +316,8 @@ class GenerateStep(Step):
                     out.append(rec)
                     bstats["valid"] += 1
                 ctx.commit_batch(b, out, {"stats": dict(bstats)})
+                done_recs.extend(out)
+                observed.update(lab for r in out for lab in r.labels)
                 stats.update(bstats)
                 valid += len(out)
                 bar.advance(min(len(out), max(c.n_records - (valid - len(out)), 0)), tokens=bstats["tokens"])
