@@ -37,7 +37,7 @@ CLINICAL_PATTERNS: list[PatternSpec] = [
     PatternSpec("ACCOUNT", r"\b(?:Acct|Account|Billing|Encounter|Visit|FIN|CSN)\s*(?:No\.?|Number|#|ID)?\s*[:#]?\s*([A-Z]{0,3}-?\d[\d\-]{4,16})", 1, 0.95),
     PatternSpec("HEALTH_PLAN", r"\b(?:Member|Policy|Subscriber|Health\s*Plan|Insurance|Medicaid|Medicare|Beneficiary)\s*(?:ID|No\.?|Number|#)?\s*[:#]?\s*([A-Z]{0,4}\d[A-Z\d\-]{5,16})", 1, 0.95),
     PatternSpec("LICENSE", r"\b(?:License|Licence|Lic\.?|DEA|NPI|Certificate|Cert\.?|Driver'?s?\s*License|DL)\s*(?:No\.?|Number|#)?\s*[:#]?\s*([A-Z]{0,3}\d[A-Z\d\-]{4,14})", 1, 0.9),
-    PatternSpec("DEVICE_ID", r"\b(?:Serial|S/N|SN|Device\s*(?:ID|No\.?|#)|Model\s*(?:No\.?|#)|Lot\s*(?:No\.?|#)|UDI|Implant\s*ID)\s*[:#]?\s*([A-Z0-9][A-Z0-9\-]{4,24})", 1, 0.9),
+    PatternSpec("DEVICE_ID", r"\b(?:Serial|S/N|SN|Device|Model|Lot|UDI|Implant)\s*(?:ID|No\.?|Number|#)?\s*[:#]?\s*((?=[A-Z0-9\-]*\d)[A-Z0-9][A-Z0-9\-]{4,24})\b", 1, 0.9),
     PatternSpec("VEHICLE_ID", r"\b(?:VIN)\s*[:#]?\s*([A-HJ-NPR-Z0-9]{17})\b", 1, 0.95),
     PatternSpec("VEHICLE_ID", r"\b(?:license\s*plate|plate\s*(?:No\.?|#|number)?)\s*[:#]?\s*([A-Z0-9]{2,4}[\s\-]?[A-Z0-9]{2,4})\b", 1, 0.9),
     PatternSpec("SSN", r"\b(?:SSN|Social\s*Security(?:\s*(?:No\.?|Number|#))?)\s*[:#]?\s*(\d{3}-?\d{2}-?\d{4})\b", 1, 0.95),

@@ -82,3 +82,25 @@ def test_cli_non_utf8_clear_error(tmp_path):
     inp.write_bytes('{"id": "a", "text": "Jos\xe9"}\n'.encode("latin1"))
     r = subprocess.run([sys.executable, "-m", "medsynth.cli", "scrub", "--in", str(inp), "--out", str(tmp_path / "o.jsonl")], capture_output=True, text=True)
     assert r.returncode == 2 and "UTF-8" in r.stderr
+
+
+def test_eval_set_gold_offsets_and_disjoint_templates():
+    from medsynth.scrub.evalset import TEMPLATES_A, TEMPLATES_B, make_eval_set
+
+    assert not set(TEMPLATES_A) & set(TEMPLATES_B)
+    notes = make_eval_set(20, "test")
+    labels = {lab for n in notes for _, _, lab in n.spans}
+    assert {"NAME", "DATE", "MRN", "SSN", "EMAIL", "ZIP", "DEVICE_ID", "VEHICLE_ID", "URL", "IP_ADDRESS"} <= labels
+    for n in notes:
+        for a, b, _ in n.spans + n.negatives:
+            assert 0 <= a < b <= len(n.text) and n.text[a:b].strip() == n.text[a:b]
+
+
+def test_recall_on_held_out_templates(spans_scrubber):
+    from medsynth.scrub.evalset import make_eval_set
+
+    notes = make_eval_set(15, "test", seed=5)
+    preds = spans_scrubber.analyze_many([n.text for n in notes])
+    gold = sum(len(n.spans) for n in notes)
+    hit = sum(any(p.start < b and a < p.end for p in ps) for n, ps in zip(notes, preds, strict=True) for a, b, _ in n.spans)
+    assert hit / gold >= 0.95
