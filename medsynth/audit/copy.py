@@ -40,6 +40,37 @@ class _Index:
             for g in set(_ngrams(t, n)):
                 self.index[g].append(i)
 
+    def passage_count(self, passage: str, limit: int = 2) -> int:
+        """In how many indexed texts the passage occurs (stops counting at ``limit``)."""
+        p = passage.lower()
+        toks = _TOK.findall(p)[1:-1]  # the passage may start/end inside a word
+        grams = [tuple(toks[i : i + self.n]) for i in range(len(toks) - self.n + 1)]
+        cands = set(self.index.get(grams[0], ())) if grams else set(range(len(self.texts)))
+        for g in grams[1:4]:
+            cands &= set(self.index.get(g, ()))
+        n = 0
+        for j in cands:
+            if p in self.texts[j].lower():
+                n += 1
+                if n >= limit:
+                    break
+        return n
+
+    def best_passage(self, text: str, top: int = 3) -> tuple[str, int | None]:
+        grams = _ngrams(text, self.n)
+        cnt: Counter[int] = Counter()
+        for g in set(grams):
+            for j in self.index.get(g, ()):
+                cnt[j] += 1
+        best, bj = "", None
+        low = text.lower()
+        for j, _ in cnt.most_common(top):
+            other = self.texts[j].lower()
+            m = SequenceMatcher(None, low, other, autojunk=False).find_longest_match(0, len(low), 0, len(other))
+            if m.size > len(best):
+                best, bj = text[m.a : m.a + m.size], j
+        return best, bj
+
     def stats(self, text: str, top: int = 3) -> tuple[int, float, int | None]:
         """(longest common substring in chars with the best candidates, share of the text's n-grams found in the
         single most overlapping private record, index of that record)."""
@@ -63,6 +94,22 @@ class _Index:
         return lcs, share, best[0][0]
 
 
+def _novel(texts: list[str], reference: list[str], threshold: float = 0.5) -> list[str]:
+    """Texts with no reference text at word-3-gram Jaccard ≥ threshold (MinHash LSH estimate)."""
+    from datasketch import MinHash, MinHashLSH
+
+    def mh(t: str) -> MinHash:
+        m = MinHash(num_perm=64, seed=3)
+        for g in _ngrams(t, 3) or [tuple(_TOK.findall(t.lower()))]:
+            m.update(" ".join(g).encode())
+        return m
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=64)
+    for i, t in enumerate(reference):
+        lsh.insert(str(i), mh(t))
+    return [t for t in texts if not lsh.query(mh(t))]
+
+
 def copy_stats(texts: list[str], private: list[str], n: int = 8) -> list[tuple[int, float]]:
     idx = _Index(private, n)
     return [idx.stats(t)[:2] for t in texts]
@@ -72,7 +119,8 @@ class VerbatimPolicy(AuditPolicy):
     ngram: int = Field(8, ge=3, description="word n-gram size for overlap")
     min_lcs_chars: int = Field(80, ge=10, description="absolute floor: a shared passage shorter than this is never flagged (boilerplate)")
     min_ngram_overlap: float = Field(0.5, gt=0, le=1, description="absolute floor on the share of a record's n-grams found in one private record")
-    holdout_quantile: float | None = Field(None, gt=0.5, lt=1, description="optionally also require exceeding this quantile of the same figure for holdout records (useless on corpora with many identical reports)")
+    holdout_quantile: float | None = Field(0.99, gt=0.5, lt=1, description="also require exceeding this quantile of the same figure over holdout records that are not near-copies of private ones (what novel real reports share through boilerplate); null disables")
+    min_private_copies: int = Field(2, ge=2, description="a shared passage found in at least this many private records is boilerplate (not specific to one patient)")
     generic_ratio: float = Field(0.8, gt=0, le=1, description="not flagged when some holdout record shares at least this fraction of the same passage (boilerplate common to unrelated patients)")
     max_flagged_share: float = Field(0.01, ge=0, le=1, description="release fails if more records are copies (protects against systematic memorisation)")
 
@@ -89,15 +137,24 @@ class VerbatimCopyAudit(Audit):
         lcs_thr, ov_thr = float(p.min_lcs_chars), p.min_ngram_overlap
         how_thr = "policy floors"
         if holdout and p.holdout_quantile:
-            hs = [idx.stats(r.text or "") for r in holdout]
-            lcs_thr = max(lcs_thr, float(np.quantile([h[0] for h in hs], p.holdout_quantile)))
-            ov_thr = max(ov_thr, float(np.quantile([h[1] for h in hs], p.holdout_quantile)))
-            how_thr = f"max(policy floor, holdout {p.holdout_quantile:.0%} quantile over {len(hs)} holdout records)"
+            # calibrate on holdout records that are not themselves near-copies of a private record (templated
+            # corpora repeat whole reports across patients): what novel real reports share with the private set
+            novel = _novel([r.text or "" for r in holdout], [r.text or "" for r in private])
+            if len(novel) >= 20:
+                hs = [idx.stats(t) for t in novel]
+                lcs_thr = max(lcs_thr, float(np.quantile([h[0] for h in hs], p.holdout_quantile)))
+                ov_thr = max(ov_thr, float(np.quantile([h[1] for h in hs], p.holdout_quantile)))
+                how_thr = f"max(policy floor, {p.holdout_quantile:.0%} quantile over {len(novel)} holdout records that are not near-copies (3-gram Jaccard < 0.5) of a private record)"
         hidx = _Index([r.text or "" for r in holdout], p.ngram) if holdout else None
         res = AuditResult(self.name, "pass")
         generic = 0
         for r, (lcs, ov, j) in zip(synthetic, syn, strict=True):
             if lcs >= lcs_thr or ov >= ov_thr:
+                passage, _ = idx.best_passage(r.text or "")
+                # a passage that occurs in several private records (several patients) is boilerplate, not a memorised record
+                if len(passage) >= lcs_thr * p.generic_ratio and idx.passage_count(passage, p.min_private_copies) >= p.min_private_copies:
+                    generic += 1
+                    continue
                 if hidx is not None:
                     hl, hov, _ = hidx.stats(r.text or "")
                     if hl >= p.generic_ratio * lcs and hov >= p.generic_ratio * ov:
@@ -108,7 +165,7 @@ class VerbatimCopyAudit(Audit):
         res.figure("ngram_overlap_threshold", round(ov_thr, 3), how_thr)
         res.figure("max_lcs_chars", int(max((s[0] for s in syn), default=0)), "longest common substring (chars) between any synthetic record and its 3 most overlapping private records")
         res.figure("flagged", len(res.findings), "synthetic records at or above either threshold and not matched as closely by a holdout record")
-        res.figure("generic_not_flagged", generic, "records above a threshold whose passage a holdout record shares as much (boilerplate common to unrelated patients)")
+        res.figure("generic_not_flagged", generic, f"records above a threshold whose shared passage occurs in ≥ {p.min_private_copies} private records or as much in a holdout record (boilerplate common to several patients)")
         res.sections["lcs_hist"] = {"synthetic": [s[0] for s in syn]}
         share = len(res.findings) / max(len(synthetic), 1)
         if share > p.max_flagged_share:
@@ -153,9 +210,21 @@ class NearDuplicateAudit(Audit):
                 hl.insert(r.id, hm[r.id])
         res = AuditResult(self.name, "pass")
         generic = 0
+        templated: dict[str, bool] = {}
+
+        def is_template(pid: str) -> bool:
+            # a private record with a near-duplicate among the other private records is a template shared by patients
+            if pid not in templated:
+                templated[pid] = any(o != pid and pm[pid].jaccard(pm[o]) >= p.jaccard_threshold for o in lsh.query(pm[pid]))
+            return templated[pid]
+
         for r in synthetic:
             m = mh(r.text or "")
-            cands = lsh.query(m)
+            cands = [c for c in lsh.query(m) if m.jaccard(pm[c]) >= p.jaccard_threshold]
+            if cands and all(is_template(c) for c in cands):
+                generic += 1
+                continue
+            cands = [c for c in cands if not is_template(c)]
             if cands:
                 best = max(cands, key=lambda c: m.jaccard(pm[c]))
                 jac = m.jaccard(pm[best])
@@ -167,7 +236,7 @@ class NearDuplicateAudit(Audit):
                 if jac >= p.jaccard_threshold:
                     res.findings.append(Finding(r.id, "near_duplicate", {"jaccard": round(jac, 3), "private_id": best}))
         res.figure("flagged", len(res.findings), f"synthetic records with a private record at estimated Jaccard ≥ {p.jaccard_threshold} (MinHash, {p.num_perm} permutations, word 3-gram shingles)")
-        res.figure("generic_not_flagged", generic, "near-duplicates of a private record that are as close to a holdout record (templated reports)")
+        res.figure("generic_not_flagged", generic, "near-duplicates only of private records that have near-duplicates among other private records, or as close to a holdout record (templated reports)")
         share = len(res.findings) / max(len(synthetic), 1)
         if share > p.max_flagged_share:
             res.verdict = "fail"

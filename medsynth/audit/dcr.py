@@ -33,8 +33,8 @@ def dcr(queries: np.ndarray, reference: np.ndarray, chunk: int = 2048) -> tuple[
 
 class DCRPolicy(AuditPolicy):
     alpha: float = Field(0.01, gt=0, lt=1, description="release fails if synthetic records are significantly closer to private records than holdout records are (one-sided Mann-Whitney U p < alpha): protects against memorisation across the whole set")
-    record_quantile: float = Field(0.01, gt=0, lt=0.5, description="a record closer to a private record than this quantile of holdout DCRs ...")
-    max_distance: float = Field(0.02, ge=0, le=2, description="... and closer than this cosine distance is quarantined (protects against single paraphrased copies)")
+    max_distance: float = Field(0.05, ge=0, le=2, description="a record within this cosine distance of a private record ...")
+    loo_ratio: float = Field(0.5, gt=0, le=1, description="... and closer to it than this fraction of that record's distance to its nearest other private record is quarantined (protects against paraphrased copies of one patient's record; templated reports shared by patients are not flagged)")
     max_close_share: float = Field(0.05, ge=0, le=1, description="release fails if more synthetic records than this are closer than the holdout's 5% DCR quantile (expected ≈5% for a generator that does not memorise)")
 
 
@@ -61,10 +61,24 @@ class DCRAudit(Audit):
         he = embed_texts([r.text or "" for r in holdout])
         sd, sarg = dcr(se, pe)
         hd, _ = dcr(he, pe)
-        q_rec = float(np.quantile(hd, p.record_quantile))
-        thr = min(q_rec, p.max_distance)
+        thr = p.max_distance
+        # leave-one-out: how close is each matched private record to its own nearest *other* private record?
+        # A synthetic record is flagged only if it is closer to a private record than any other patient's record is
+        # (it reproduces something specific to that record), and within max_distance.
+        matched = sorted({int(j) for j, d in zip(sarg, sd, strict=True) if d <= thr})
+        loo: dict[int, float] = {}
+        if matched:
+            sims = pe[matched] @ pe.T
+            for row, j in enumerate(matched):
+                sims[row, j] = -1.0
+            for row, j in enumerate(matched):
+                loo[j] = float(1.0 - sims[row].max())
+        generic = 0
         for r, d, j in zip(synthetic, sd, sarg, strict=True):
             if d <= thr:
+                if d >= p.loo_ratio * loo[int(j)]:
+                    generic += 1
+                    continue
                 res.findings.append(Finding(r.id, "dcr_too_close", {"dcr": round(float(d), 5), "private_id": private[int(j)].id}))
         stat = mannwhitneyu(sd, hd, alternative="less")
         q5 = float(np.quantile(hd, 0.05))
@@ -74,7 +88,8 @@ class DCRAudit(Audit):
         res.figure("holdout_dcr_median", round(float(np.median(hd)), 5), how + ", holdout (unseen real) records")
         res.figure("mannwhitney_p_synthetic_closer", float(stat.pvalue), "one-sided Mann-Whitney U test, H1: synthetic DCR < holdout DCR")
         res.figure("share_closer_than_holdout_q05", round(close_share, 4), "share of synthetic records with DCR below the holdout's 5% quantile (≈0.05 expected without memorisation)")
-        res.figure("record_threshold", round(thr, 5), f"min(holdout {p.record_quantile:.0%} DCR quantile, policy max_distance)")
+        res.figure("record_threshold", round(thr, 5), "policy max_distance (cosine)")
+        res.figure("close_but_generic", generic, f"records within max_distance of a private record that has another private record at least as close (≥ {p.loo_ratio} × its leave-one-out distance)")
         res.figure("flagged", len(res.findings), "synthetic records at or below the record threshold")
         res.sections["dcr_hist"] = {"synthetic": [round(float(x), 5) for x in sd], "holdout": [round(float(x), 5) for x in hd]}
         if stat.pvalue < p.alpha:
