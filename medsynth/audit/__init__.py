@@ -1,6 +1,6 @@
 """Privacy audits (registered in ``medsynth.registry.AUDITS``), the policy gate, the report and signing."""
 
-from . import copy, dcr, replay  # noqa: F401  (register audits; heavy imports happen inside run())
+from . import copy, dcr, extraction, replay  # noqa: F401  (register audits; heavy imports happen inside run())
 from .base import Audit, AuditPolicy, AuditResult, Finding
 
 __all__ = ["Audit", "AuditPolicy", "AuditResult", "Finding", "run_audits"]

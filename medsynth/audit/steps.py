@@ -21,6 +21,8 @@ class AuditConfig(StepConfig):
     audits: list[str] | None = Field(None, description="audits to run (default: every audit in the policy)")
     policy: str | None = Field(None, description="policy file (default: the recipe's privacy.policy)")
     phi_from: str | None = Field(None, description="name of a scrub step whose phi_strings.jsonl lists the private PHI (else the audit scans the private set)")
+    model: str | None = Field(None, description="generator to probe for prefix extraction (registry name or HF folder); needed by the prefix_extraction audit")
+    adapter: str | None = Field(None, description="PEFT adapter folder loaded on `model` for prefix extraction")
     on_fail: Literal["stop", "quarantine"] = Field("stop", description="stop: a failing release raises AuditFailedError; quarantine: flagged records are quarantined and the run continues")
 
 
@@ -70,6 +72,11 @@ class AuditStep(Step):
                 # the generator only saw the scrub step's output, so its PHI list is what could be replayed
                 context["phi_strings"] = load_phi_strings(dirs[0])
         names = c.audits or [n for n in AUDITS.names() if n in policy.audits]
+        context["seed"] = ctx.seed
+        if c.model and "prefix_extraction" in names:
+            from ..text.backends.transformers import TransformersBackend
+
+            context["backend"] = TransformersBackend(model=c.model, adapter=c.adapter)
         flagged: dict[str, list[str]] = {}
         release_reasons: list[str] = []
         summary = {}

@@ -73,3 +73,54 @@ def test_policy_unknown_audit_and_bad_values(tmp_path):
 def test_run_audits_default_policy():
     res = run_audits(_recs(HOLDOUT[:5], "s"), _recs(PRIVATE, "p"), _recs(HOLDOUT[5:], "h"), names=["verbatim_copy", "near_duplicate"])
     assert [r.audit for r in res] == ["verbatim_copy", "near_duplicate"]
+
+
+def test_prefix_extraction_detects_a_memorising_generator():
+    from medsynth.audit.extraction import ExtractionPolicy, PrefixExtractionAudit
+
+    priv = _recs(PRIVATE, "p")
+    by_prefix = {r.text: r.text for r in priv}
+
+    def memoriser(prompts):
+        return [next(t[len(p):] for t in by_prefix if t.startswith(p)) for p in prompts]
+
+    def novel(prompts):
+        return ["The lungs are clear. IMPRESSION: Normal chest." for _ in prompts]
+
+    pol = ExtractionPolicy(n_records=10)
+    bad = PrefixExtractionAudit(pol).run([], priv, None, generate=memoriser)
+    good = PrefixExtractionAudit(pol).run([], priv, None, generate=novel)
+    assert bad.verdict == "fail" and len(bad.findings) == 10
+    assert good.verdict == "pass" and not good.findings
+    skipped = PrefixExtractionAudit(pol).run([], priv, None)
+    assert skipped.verdict == "pass" and any(f["name"].endswith("skipped") for f in skipped.figures)
+
+
+def test_prefix_extraction_with_a_real_backend(tiny_backend_lm=None):
+    from medsynth.audit.extraction import ExtractionPolicy, PrefixExtractionAudit
+    from medsynth.text.backends.transformers import TransformersBackend
+    from tests.text.conftest import build_tiny_lm
+
+    model, tok = build_tiny_lm()
+    be = TransformersBackend(model="tiny", model_obj=model, tokenizer_obj=tok)
+    res = PrefixExtractionAudit(ExtractionPolicy(n_records=4, max_new_tokens=8)).run([], _recs(PRIVATE, "p"), None, backend=be)
+    assert any(f["name"] == "prefix_extraction.probed" and f["value"] == 4 for f in res.figures)
+
+
+def test_audit_cli_on_files(tmp_path):
+    import subprocess
+    import sys
+
+    from medsynth.data.io import write_records
+
+    write_records(_recs([PRIVATE[0]] + HOLDOUT[:3], "s"), tmp_path / "s.jsonl")
+    write_records(_recs(PRIVATE, "p"), tmp_path / "p.jsonl")
+    write_records(_recs(HOLDOUT, "h"), tmp_path / "h.jsonl")
+    r = subprocess.run([sys.executable, "-m", "medsynth.cli", "audit", "--synthetic", str(tmp_path / "s.jsonl"), "--private", str(tmp_path / "p.jsonl"),
+                        "--holdout", str(tmp_path / "h.jsonl"), "--audit", "verbatim_copy", "--out", str(tmp_path / "o.json")], capture_output=True, text=True)
+    assert r.returncode == 1, r.stderr
+    import json
+
+    o = json.loads((tmp_path / "o.json").read_text())
+    assert o["verdict"] == "fail" and o["audits"][0]["findings"][0]["record_id"] == "s0"
+    assert "spiculated" not in r.stdout  # no record text in output
