@@ -97,7 +97,7 @@ def _pydantic_problems(err: ValidationError, prefix: str, model: type[BaseModel]
             msg = f"unknown key{hint}; allowed keys: {', '.join(allowed)}"
         elif fix and fix not in msg:
             msg = f"{msg} — {fix}"
-        if "input" in e and e["type"] not in ("missing", "extra_forbidden") and isinstance(e["input"], (int, float, bool)):
+        if "input" in e and e["type"] not in ("missing", "extra_forbidden") and (isinstance(e["input"], (int, float, bool)) or (isinstance(e["input"], str) and len(e["input"]) <= 80)):
             msg += f" (got {e['input']!r})"
         out.append((where, msg))
     return out

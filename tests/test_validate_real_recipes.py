@@ -1,0 +1,46 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from medsynth.exceptions import RecipeError
+from medsynth.recipe.schema import load_recipe
+from medsynth.registry import STRATEGIES
+from medsynth.text.steps import GenerateConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("recipe", sorted((ROOT / "recipes").glob("*.yaml")))
+def test_shipped_recipes_validate(recipe):
+    load_recipe(recipe)
+
+
+def test_broken_quickstart_lists_every_problem(tmp_path):
+    raw = yaml.safe_load((ROOT / "recipes/quickstart.yaml").read_text())
+    gen = next(s for s in raw["steps"] if s["type"] == "generate")
+    gen["model"] = "gpt-17"
+    gen["strategies"] = ["label", "telepathy"]
+    gen["temprature"] = 0.7
+    raw["steps"].append({"type": "load", "path": "nowhere/notes.jsonl"})
+    raw["steps"].append({"type": "audit", "audits": ["dcr", "vibes"], "private": "private"})
+    p = tmp_path / "broken.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    with pytest.raises(RecipeError) as ei:
+        load_recipe(p)
+    msg = str(ei.value)
+    assert "temprature" in msg and "did you mean 'temperature'" in msg
+    assert "telepathy" in msg
+    # schema problems are reported first; fix them and the resource checks report the rest
+    gen.pop("temprature")
+    gen["strategies"] = ["label"]
+    p.write_text(yaml.safe_dump(raw))
+    with pytest.raises(RecipeError) as ei:
+        load_recipe(p)
+    locs = " ".join(loc for loc, _ in ei.value.problems)
+    assert "generate).model" in locs and "load).path" in locs and "audit).audits" in locs
+
+
+def test_strategy_registry_matches_generate_config():
+    allowed = set(GenerateConfig.model_fields["strategies"].annotation.__args__[0].__args__)
+    assert allowed == set(STRATEGIES.names())
