@@ -296,7 +296,9 @@ class Imputer(TransformerMixin, BaseEstimator):
         """HyperImpute-style model selection: hide a validation share of the OBSERVED cells, impute them with each
         candidate method, keep the one with the lowest error (range-normalised RMSE on numeric cells + error rate on
         categorical cells), then refit it on everything. Never looks at cells the caller will score."""
-        rng = np.random.default_rng(self.random_state)
+        # an independent stream (not default_rng(random_state) itself), so the validation mask never coincides with a
+        # mask the caller drew with the same seed
+        rng = np.random.default_rng([0x5E1EC7, 0 if self.random_state is None else int(self.random_state)])
         obs = ~np.isnan(A)
         val = obs & (rng.random(A.shape) < self.validation_share)
         val[:, obs.sum(0) < 10] = False
