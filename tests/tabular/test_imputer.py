@@ -108,3 +108,22 @@ def test_unseen_category_is_reimputed():
 
 def test_registered_methods():
     assert set(METHODS) <= set(IMPUTERS.names())
+
+
+def test_impute_cli_writes_table_and_mask(tmp_path):
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60), "c": rng.choice(["x", "y"], 60)})
+    df.loc[::7, "a"] = np.nan
+    df.loc[::5, "c"] = np.nan
+    src = tmp_path / "t.csv"
+    df.to_csv(src, index=False)
+    r = subprocess.run([sys.executable, "-m", "medsynth.cli", "impute", "--in", str(src), "--out", str(tmp_path / "o.csv"), "--method", "chained"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = pd.read_csv(tmp_path / "o.csv")
+    mask = pd.read_csv(tmp_path / "o.mask.csv")
+    assert out.isna().sum().sum() == 0 and mask.to_numpy().sum() == df.isna().sum().sum()
+    assert np.allclose(out.loc[df["a"].notna(), "a"], df.loc[df["a"].notna(), "a"])
