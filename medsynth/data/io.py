@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 from ..exceptions import DataFormatError
 from .records import Record
 
-__all__ = ["read_records", "iter_records", "write_records", "read_jsonl_dicts"]
+__all__ = ["read_records", "iter_records", "write_records", "read_jsonl_dicts", "sha256_file", "hash_and_count_lines"]
 
 
 def read_jsonl_dicts(path: str | Path, skip_bad: bool = False, bad_lines: list[int] | None = None) -> Iterator[tuple[int, dict]]:
@@ -72,3 +73,22 @@ def write_records(records: Iterable[Record], path: str | Path) -> int:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     return n
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for b in iter(lambda: fh.read(chunk), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def hash_and_count_lines(path: str | Path, chunk: int = 1 << 20) -> tuple[str, int]:
+    """sha256 and line count of a file in one read (a JSONL file's record count)."""
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb") as fh:
+        for b in iter(lambda: fh.read(chunk), b""):
+            h.update(b)
+            n += b.count(b"\n")
+    return h.hexdigest(), n

@@ -27,9 +27,12 @@ import yaml
 from rich.console import Console
 
 from .. import __version__
-from ..data.io import read_records, write_records
+from ..audit.report import render_html
+from ..audit.sign import public_key_pem, sign_manifest
+from ..data.io import hash_and_count_lines, read_records, sha256_file, write_records
 from ..data.records import Record
 from ..exceptions import AuditFailedError, MedsynthError, RecipeError
+from ..paths import home as medsynth_home
 from .progress import ProgressHandle, make_progress
 from .rundir import RunDir
 from .schema import LoadedRecipe, load_recipe
@@ -38,23 +41,6 @@ from .step import Step, StepConfig
 __all__ = ["StepContext", "RunResult", "run_recipe", "make_test_context", "plan_recipe", "medsynth_home", "sha256_file", "new_run_id"]
 
 log = logging.getLogger("medsynth")
-
-
-def medsynth_home() -> Path:
-    from ..envcheck import medsynth_home as _h
-
-    return _h()
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while True:
-            b = fh.read(chunk)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
 
 
 def new_run_id(name: str) -> str:
@@ -241,23 +227,12 @@ def _cache_key(step: Step, recipe_seed: int, input_hashes: dict[str, str], outpu
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=_json_default).encode()).hexdigest()
 
 
-def _io_names(loaded: LoadedRecipe) -> list[tuple[list[str], str]]:
-    out = []
-    prev: str | None = None
-    for st, name in zip(loaded.steps, loaded.names, strict=True):
-        ins = st.config.input
-        ins_list = [ins] if isinstance(ins, str) else list(ins or ([] if prev is None else [prev]))
-        outname = st.config.output or name
-        out.append((ins_list, outname))
-        prev = outname
-    return out
-
-
 def plan_recipe(loaded: LoadedRecipe) -> list[dict[str, Any]]:
     """The dry-run plan: steps, records per step, estimated tokens and time, privacy budget to spend."""
     sizes: dict[str, int | None] = {}
     rows = []
-    for st, name, (ins, outname) in zip(loaded.steps, loaded.names, _io_names(loaded), strict=True):
+    for st, name, (ins, outs) in zip(loaded.steps, loaded.names, loaded.wiring(), strict=True):
+        outname = outs[0]
         plan = st.plan({i: sizes.get(i) for i in ins})
         sizes[outname] = plan.records_out
         rows.append({"step": name, "type": st.config.type, "inputs": ins, "output": outname, "records_in": plan.records_in,
@@ -296,30 +271,6 @@ def write_manifest(run_dir: Path, extra: dict[str, Any] | None = None) -> Path:
     return path
 
 
-def _sign(run_dir: Path, home: Path) -> dict[str, Any] | None:
-    try:
-        from ..audit import sign as signmod
-    except ImportError:
-        return None
-    return signmod.sign_manifest(run_dir / "manifest.json", home)
-
-
-def _public_key(home: Path) -> str | None:
-    try:
-        from ..audit import sign as signmod
-    except ImportError:
-        return None
-    return signmod.public_key_pem(home)
-
-
-def _render_html(report: dict[str, Any]) -> str | None:
-    try:
-        from ..audit.report import render_html
-    except ImportError:
-        return None
-    return render_html(report)
-
-
 def run_recipe(loaded: LoadedRecipe | str | Path, *, overrides: list[str] | None = None, run_dir: str | Path | None = None,
                resume: str | None = None, runs_root: str | Path = "runs", use_cache: bool = True,
                console: Console | None = None, show_progress: bool = True) -> RunResult:
@@ -342,13 +293,13 @@ def run_recipe(loaded: LoadedRecipe | str | Path, *, overrides: list[str] | None
     else:
         path = Path(run_dir) if run_dir else Path(runs_root) / new_run_id(loaded.config.name)
         rd = RunDir(path)
-        run_id = rd.get_meta("run_id") or (path.name if run_dir else path.name)
+        run_id = rd.get_meta("run_id") or path.name
     rd.acquire()
     t0 = time.time()
     status = "running"
     step_infos: list[dict[str, Any]] = []
     datasets: dict[str, Path] = {}
-    dataset_hashes: dict[str, str] = {}
+    dataset_info: dict[str, tuple[str, int]] = {}  # name -> (sha256, records), measured once when a step finishes
     error: BaseException | None = None
     try:
         rd.set_meta("run_id", run_id)
@@ -359,8 +310,8 @@ def run_recipe(loaded: LoadedRecipe | str | Path, *, overrides: list[str] | None
         if progress:
             progress.start()
         try:
-            for idx, (st, name, (ins, outname)) in enumerate(zip(loaded.steps, loaded.names, _io_names(loaded), strict=True)):
-                info = _run_one(st, idx, name, ins, outname, loaded, rd, datasets, dataset_hashes, home, run_id, progress, use_cache, console)
+            for idx, (st, name, (ins, outs)) in enumerate(zip(loaded.steps, loaded.names, loaded.wiring(), strict=True)):
+                info = _run_one(st, idx, name, ins, outs, loaded, rd, datasets, dataset_info, home, run_id, progress, use_cache, console)
                 step_infos.append(info)
         finally:
             if progress:
@@ -376,18 +327,16 @@ def run_recipe(loaded: LoadedRecipe | str | Path, *, overrides: list[str] | None
         status, error = "failed", e
     seconds = time.time() - t0
     try:
-        report = _assemble_report(loaded, rd, run_id, status, step_infos, datasets, dataset_hashes, seconds, error, home)
+        versions = _versions()
+        report = _assemble_report(loaded, rd, run_id, status, step_infos, datasets, dataset_info, seconds, error, home, versions)
         rj = rd.path / "report.json"
         rj.write_text(json.dumps(report, indent=2, default=_json_default), encoding="utf-8")
-        html = _render_html(report)
-        rh = None
-        if html is not None:
-            rh = rd.path / "report.html"
-            rh.write_text(html, encoding="utf-8")
+        rh = rd.path / "report.html"
+        rh.write_text(render_html(report), encoding="utf-8")
         rd.set_meta("status", status)
         rd.close()
-        write_manifest(rd.path, {"run_id": run_id, "status": status, "versions": _versions(), "models": report.get("models", {})})
-        _sign(rd.path, home)
+        write_manifest(rd.path, {"run_id": run_id, "status": status, "versions": versions, "models": report.get("models", {})})
+        sign_manifest(rd.path / "manifest.json", home)
     finally:
         rd.release()
     result = RunResult(run_id=run_id, run_dir=rd.path, status=status, report_json=rj, report_html=rh, seconds=seconds, steps=step_infos)
@@ -399,23 +348,19 @@ def run_recipe(loaded: LoadedRecipe | str | Path, *, overrides: list[str] | None
     return result
 
 
-def _run_one(st: Step, idx: int, name: str, ins: list[str], outname: str, loaded: LoadedRecipe, rd: RunDir,
-             datasets: dict[str, Path], dataset_hashes: dict[str, str], home: Path, run_id: str, progress: Any,
+def _run_one(st: Step, idx: int, name: str, ins: list[str], outs: list[str], loaded: LoadedRecipe, rd: RunDir,
+             datasets: dict[str, Path], dataset_info: dict[str, tuple[str, int]], home: Path, run_id: str, progress: Any,
              use_cache: bool, console: Console) -> dict[str, Any]:
-    input_hashes = {n: dataset_hashes[n] for n in ins}
-    outs = [outname] + list(st.extra_outputs())
+    outname = outs[0]
+    input_hashes = {n: dataset_info[n][0] for n in ins}
     key = _cache_key(st, loaded.config.seed, input_hashes, outs)
     row = rd.step_row(name)
     step_dir = rd.step_dir(idx, name)
     t0 = time.time()
     cached = False
-
-    def _load_outputs() -> bool:
-        ok = all((step_dir / f"{o}.jsonl").exists() for o in outs[:1])
-        return ok and (step_dir / "step.json").exists()
-
+    outputs_present = (step_dir / f"{outname}.jsonl").exists() and (step_dir / "step.json").exists()
     cache_dir = home / "cache" / "steps" / key
-    if row and row["status"] == "done" and row["cache_key"] == key and _load_outputs():
+    if row and row["status"] == "done" and row["cache_key"] == key and outputs_present:
         cached = True
         how = "resumed"
     elif use_cache and (cache_dir / "step.json").exists():
@@ -460,8 +405,8 @@ def _run_one(st: Step, idx: int, name: str, ins: list[str], outname: str, loaded
         p = step_dir / f"{o}.jsonl"
         if p.exists():
             datasets[o] = p
-            dataset_hashes[o] = sha256_file(p)
-    n_out = sum(1 for _ in open(step_dir / f"{outname}.jsonl", encoding="utf-8"))
+            dataset_info[o] = hash_and_count_lines(p)
+    n_out = dataset_info[outname][1]
     info.update({"name": name, "type": st.config.type, "index": idx, "cache_key": key, "how": how, "cached": cached,
                  "seconds": round(time.time() - t0, 3), "records_out": n_out, "inputs": ins, "output": outname,
                  "config": st.config.model_dump(mode="json")})
@@ -473,7 +418,20 @@ def _run_one(st: Step, idx: int, name: str, ins: list[str], outname: str, loaded
 
 
 def _assemble_report(loaded: LoadedRecipe, rd: RunDir, run_id: str, status: str, steps: list[dict[str, Any]], datasets: dict[str, Path],
-                     dataset_hashes: dict[str, str], seconds: float, error: BaseException | None, home: Path) -> dict[str, Any]:
+                     dataset_info: dict[str, tuple[str, int]], seconds: float, error: BaseException | None, home: Path,
+                     versions: dict[str, str]) -> dict[str, Any]:
+    # a step that failed/blocked has no info in `steps`; take its status (and step.json, if written) from the ledger
+    ledger_steps = {r["name"]: r for r in rd.steps()}
+    done_names = {s["name"] for s in steps}
+    steps = list(steps)
+    for name in loaded.names:
+        if name not in done_names and name in ledger_steps:
+            r = ledger_steps[name]
+            entry = {"name": name, "type": r["type"], "status": r["status"], "error": r["error"]}
+            p = rd.path / "steps" / f"{r['idx']:02d}_{name}" / "step.json"
+            if p.exists():
+                entry.update(json.loads(p.read_text(encoding="utf-8")))
+            steps.append(entry)
     models: dict[str, str] = {}
     quarantine: dict[str, Any] = {"total": 0, "by_reason": {}, "by_step": {}}
     for s in steps:
@@ -484,20 +442,6 @@ def _assemble_report(loaded: LoadedRecipe, rd: RunDir, run_id: str, status: str,
             quarantine["by_step"][s["name"]] = q
         for r, n in s.get("quarantine_reasons", {}).items():
             quarantine["by_reason"][r] = quarantine["by_reason"].get(r, 0) + n
-    # a step that failed/blocked has no info in `steps`; take its status from the ledger
-    ledger_steps = {r["name"]: r for r in rd.steps()}
-    done_names = {s["name"] for s in steps}
-    for name in loaded.names:
-        if name not in done_names and name in ledger_steps:
-            r = ledger_steps[name]
-            entry = {"name": name, "type": r["type"], "status": r["status"], "error": r["error"]}
-            p = rd.path / "steps" / f"{r['idx']:02d}_{name}" / "step.json"
-            if p.exists():
-                entry.update(json.loads(p.read_text(encoding="utf-8")))
-                for rr, n in entry.get("quarantine_reasons", {}).items():
-                    quarantine["by_reason"][rr] = quarantine["by_reason"].get(rr, 0) + n
-                quarantine["total"] += entry.get("quarantined", 0)
-            steps = steps + [entry]
     err = None
     if error is not None:
         err = {"type": type(error).__name__,
@@ -514,13 +458,13 @@ def _assemble_report(loaded: LoadedRecipe, rd: RunDir, run_id: str, status: str,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": round(seconds, 2),
         "medsynth_version": __version__,
-        "versions": _versions(),
+        "versions": versions,
         "steps": steps,
-        "datasets": {k: {"path": str(v.relative_to(rd.path)), "sha256": dataset_hashes.get(k), "records": sum(1 for _ in open(v, encoding="utf-8"))} for k, v in datasets.items()},
+        "datasets": {k: {"path": str(v.relative_to(rd.path)), "sha256": dataset_info[k][0], "records": dataset_info[k][1]} for k, v in datasets.items()},
         "models": models,
         "quarantine": quarantine,
         "error": err,
-        "public_key": _public_key(home),
+        "public_key": public_key_pem(home),
         "python": sys.version.split()[0],
     }
 

@@ -51,6 +51,19 @@ class LoadedRecipe:
     base_dir: Path
     names: list[str] = field(default_factory=list)
 
+    def wiring(self) -> list[tuple[list[str], list[str]]]:
+        """For each step: the datasets it reads (default: the previous step's main output) and the datasets it
+        writes (main output first, then ``Step.extra_outputs()``)."""
+        out: list[tuple[list[str], list[str]]] = []
+        prev: str | None = None
+        for st, name in zip(self.steps, self.names, strict=True):
+            ins = st.config.input
+            ins_list = [ins] if isinstance(ins, str) else list(ins or ([] if prev is None else [prev]))
+            outs = [st.config.output or name, *st.extra_outputs()]
+            out.append((ins_list, outs))
+            prev = outs[0]
+        return out
+
     def resolve_path(self, p: str | os.PathLike[str]) -> Path:
         """Resolve a path written in the recipe: absolute, else relative to cwd if it exists there, else to the
         recipe's project root (the folder holding ``recipes/``)."""
@@ -251,17 +264,12 @@ def load_recipe(source: str | os.PathLike[str] | dict[str, Any], overrides: list
     if cfg is not None and not problems:
         # dataset wiring: every input must be produced by an earlier step
         produced: set[str] = set()
-        prev: str | None = None
-        for i, (st, name) in enumerate(zip(steps, names, strict=True)):
+        for i, (st, (ins_list, outs)) in enumerate(zip(steps, loaded.wiring(), strict=True)):
             st.recipe = loaded
-            ins = st.config.input
-            ins_list = [ins] if isinstance(ins, str) else list(ins or ([] if prev is None else [prev]))
             for d in ins_list:
                 if d not in produced:
                     problems.append((f"steps.{i}({st.config.type}).input", f"dataset '{d}' is not produced by an earlier step; produced so far: {', '.join(sorted(produced)) or '(none)'}"))
-            outs = [st.config.output or name] + list(getattr(st, "extra_outputs", lambda: [])())
             produced.update(outs)
-            prev = outs[0]
         if check_resources:
             for i, st in enumerate(steps):
                 for loc, msg in st.check(loaded):

