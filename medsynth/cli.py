@@ -192,7 +192,7 @@ _MOUNTS = [
     ("audit", "medsynth.audit.cli", "audit_cmd", "command"),
     ("impute", "medsynth.tabular.cli", "impute_cmd", "command"),
     ("train", "medsynth.train.cli", "train_cmd", "command"),
-    ("budget", "medsynth.train.cli", "budget_app", "typer"),
+    ("budget", "medsynth.recipe.budget_cli", "budget_app", "typer"),
     ("adapt", "medsynth.text.adapt.cli", "adapt_cmd", "command"),
     ("serve", "medsynth.text.serve", "serve_cmd", "command"),
 ]

@@ -7,7 +7,7 @@ import json
 import math
 from typing import Any
 
-__all__ = ["render_html", "svg_histogram", "svg_bars"]
+__all__ = ["render_html", "svg_histogram", "svg_bars", "svg_lines"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1d2430;line-height:1.4}
@@ -106,8 +106,77 @@ def svg_bars(groups: dict[str, dict[str, float]], title: str, width: int = 520, 
     return "".join(parts)
 
 
+def svg_lines(series: dict[str, tuple[list[float], list[float]]], title: str, xlabel: str, ylabel: str,
+              diagonal: bool = False, logx: bool = False, width: int = 480, height: int = 330) -> str:
+    """Line plot of named (x, y) series (ROC curves, loss curves…)."""
+    pts_all = [(x, y) for xs, ys in series.values() for x, y in zip(xs, ys, strict=False)
+               if x is not None and y is not None and math.isfinite(x) and math.isfinite(y) and (not logx or x > 0)]
+    if not pts_all:
+        return ""
+    tx = (lambda v: math.log10(v)) if logx else (lambda v: v)
+    xlo, xhi = min(tx(p[0]) for p in pts_all), max(tx(p[0]) for p in pts_all)
+    ylo, yhi = min(p[1] for p in pts_all), max(p[1] for p in pts_all)
+    if diagonal:
+        xlo, xhi, ylo, yhi = min(xlo, 0.0), max(xhi, 1.0), 0.0, 1.0
+    xhi, yhi = (xhi if xhi > xlo else xlo + 1e-9), (yhi if yhi > ylo else ylo + 1e-9)
+    ml, mb, mt, mr = 52, 40, 26, 12
+    pw, ph = width - ml - mr, height - mt - mb
+
+    def sx(v: float) -> float:
+        return ml + (tx(v) - xlo) / (xhi - xlo) * pw
+
+    def sy(v: float) -> float:
+        return mt + ph - (v - ylo) / (yhi - ylo) * ph
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" aria-label="{_e(title)}">',
+             f'<rect x="0" y="0" width="{width}" height="{height}" fill="white"/>',
+             f'<text x="{width / 2}" y="16" text-anchor="middle" font-size="13" font-weight="600">{_e(title)}</text>',
+             f'<line x1="{ml}" y1="{mt + ph}" x2="{ml + pw}" y2="{mt + ph}" stroke="#333"/><line x1="{ml}" y1="{mt}" x2="{ml}" y2="{mt + ph}" stroke="#333"/>']
+    if diagonal:
+        parts.append(f'<line x1="{ml}" y1="{mt + ph}" x2="{ml + pw}" y2="{mt}" stroke="#999" stroke-dasharray="4"/>')
+    for si, (k, (xs, ys)) in enumerate(series.items()):
+        col = _COLORS[si % len(_COLORS)]
+        pts = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys, strict=False)
+                       if x is not None and y is not None and math.isfinite(x) and math.isfinite(y) and (not logx or x > 0))
+        parts.append(f'<polyline class="bar line" points="{pts}" fill="none" stroke="{col}" stroke-width="2"/>')
+        parts.append(f'<rect x="{ml + 8}" y="{mt + 4 + si * 14}" width="10" height="10" fill="{col}"/>'
+                     f'<text x="{ml + 22}" y="{mt + 13 + si * 14}" font-size="11">{_e(k)}</text>')
+    for t in range(5):
+        xv = xlo + (xhi - xlo) * t / 4
+        lab = f"{10 ** xv:.2g}" if logx else f"{xv:.3g}"
+        parts.append(f'<text x="{ml + pw * t / 4:.1f}" y="{mt + ph + 14}" font-size="10" text-anchor="middle">{lab}</text>')
+        yv = ylo + (yhi - ylo) * t / 4
+        parts.append(f'<text x="{ml - 4}" y="{mt + ph - ph * t / 4 + 3:.1f}" font-size="10" text-anchor="end">{yv:.3g}</text>')
+    parts.append(f'<text x="{ml + pw / 2}" y="{height - 6}" font-size="11" text-anchor="middle">{_e(xlabel)}</text>')
+    parts.append(f'<text x="12" y="{mt + ph / 2}" font-size="11" transform="rotate(-90 12 {mt + ph / 2})" text-anchor="middle">{_e(ylabel)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _generic_plot(obj: dict[str, Any]) -> str:
+    """A section of the form ``{"plot": {...}, "caption": "..."}`` (any step may write one):
+
+    - ``{"kind": "histogram", "title", "xlabel", "series": {name: [values]}}``
+    - ``{"kind": "bars", "title", "groups": {group: {label: value}}}``
+    - ``{"kind": "lines", "title", "xlabel", "ylabel", "series": {name: {"x": [...], "y": [...]}}, "diagonal": bool, "logx": bool}``
+    """
+    p = obj.get("plot") or {}
+    kind, title, cap = p.get("kind"), str(p.get("title", "")), str(obj.get("caption", ""))
+    if kind == "histogram":
+        return _fig(svg_histogram(p.get("series", {}), title, str(p.get("xlabel", "")), bins=int(p.get("bins", 30))), cap)
+    if kind == "bars":
+        return _fig(svg_bars(p.get("groups", {}), title), cap)
+    if kind == "lines":
+        ser = {k: (list(v.get("x", [])), list(v.get("y", []))) for k, v in p.get("series", {}).items()}
+        return _fig(svg_lines(ser, title, str(p.get("xlabel", "")), str(p.get("ylabel", "")), bool(p.get("diagonal")),
+                              bool(p.get("logx"))), cap)
+    return ""
+
+
 def _plots(key: str, obj: Any) -> str:
     """Plots for the sections that medsynth steps write."""
+    if isinstance(obj, dict) and isinstance(obj.get("plot"), dict):
+        return _generic_plot(obj)
     if key.endswith("dcr_hist") and isinstance(obj, dict):
         return _fig(svg_histogram(obj, "Distance to closest private record", "cosine distance (MiniLM)"),
                     "DCR of synthetic records vs unseen real (holdout) records. Synthetic mass left of the holdout mass would indicate memorisation.")

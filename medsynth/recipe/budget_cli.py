@@ -1,0 +1,65 @@
+"""``medsynth budget show|create|history``: the privacy-budget ledger of ``$MEDSYNTH_HOME``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+budget_app = typer.Typer(help="Privacy budgets (ε, δ) shared by every run of this MEDSYNTH_HOME.", no_args_is_help=True)
+out = Console()
+
+
+def _ledger():  # noqa: ANN202
+    from .ledger import BudgetLedger
+
+    return BudgetLedger()
+
+
+@budget_app.command("create")
+def create(name: Annotated[str, typer.Argument(help="budget name, e.g. the data set it protects")],
+           epsilon: Annotated[float, typer.Option("--epsilon", help="total ε of the budget")],
+           delta: Annotated[float, typer.Option("--delta", help="total δ of the budget (below 1/n)")],
+           description: Annotated[str, typer.Option("--description")] = "") -> None:
+    """Create a named budget (never changed afterwards)."""
+    b = _ledger().create(name, epsilon, delta, description)
+    out.print(f"created budget '{b.name}': ε={b.epsilon:g}, δ={b.delta:g}")
+
+
+@budget_app.command("show")
+def show(name: Annotated[str | None, typer.Argument(help="one budget (default: all)")] = None,
+         as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Totals, spent and left of each budget."""
+    led = _ledger()
+    bs = [led.get(name)] if name else led.budgets()
+    if as_json:
+        out.print_json(json.dumps([b.to_dict() for b in bs]))
+        return
+    t = Table(title=f"privacy budgets ({led.path})")
+    for c in ["name", "ε total", "ε spent", "ε left", "δ total", "δ spent", "debits"]:
+        t.add_column(c)
+    for b in bs:
+        t.add_row(b.name, f"{b.epsilon:g}", f"{b.epsilon_spent:.4g}", f"{b.epsilon_left:.4g}", f"{b.delta:g}",
+                  f"{b.delta_spent:.3g}", str(b.n_debits))
+    out.print(t)
+    out.print("composition across debits: basic (ε and δ add up)")
+
+
+@budget_app.command("history")
+def history(name: Annotated[str | None, typer.Argument(help="one budget (default: all)")] = None,
+            as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every debit: when, how much, which run and step, accountant, and what became of it."""
+    rows = _ledger().history(name)
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    t = Table(title="privacy budget debits")
+    for c in ["id", "budget", "ε", "δ", "run", "step", "accountant", "status", "when"]:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(str(r["id"]), r["budget"], f"{r['epsilon']:.4g}", f"{r['delta']:.3g}", r["run_id"], r["step"],
+                  r["accountant"], r["status"], r["created_at"])
+    out.print(t)
