@@ -1,187 +1,371 @@
-"""The ``train`` recipe step: a classifier / NER tagger on (synthetic) records, optionally DP-SGD and noise-robust,
-evaluated on real held-out records, attacked by membership inference, and saved in the run directory."""
+"""The ``train`` recipe step: classifiers (one per modality of its inputs) or an NER tagger, with optional DP-SGD,
+noise-robust training, evaluation on real held-out data and a membership-inference audit.
+
+    - type: train
+      input: [synthetic_text, synthetic_rows]     # one model per record kind (text / row / image)
+      eval: [real_test_text, real_test_rows]      # routed to the model of the same kind
+      classifier: {model: auto, epochs: 20}
+      dp: {epsilon: 3, delta: 1e-5, max_grad_norm: 1.0, accountant: rdp}   # debited before training
+      robust: {label_smoothing: 0.1, anneal: {clean: clean_sample}}
+      mia: {nonmembers: holdout}
+
+With ``dp`` the step's (ε, δ) is debited from the budget once, before any model trains; with k modalities each
+model trains with (ε/k, δ/k) (basic composition). A model is written to ``models/<kind>/`` only after training and
+every DP guard passed; a failure leaves no model and the debit marked ``failed``.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..data.records import Record
 from ..recipe.step import Step, StepConfig, StepPlan
 from ..registry import STEPS
-from .classifiers import TrainSpec
+from .classifiers import ClassifierConfig
 from .dp import DPConfig
 from .robust import RobustConfig
+from .tagger import TaggerConfig
 
-__all__ = ["TrainStep", "TrainConfig"]
+__all__ = ["TrainStep", "TrainConfig", "MIAConfig"]
 
 
 class MIAConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    nonmembers: str = Field(description="dataset of records from the training distribution that the model never saw")
-    shadow_models: int | None = Field(None, ge=0, le=64, description="override the policy's LiRA shadow-model count")
+    nonmembers: str = Field(description="dataset of real records the model did not train on (same population)")
+    members: str | None = Field(None, description="dataset of the model's training records (default: the step's training input)")
+    shadows: int = Field(4, ge=0, description="LiRA shadow models (0: loss-threshold attack only)")
+    max_records: int = Field(1000, ge=10)
+    max_auc: float = Field(0.6, gt=0.5, le=1, description="fail the step if an attack's AUC exceeds this (with on_fail: stop)")
+    on_fail: Literal["stop", "report"] = Field("report", description="stop: raise AuditFailedError and release no model; report: record it")
 
 
 class TrainConfig(StepConfig):
     type: Literal["train"] = "train"
-    model: TrainSpec = Field(default_factory=TrainSpec)
-    dp: DPConfig | None = Field(None, description="DP-SGD; (ε, δ) is debited from the recipe's privacy.budget before training")
-    robust: RobustConfig | None = Field(None, description="noise-robust training for noisy synthetic labels")
-    clean: str | None = Field(None, description="dataset of clean real labelled records (robust.reweight / robust.anneal)")
-    eval: list[str] = Field(default_factory=list, description="real held-out datasets to evaluate on (metrics in the report)")
-    mia: MIAConfig | None = Field(None, description="attack the trained model with membership inference (policy section membership_inference)")
-    where: dict[str, Any] | None = Field(None, description="train only on input records whose meta matches, e.g. {split: train}")
-    on_mia_fail: Literal["stop", "report"] = Field("stop", description="stop: a failing MIA gate raises AuditFailedError (the model is kept in quarantine/); report: record the verdict")
+    task: Literal["classification", "ner"] = "classification"
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    tagger: TaggerConfig = Field(default_factory=TaggerConfig)
+    eval: str | list[str] | None = Field(None, description="real held-out dataset(s) to evaluate on (never tune on them)")
+    dp: DPConfig | None = Field(None, description="DP-SGD settings; ε, δ are debited from the privacy budget before training")
+    robust: RobustConfig | None = Field(None, description="noise-robust training (classification only)")
+    mia: MIAConfig | None = Field(None, description="run a membership-inference audit on each trained model")
+    link_key: str | None = Field(None, description="meta field linking records of different modalities (same patient/case): the "
+                                                   "combined result then averages the modalities' probabilities per linked case")
 
 
-def _match(r: Any, where: dict[str, Any] | None) -> bool:
-    if not where:
-        return True
-    return all((r.meta or {}).get(k) == v or (isinstance(v, list) and (r.meta or {}).get(k) in v) for k, v in where.items())
+def _as_list(x: str | list[str] | None) -> list[str]:
+    return [] if x is None else [x] if isinstance(x, str) else list(x)
+
+
+def _sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 @STEPS.register("train")
 class TrainStep(Step):
-    """Trains ``model`` on the input records; writes the eval records with predictions; saves ``model/``."""
-
     type = "train"
     Config = TrainConfig
     version = "1"
 
+    def _budget(self, recipe: Any) -> str | None:
+        c: TrainConfig = self.config  # type: ignore[assignment]
+        if c.dp is None:
+            return None
+        return c.dp.budget or (recipe.config.privacy.budget if recipe is not None else None)
+
     def check(self, recipe: Any) -> list[tuple[str, str]]:
         c: TrainConfig = self.config  # type: ignore[assignment]
         probs: list[tuple[str, str]] = []
-        if c.robust and c.robust.needs_clean() and not c.clean:
-            probs.append(("clean", f"robust training ({c.robust.describe()}) needs `clean:` — a dataset of real labelled records"))
-        if c.dp is not None and c.robust and c.robust.needs_weights():
-            probs.append(("robust", "only `label_smoothing` combines with `dp` (per-sample weights change a record's sensitivity)"))
+        idx = next((i for i, s in enumerate(recipe.steps) if s is self), None)
+        earlier: set[str] = set()
+        if idx is not None:
+            for ins_outs in recipe.wiring()[:idx]:
+                earlier.update(ins_outs[1])
+        names = {"eval": _as_list(c.eval)}
+        if c.robust is not None:
+            names["robust.clean"] = c.robust.clean_datasets()
+        if c.mia is not None:
+            names["mia.nonmembers"] = [c.mia.nonmembers] + ([c.mia.members] if c.mia.members else [])
+        if idx is not None:
+            for field, ds in names.items():
+                for d in ds:
+                    if d not in earlier:
+                        probs.append((field, f"dataset '{d}' is not produced by an earlier step; known: {', '.join(sorted(earlier)) or '(none)'}"))
         if c.dp is not None:
-            budget = c.dp.budget or (recipe.config.privacy.budget if recipe is not None else None)
+            budget = self._budget(recipe)
             if not budget:
-                probs.append(("dp", "DP training debits a privacy budget: set `privacy.budget` in the recipe (create it with "
-                              "`medsynth budget create NAME --epsilon E --delta D`)"))
+                probs.append(("dp.budget", "a DP step needs a privacy budget: set dp.budget or the recipe's privacy.budget "
+                                           "(create one with `medsynth budget create NAME --epsilon E --delta D`)"))
             else:
-                from ..exceptions import PrivacyBudgetExceededError
-                from ..recipe.ledger import BudgetLedger, BudgetNotFoundError
+                from ..recipe.ledger import BudgetLedger
 
-                try:
-                    BudgetLedger().check(budget, c.dp.epsilon, c.dp.delta)
-                except BudgetNotFoundError as e:
-                    probs.append(("dp", str(e)))
-                except PrivacyBudgetExceededError as e:
-                    probs.append(("dp.epsilon", str(e)))
+                led = BudgetLedger()
+                if not led.exists(budget):
+                    probs.append(("dp.budget", f"no privacy budget named '{budget}' in {led.path}; create it with "
+                                               f"`medsynth budget create {budget} --epsilon E --delta D`"))
+                else:
+                    b = led.get(budget)
+                    if c.dp.epsilon > b.epsilon_left + 1e-9 or c.dp.delta > b.delta_left + 1e-15:
+                        probs.append(("dp.epsilon", f"budget '{budget}' has ε={b.epsilon_left:g}, δ={b.delta_left:g} left; this step "
+                                                    f"needs ε={c.dp.epsilon:g}, δ={c.dp.delta:g}"))
+        if c.robust is not None and c.task == "ner":
+            probs.append(("robust", "noise-robust training is implemented for classification; remove robust: for task ner"))
+        if c.robust is not None and c.dp is not None:
+            bad = [k for k in ("reweight", "temporal") if getattr(c.robust, k) is not None]
+            if bad:
+                probs.append((f"robust.{bad[0]}", "cannot be combined with dp (it uses per-record information outside the clipped, "
+                                                  "noised updates); use label_smoothing and/or anneal"))
         return probs
 
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
         c: TrainConfig = self.config  # type: ignore[assignment]
-        n = next(iter(input_sizes.values()), None)
-        budget = c.dp.budget if c.dp else None
-        if c.dp and not budget and self.recipe is not None:
-            budget = self.recipe.config.privacy.budget
-        return StepPlan(records_in=n, records_out=None, epsilon=c.dp.epsilon if c.dp else None,
-                        delta=c.dp.delta if c.dp else None, budget=budget,
-                        notes=[f"{c.model.task} model, {c.model.epochs} epochs" + (" with DP-SGD" if c.dp else "")])
+        n = sum(v for v in input_sizes.values() if v) if input_sizes else None
+        notes = [f"task {c.task}; one model per record kind of the input"]
+        return StepPlan(records_in=n, records_out=None, epsilon=c.dp.epsilon if c.dp else None, delta=c.dp.delta if c.dp else None,
+                        budget=c.dp.budget if c.dp else None, notes=notes)
 
+    # ------------------------------------------------------------------------------------------------------
     def run(self, ctx: Any) -> None:
-        import hashlib
-        import shutil
-
-        from ..audit.mia import MembershipInferenceAudit
-        from ..exceptions import AuditFailedError, RecipeError
-        from .classifiers import evaluate_model, featurize, make_schema, train_features
+        from ..exceptions import AuditFailedError, DataFormatError
+        from ..recipe.ledger import BudgetLedger
 
         c: TrainConfig = self.config  # type: ignore[assignment]
-        recs = [r for r in ctx.input() if _match(r, c.where)]
-        if not recs:
-            raise RecipeError(f"step '{ctx.step_name}': no training records (input empty or `where` matched nothing).")
-        spec = c.model
-        sch = make_schema(recs, spec)
-        with ctx.progress(None, f"{ctx.step_name}: features", unit="sets"):
-            feats = featurize(recs, sch)
-            clean = featurize([r for r in ctx.dataset(c.clean) if r.labels or r.spans or r.values], sch) if c.clean else None
-        ledger, budget = None, None
+        train_recs: list[Record] = [r for name in ctx.input_names for r in ctx.dataset(name)]
+        eval_recs: list[Record] = [r for name in _as_list(c.eval) for r in ctx.dataset(name)]
+        groups: dict[str, list[Record]] = {}
+        for r in train_recs:
+            groups.setdefault(r.kind, []).append(r)
+        if not groups:
+            raise DataFormatError(f"step '{ctx.step_name}': the training input is empty.")
+        evals: dict[str, list[Record]] = {}
+        for r in eval_recs:
+            evals.setdefault(r.kind, []).append(r)
+        stray = sorted(set(evals) - set(groups))
+        if stray:
+            raise DataFormatError(f"evaluation records of kind {stray} have no model (no training records of that kind).")
+        clean: list[Record] | None = None
+        if c.robust is not None and c.robust.clean_datasets():
+            clean = [r for d in c.robust.clean_datasets() for r in ctx.dataset(d)]
+        k = len(groups)
+        dp_each = None
         if c.dp is not None:
-            from ..recipe.ledger import BudgetLedger
+            dp_each = c.dp.model_copy(update={"epsilon": c.dp.epsilon / k, "delta": c.dp.delta / k})
+        # ---- every check before any debit or training -------------------------------------------------------
+        prepared = self._prepare(c, groups, evals, clean, dp_each)
+        models_dir = ctx.step_dir / "models"
+        tmp_dir = ctx.step_dir / ".models.partial"
+        if tmp_dir.exists():
+            shutil.rmtree(tmp_dir)
+        trained: dict[str, Any] = {}
 
-            ledger = BudgetLedger()
-            budget = c.dp.budget or (ctx.recipe.config.privacy.budget if ctx.recipe else None)
-        bar = ctx.progress(spec.epochs, f"{ctx.step_name}: epochs", unit="epochs")
-        with bar:
-            model = train_features(feats, sch, spec, dp=c.dp, robust=c.robust, clean=clean, seed=ctx.seed, ledger=ledger,
-                                   budget=budget, run_id=ctx.run_id, step=ctx.step_name,
-                                   on_epoch=lambda ep, m: bar.advance(1))
-        rep = model.report
-        ctx.add_figure("train_records", len(recs), "records the model was trained on (input after `where`)")
-        ctx.add_figure("epoch_seconds_mean", round(sum(rep.epoch_seconds) / len(rep.epoch_seconds), 4),
-                       "wall-clock seconds per training epoch (mean; feature extraction excluded)")
-        ctx.add_figure("final_train_loss", round(rep.losses[-1], 5), "mean per-record training loss of the last epoch")
-        if c.robust:
-            ctx.add_figure("robust_training", c.robust.describe(), "noise-robust training configured on this step")
-        if rep.dp:
-            d = rep.dp
-            ctx.add_figure("dp_epsilon_rdp", round(d.epsilon_rdp, 4), d.how())
-            if d.epsilon_prv is not None:
-                ctx.add_figure("dp_epsilon_prv", round(d.epsilon_prv, 4), "same training, ε by Opacus' PRV accountant (tighter)")
-            ctx.add_figure("dp_delta", d.delta, "δ of the guarantee")
-            ctx.add_figure("dp_budget_debit", {"budget": d.budget, "epsilon": d.epsilon_target, "delta": d.delta, "debit_id": d.debit_id},
-                           "debited from the ledger before training (basic composition across debits)")
-            if ledger is not None and d.budget:
-                b = ledger.get(d.budget)
-                ctx.add_figure("dp_budget_left", {"epsilon": round(b.epsilon_left, 4), "delta": b.delta_left},
-                               f"budget '{b.name}' after this step (ledger {ledger.path.name})")
-            ctx.add_figure("dp_guards", rep.guards, "post-training checks: trainable weights changed, frozen ones did not, "
-                           "per-sample gradients present")
-            ctx.add_section("dp_note", {"preprocessing": "feature statistics (standardisation, category lists, label set) are "
-                                        "taken from the training records and are not covered by the DP guarantee; frozen "
-                                        "pretrained encoders (MiniLM) never see gradients"})
-        out = []
-        for name in c.eval:
-            ev = [r for r in ctx.dataset(name) if r.labels or r.spans or r.values]
-            if not ev:
+        def train_all(debit_id: int | None) -> None:
+            with ctx.progress(sum(p["epochs"] for p in prepared.values()), f"train ({', '.join(groups)})", unit="epochs") as bar:
+                for kind, prep in prepared.items():
+                    trained[kind] = prep["fit"](bar)
+                    if trained[kind].privacy is not None:
+                        trained[kind].privacy.pop("note", None)
+                        trained[kind].privacy.update(budget=budget, debit_id=debit_id, step_epsilon=c.dp.epsilon, step_delta=c.dp.delta,  # type: ignore[union-attr]
+                                                     split_across_models=k)
+                    trained[kind].save(tmp_dir / kind)
+
+        budget = self._budget(ctx.recipe) if ctx.recipe is not None else (c.dp.budget if c.dp else None)
+        try:
+            if c.dp is not None:
+                if not budget:
+                    from ..exceptions import RecipeError
+
+                    raise RecipeError("a DP train step needs a privacy budget (dp.budget or the recipe's privacy.budget).")
+                ledger = BudgetLedger()
+                with ledger.spend(budget, c.dp.epsilon, c.dp.delta, run_id=ctx.run_id, step=ctx.step_name,
+                                  purpose=f"DP-SGD {c.task}: {', '.join(f'{kd} ({len(v)} records)' for kd, v in groups.items())}",
+                                  accountant=c.dp.accountant) as debit_id:
+                    train_all(debit_id)
+            else:
+                train_all(None)
+        except BaseException:
+            if tmp_dir.exists():
+                shutil.rmtree(tmp_dir)  # never release a partial model
+            raise
+        # ---- evaluation, MIA, report --------------------------------------------------------------------------
+        results: dict[str, Any] = {}
+        out_recs: list[Record] = []
+        probs_by_kind: dict[str, tuple[list[Record], Any, list[str]]] = {}
+        for kind, m in trained.items():
+            r: dict[str, Any] = {"model": getattr(m, "kind", "tagger"), "n_train": len(groups[kind])}
+            if m.privacy:
+                r["privacy"] = {kk: v for kk, v in m.privacy.items() if kk != "guard"}
+                r["dp_guard"] = m.privacy.get("guard")
+            if kind in evals:
+                r["eval"] = m.evaluate(evals[kind])
+                for name, v in r["eval"].items():
+                    if isinstance(v, int | float):
+                        ctx.add_figure(f"{kind}.{name}", round(float(v), 4), f"{r['model']} trained on {len(groups[kind])} {kind} records, evaluated on "
+                                       f"{len(evals[kind])} held-out records ({', '.join(_as_list(c.eval))})"
+                                       + (" (entity-level, seqeval conventions)" if c.task == "ner" else ""))
+                if c.task == "classification":
+                    P = m.predict_proba(evals[kind])
+                    probs_by_kind[kind] = (evals[kind], P, m.labels)
+                    preds = m.predict(evals[kind])
+                    for rec, pr in zip(evals[kind], preds, strict=True):
+                        rr = rec.model_copy(deep=True)
+                        rr.scores["predicted_labels"] = pr
+                        out_recs.append(rr)
+                else:
+                    for rec, spans in zip(evals[kind], m.predict_spans(evals[kind]), strict=True):
+                        rr = rec.model_copy(deep=True)
+                        rr.scores["predicted_spans"] = [s.model_dump() for s in spans]
+                        out_recs.append(rr)
+            if m.privacy:
+                ctx.add_figure(f"{kind}.epsilon_rdp", round(m.privacy["epsilon_rdp"], 4), f"ε of the {kind} model by the RDP accountant "
+                               f"(σ={m.privacy['noise_multiplier']:.4g}, q={m.privacy['sample_rate']:.4g}, {m.privacy['steps']} steps, δ={m.privacy['delta']:g})")
+                ctx.add_figure(f"{kind}.epsilon_prv", round(m.privacy["epsilon_prv"], 4), f"ε of the {kind} model by the PRV accountant (same σ, q, steps, δ)")
+            if c.mia is not None:
+                r["mia"] = self._mia(ctx, c, kind, m, groups[kind])
+            if "learned_weights" in m.info:
+                w = m.info.pop("_weights", None)
+                r["learned_weights"] = m.info["learned_weights"]
+                if w is not None:
+                    ctx.add_section(f"{kind}.sample_weights", {"plot": {"kind": "histogram", "title": "Learned weights of synthetic records",
+                                                                        "xlabel": "weight (mean 1)", "series": {"synthetic records": w}},
+                                                               "caption": "Weights learned on the clean set (reweight); low weights mark records "
+                                                                          "whose labels disagree with the clean data."})
+            results[kind] = r
+        if len(probs_by_kind) > 1 or (c.link_key and probs_by_kind):
+            results["combined"] = self._combined(ctx, c, probs_by_kind)
+        ctx.add_section("training", results)
+        failed = [kd for kd, r in results.items() if isinstance(r, dict) and r.get("mia", {}).get("verdict") == "fail"]
+        if failed and c.mia is not None and c.mia.on_fail == "stop":
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            raise AuditFailedError(f"membership inference failed for the {', '.join(failed)} model(s) (AUC above {c.mia.max_auc}); "
+                                   "the models were not released. Train with dp: or set mia.on_fail: report.")
+        if tmp_dir.exists():
+            if models_dir.exists():
+                shutil.rmtree(models_dir)
+            tmp_dir.rename(models_dir)
+            for f in sorted(models_dir.rglob("model.pt")):
+                ctx.add_model(f"{ctx.step_name}/{f.parent.name}", _sha(f))
+                ctx.add_artifact(f)
+                ctx.add_artifact(f.parent / "meta.json")
+        ctx.write_output(out_recs)
+
+    def _prepare(self, c: TrainConfig, groups: dict[str, list[Record]], evals: dict[str, list[Record]], clean: list[Record] | None,
+                 dp_each: DPConfig | None) -> dict[str, dict[str, Any]]:
+        """Run every data check for every model, then return closures that train (no debit happens here)."""
+        from ..exceptions import DataFormatError
+        from .classifiers import check_labels, fit_classifier, resolve_model_kind
+        from .dp import check_dp_inputs
+        from .features import RowFeaturizer
+        from .robust import check_robust_with_dp
+
+        out: dict[str, dict[str, Any]] = {}
+        seed = 0
+        for kind, recs in groups.items():
+            if dp_each is not None:
+                check_dp_inputs(dp_each, len(recs) + (len(clean or []) if c.robust and c.robust.anneal else 0), f"{kind} training set")
+            if c.task == "ner":
+                if kind != "text":
+                    raise DataFormatError(f"task ner trains on text records; the input has {kind} records.")
+                from .tagger import fit_tagger
+
+                types = {s.label for r in recs for s in r.spans}
+                if not types:
+                    raise DataFormatError("no training record has spans; an NER tagger needs labelled spans.")
+                for r in evals.get(kind, []):
+                    unseen = {s.label for s in r.spans} - types
+                    if unseen:
+                        raise DataFormatError(f"evaluation spans of type(s) {', '.join(sorted(unseen))} are absent from the training set.")
+                cfg_t = c.tagger
+                out[kind] = {"epochs": cfg_t.epochs, "fit": (lambda bar, recs=recs, cfg_t=cfg_t: fit_tagger(recs, cfg_t, dp=dp_each, seed=seed, progress=bar))}
                 continue
-            ef = featurize(ev, sch)
-            metrics = evaluate_model(model, feats=ef)
-            for k, v in metrics.items():
-                ctx.add_figure(f"eval.{name}.{k}", round(v, 4) if isinstance(v, float) else v,
-                               f"{k} of the trained model on the {len(ev)} records of '{name}' (never used for training or tuning)")
-            if sch.task != "ner":
-                for r, pl in zip(ev, model.predict_labels(ef), strict=True):
-                    rr = r.model_copy(deep=True)
-                    rr.scores[f"{ctx.step_name}.predicted"] = pl
-                    out.append(rr)
-        # membership inference against this model
-        mia_failed = False
-        if c.mia is not None:
-            from ..audit.policy import load_policy
+            clean_k = [r for r in (clean or []) if r.kind == kind] or None
+            resolve_model_kind(recs, c.classifier.model)
+            check_labels(recs, c.classifier.task, {"eval": evals.get(kind, [])})
+            check_robust_with_dp(c.robust, dp_each)
+            if kind == "row":
+                RowFeaturizer.check(recs, f"{kind} training records")
+                if evals.get(kind):
+                    RowFeaturizer.check(evals[kind], f"{kind} evaluation records")
+            ev = {"eval": evals[kind]} if kind in evals else None
+            out[kind] = {"epochs": c.classifier.epochs,
+                         "fit": (lambda bar, recs=recs, clean_k=clean_k, ev=ev: fit_classifier(recs, c.classifier, dp=dp_each, robust=c.robust,
+                                                                                               clean=clean_k, evals=ev, seed=seed, progress=bar))}
+        return out
 
-            pol_path = ctx.recipe.config.privacy.policy if ctx.recipe else None
-            policy = load_policy(ctx.recipe.resolve_path(pol_path) if (ctx.recipe and pol_path) else None)
-            ap = policy.audit_policy("membership_inference")
-            if c.mia.shadow_models is not None:
-                ap = ap.model_copy(update={"shadow_models": c.mia.shadow_models})
-            non = [r for r in ctx.dataset(c.mia.nonmembers) if r.labels or r.spans or r.values]
-            nf = featurize(non, sch)
+    def _mia(self, ctx: Any, c: TrainConfig, kind: str, model: Any, train_recs: list[Record]) -> dict[str, Any]:
+        from ..audit.mia import MembershipInferenceAudit, MIAPolicy
 
-            def train_fn(f: Any, seed: int) -> Any:
-                return train_features(f, sch, spec, dp=c.dp, robust=None, seed=seed)
+        assert c.mia is not None
+        members = ctx.dataset(c.mia.members) if c.mia.members else train_recs
+        nonmembers = [r for r in ctx.dataset(c.mia.nonmembers) if r.kind == kind]
+        members = [r for r in members if r.kind == kind]
+        pol = MIAPolicy(shadows=c.mia.shadows, max_records=c.mia.max_records, max_auc=c.mia.max_auc)
+        res = MembershipInferenceAudit(pol).run([], members, nonmembers, model=model, seed=ctx.seed)
+        for f in res.figures:
+            ctx.add_figure(f"{kind}.{f['name']}", f["value"], f["how"])
+        for key, v in res.sections.items():
+            ctx.add_section(f"{kind}.membership_inference.{key}", v)
+        return {"verdict": res.verdict, "reasons": res.release_reasons, **res.sections.get("summary", {})}
 
-            res = MembershipInferenceAudit(ap).run([], recs, non, trained_model=model, member_features=feats,
-                                                   nonmember_features=nf, train_fn=train_fn, seed=ctx.seed)
-            for f in res.figures:
-                ctx.add_figure(f["name"], f["value"], f["how"])
-            for k, v in res.sections.items():
-                ctx.add_section(k, v)
-            ctx.add_figure("membership_inference.verdict", res.verdict, "; ".join(res.release_reasons) or "within the policy")
-            mia_failed = res.verdict == "fail"
-        mdir = ctx.step_dir / ("model" if not (mia_failed and c.on_mia_fail == "stop") else "model.quarantined")
-        if mdir.exists():
-            shutil.rmtree(mdir)
-        model.save(mdir)
-        sha = hashlib.sha256((mdir / "model.pt").read_bytes()).hexdigest()
-        ctx.add_model(f"{ctx.step_name}.model", sha)
-        ctx.add_artifact(mdir / "model.pt")
-        ctx.write_output(out)
-        if mia_failed and c.on_mia_fail == "stop":
-            raise AuditFailedError(f"step '{ctx.step_name}': the trained model fails the membership-inference gate "
-                                   f"({'; '.join(res.release_reasons)}); it is kept as model.quarantined/, not released. "
-                                   "Train with `dp:` or more data, or set `on_mia_fail: report`.")
+    def _combined(self, ctx: Any, c: TrainConfig, probs: dict[str, tuple[list[Record], Any, list[str]]]) -> dict[str, Any]:
+        """Pooled metrics over every modality's evaluation records on the union label set, and, with ``link_key``, a
+        late-fusion ensemble (mean probability over the modalities of each linked case)."""
+        import numpy as np
+
+        from .classifiers import classification_metrics
+
+        labels = sorted({lab for _, _, labs in probs.values() for lab in labs})
+        multilabel = any(len(r.labels) != 1 for recs, _, _ in probs.values() for r in recs) or c.classifier.task == "multilabel"
+        task = "multilabel" if multilabel else "multiclass"
+
+        def to_union(P: Any, labs: list[str]) -> Any:
+            U = np.zeros((P.shape[0], len(labels)))
+            for j, lab in enumerate(labs):
+                U[:, labels.index(lab)] = P[:, j]
+            return U
+
+        def truth(recs: list[Record]) -> Any:
+            if task == "multiclass":
+                return np.array([labels.index(r.labels[0]) for r in recs])
+            Y = np.zeros((len(recs), len(labels)))
+            for i, r in enumerate(recs):
+                for lab in r.labels:
+                    Y[i, labels.index(lab)] = 1
+            return Y
+
+        all_recs = [r for recs, _, _ in probs.values() for r in recs]
+        allP = np.concatenate([to_union(P, labs) for _, P, labs in probs.values()])
+        out: dict[str, Any] = {"pooled": classification_metrics(truth(all_recs), allP, task, labels, c.classifier.threshold)}
+        out["pooled"]["n"] = len(all_recs)
+        for name, v in out["pooled"].items():
+            if isinstance(v, int | float):
+                ctx.add_figure(f"combined.pooled.{name}", round(float(v), 4), f"every modality's held-out predictions pooled on the union label set "
+                               f"({len(all_recs)} records of {len(probs)} modalities)")
+        if c.link_key:
+            cases: dict[str, list[tuple[Record, Any]]] = {}
+            for recs, P, labs in probs.values():
+                U = to_union(P, labs)
+                for r, p in zip(recs, U, strict=True):
+                    key = r.meta.get(c.link_key)
+                    if key is not None:
+                        cases.setdefault(str(key), []).append((r, p))
+            linked = {k: v for k, v in cases.items() if len({r.kind for r, _ in v}) > 1}
+            if linked:
+                recs = [v[0][0] for v in linked.values()]
+                fused = np.stack([np.mean([p for _, p in v], 0) for v in linked.values()])
+                out["fused"] = classification_metrics(truth(recs), fused, task, labels, c.classifier.threshold)
+                out["fused"]["n_cases"] = len(linked)
+                for name, v in out["fused"].items():
+                    if isinstance(v, int | float):
+                        ctx.add_figure(f"combined.fused.{name}", round(float(v), 4), f"late fusion: mean probability over the modalities of "
+                                       f"{len(linked)} cases linked by meta.{c.link_key}; labels of the case's first record")
+            else:
+                out["fused"] = {"n_cases": 0, "note": f"no evaluation records of different kinds share meta.{c.link_key}"}
+        return out
