@@ -56,6 +56,12 @@ class Backend(ABC):
     def model_sha256(self) -> str | None:
         return None
 
+    @property
+    def identity(self) -> str:
+        """What determines this backend's outputs besides prompt and params: the weights' sha256 (plus any adapter's),
+        or the endpoint for remote servers. Used as the namespace of the generation cache (backends/cache.py)."""
+        return f"{self.name}:{self.model_sha256 or self.model_id}"
+
     def count_tokens(self, text: str) -> int:
         return max(1, len(text) // 4)
 

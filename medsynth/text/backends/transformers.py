@@ -42,12 +42,20 @@ class TopKTopP:
 @BACKENDS.register("transformers")
 class TransformersBackend(Backend):
     """Local generation with transformers. ``model`` is a registry name or a local HF folder (or pass
-    ``model_obj``/``tokenizer_obj`` directly, e.g. tiny test models or an adapted model)."""
+    ``model_obj``/``tokenizer_obj`` directly, e.g. tiny test models or an adapted model).
+
+    ``adapter`` loads a PEFT adapter written by the ``adapt`` step (medsynth/text/adapt/): a folder path, or
+    ``"step:<adapt step name>"`` resolved inside ``run_dir`` (the current run directory). The adapter's files are
+    checked against the sha256s in its ``medsynth_adapter.json`` and its base model against the loaded model. A LoRA
+    adapter is merged into the weights for generation (``merge_adapter=True``: same speed as the base model).
+    The adapter's sha256 is part of :attr:`identity` and :attr:`model_id` (provenance, generation cache).
+    """
 
     name = "transformers"
 
     def __init__(self, model: str | None = None, dtype: str = "auto", model_obj: Any = None, tokenizer_obj: Any = None,
-                 model_sha256: str | None = None, adapter: str | None = None, max_context: int | None = None):
+                 model_sha256: str | None = None, adapter: str | None = None, max_context: int | None = None,
+                 run_dir: str | None = None, merge_adapter: bool = True):
         if model_obj is not None:
             self.model, self.tokenizer = model_obj, tokenizer_obj
             self.info = {"name": model or type(model_obj).__name__, "model_sha256": model_sha256}
@@ -56,25 +64,55 @@ class TransformersBackend(Backend):
 
             self.model, self.tokenizer, self.info = load_model(model, dtype=dtype)
         if adapter:
-            try:
-                from peft import PeftModel
-            except ImportError as e:  # pragma: no cover
-                raise ModelNotAvailableError("loading an adapter needs peft: pip install peft") from e
-            self.model = PeftModel.from_pretrained(self.model, adapter).eval()
-            self.info["adapter"] = adapter
+            self._load_adapter(adapter, run_dir, merge_adapter)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"
         cfg = getattr(self.model, "config", None)
         self._ctx = max_context or getattr(cfg, "max_position_embeddings", None)
 
+    def _load_adapter(self, adapter: str, run_dir: str | None, merge: bool) -> None:
+        try:
+            from peft import PeftModel
+        except ImportError as e:  # pragma: no cover
+            from ...exceptions import MissingDependencyError
+
+            raise MissingDependencyError("peft", purpose="loading a PEFT adapter") from e
+        from ..adapt.base import resolve_adapter
+
+        path, manifest = resolve_adapter(adapter, run_dir)
+        base_sha = manifest.get("base_model_sha256")
+        have = self.info.get("model_sha256")
+        if base_sha and have and base_sha != have:
+            raise ModelNotAvailableError(
+                f"The adapter at {path} was trained on a model with sha256 {base_sha[:12]}…, but the loaded model "
+                f"'{self.info.get('name')}' has sha256 {have[:12]}…. Load the model it was trained on "
+                f"('{manifest.get('base_model')}') or re-run the adapt step.")
+        peft_model = PeftModel.from_pretrained(self.model, str(path))
+        method = manifest.get("method") or str(getattr(peft_model.peft_config.get("default"), "peft_type", ""))
+        if merge and str(method).lower().endswith("lora"):
+            self.model = peft_model.merge_and_unload().eval()
+        else:
+            self.model = peft_model.eval()
+        self.info.update(adapter=str(path), adapter_sha256=manifest.get("adapter_sha256"), adapter_method=method)
+
     @property
     def model_id(self) -> str:
-        return str(self.info.get("name"))
+        a = self.info.get("adapter_sha256")
+        return f"{self.info.get('name')}+adapter:{a[:12]}" if a else str(self.info.get("name"))
 
     @property
     def model_sha256(self) -> str | None:
         return self.info.get("model_sha256")
+
+    @property
+    def adapter_sha256(self) -> str | None:
+        return self.info.get("adapter_sha256")
+
+    @property
+    def identity(self) -> str:
+        base = f"transformers:{self.model_sha256 or self.model_id}"
+        return base + (f"+adapter:{self.adapter_sha256}" if self.adapter_sha256 else "")
 
     @property
     def context_length(self) -> int | None:

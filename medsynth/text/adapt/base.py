@@ -1,0 +1,417 @@
+"""Parameter-efficient adaptation of the generator (peft) on scrubbed seed records, optionally with DP-SGD (Opacus).
+
+The private records become causal-LM *documents* (``template``, default ``"Findings list: {labels}\\n{text}"``, the
+same block format the ``generate`` step's few-shot prompts use), and only a small set of parameters is trained:
+LoRA matrices (lora.py), prefix key/values (prefix.py) or soft prompt embeddings (prompt_tuning.py). The backbone
+stays frozen. Front door::
+
+    from medsynth.text.adapt import train_adapter, TrainConfig, DPConfig, METHODS
+    result = train_adapter(model, tokenizer, documents, METHODS.get("lora")(), TrainConfig(epochs=3),
+                           dp=DPConfig(epsilon=8.0, delta=1e-5), ledger=BudgetLedger(), budget="iu_reports")
+    save_adapter(result.model, out_dir / "adapter", manifest={...})
+
+DP-SGD: Opacus ``GradSampleModule`` (hooks mode) computes per-sample gradients of the *trainable* modules only —
+``nn.Linear`` (LoRA A/B) and ``nn.Embedding`` (prefix encoder, prompt embedding) — so the frozen Gemma layers Opacus
+has no grad sampler for (``Gemma3RMSNorm``, rotary embeddings, SDPA attention) never need one. The noise multiplier
+is found by the accountant for the target ε over the planned steps (Poisson sampling, rate = batch/N), the planned ε
+is **debited from the ledger before the first step**, and the accountant's ε after training is reported next to it.
+A Poisson batch that happens to be empty still takes a noised, accounted step (Opacus would otherwise skip the noise).
+Because of a known silent failure of Opacus + peft (meta-pytorch/opacus#820: hooks left on stale parameters, the
+adapter never updates while ε keeps accumulating) every run checks that the trainable weights actually moved.
+
+Adapter folder (``save_adapter``): peft's ``adapter_config.json`` + ``adapter_model.safetensors`` and
+``medsynth_adapter.json`` (method, base model name + sha256, sha256 of every file, ``adapter_sha256`` over them,
+DP ε/δ, canaries, perplexities). :func:`resolve_adapter` finds and verifies it from a path or ``"step:<name>"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ...exceptions import MedsynthError, ModelNotAvailableError, RecipeError
+from ...registry import Registry
+
+__all__ = ["MethodConfig", "METHODS", "TrainConfig", "DPConfig", "TrainResult", "render_document", "train_adapter",
+           "perplexity", "save_adapter", "resolve_adapter", "ADAPTER_MANIFEST", "DEFAULT_TEMPLATE"]
+
+ADAPTER_MANIFEST = "medsynth_adapter.json"
+DEFAULT_TEMPLATE = "Findings list: {labels}\n{text}"
+
+#: adaptation methods by name (one file each: lora.py, prefix.py, prompt_tuning.py)
+METHODS: Registry[Any] = Registry("adaptation method", ["medsynth.text.adapt.lora", "medsynth.text.adapt.prefix",
+                                                        "medsynth.text.adapt.prompt_tuning"])
+
+
+class MethodConfig(BaseModel):
+    """Base of a method's config (closed; ``type`` names the method)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: str
+
+    def peft_config(self, model: Any, tokenizer: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def after_wrap(self, peft_model: Any, tokenizer: Any) -> None:
+        """Hook to initialise the new parameters (e.g. prompt tuning from text)."""
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    epochs: int = Field(3, ge=1, le=1000)
+    batch_size: int = Field(8, ge=1, description="logical batch (expected Poisson batch under DP)")
+    micro_batch_size: int = Field(4, ge=1, description="physical batch per forward/backward (memory); results do not depend on it")
+    learning_rate: float = Field(2e-4, gt=0, le=1.0)
+    weight_decay: float = Field(0.0, ge=0)
+    max_length: int = Field(256, ge=8, le=8192, description="tokens per document (longer documents are truncated and counted)")
+    seed: int = 0
+
+
+class DPConfig(BaseModel):
+    """DP-SGD on the adapter's parameters. ε is the target; the accountant picks the noise."""
+
+    model_config = ConfigDict(extra="forbid")
+    epsilon: float = Field(..., gt=0, le=100)
+    delta: float | None = Field(None, gt=0, lt=1, description="default: 1/(10·N) for N training documents")
+    max_grad_norm: float = Field(1.0, gt=0, description="per-sample gradient clipping norm C")
+    accountant: Literal["rdp", "prv", "gdp"] = "rdp"
+    budget: str | None = Field(None, description="ledger budget to debit (default: the recipe's privacy.budget)")
+
+
+@dataclass
+class TrainResult:
+    model: Any
+    method: str
+    steps: int
+    seconds: float
+    losses: list[float]
+    trainable_params: int
+    total_params: int
+    n_documents: int
+    truncated: int
+    max_weight_delta: float
+    dp: dict[str, Any] | None = None
+    debit_id: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def render_document(text: str, labels: list[str], template: str = DEFAULT_TEMPLATE) -> str:
+    """Fill ``{labels}`` (label words, as in the generate step's prompts) and ``{text}``; nothing else is evaluated."""
+    from ..labels import LABEL_WORDS
+
+    words = ", ".join(LABEL_WORDS.get(lab, lab.lower()) for lab in labels)
+    return template.replace("{labels}", words).replace("{text}", text.strip())
+
+
+def _seeded(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _encode(tokenizer: Any, docs: list[str], max_length: int) -> tuple[list[list[int]], int]:
+    ids, truncated = [], 0
+    eos = tokenizer.eos_token_id
+    for d in docs:
+        t = tokenizer(d, add_special_tokens=True)["input_ids"]
+        if eos is not None:
+            t = t + [eos]
+        if len(t) > max_length:
+            truncated += 1
+            t = t[:max_length]
+        ids.append(t)
+    return ids, truncated
+
+
+def _pad(batch: list[list[int]], pad_id: int) -> tuple[Any, Any]:
+    import torch
+
+    n = max(len(x) for x in batch)
+    ids = torch.full((len(batch), n), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), n), dtype=torch.long)
+    for i, x in enumerate(batch):
+        ids[i, : len(x)] = torch.tensor(x)
+        mask[i, : len(x)] = 1
+    return ids, mask
+
+
+def per_sample_nll(model: Any, input_ids: Any, attention_mask: Any) -> tuple[Any, Any]:
+    """(mean NLL per document [B], token count per document [B]) of a causal LM on right-padded documents.
+
+    Works for peft prompt/prefix models too (their virtual positions are dropped from the logits' front)."""
+    import torch
+
+    out = model(input_ids=input_ids, attention_mask=attention_mask)
+    logits = out.logits
+    n = input_ids.shape[1]
+    logits = logits[:, -n:, :]  # prompt tuning prepends virtual tokens
+    tgt = input_ids[:, 1:]
+    m = attention_mask[:, 1:].to(torch.float32)
+    lp = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
+    tok = m.sum(1).clamp(min=1.0)
+    return -(lp * m).sum(1) / tok, m.sum(1)
+
+
+def perplexity(model: Any, tokenizer: Any, docs: list[str], batch_size: int = 4, max_length: int = 256) -> dict[str, Any]:
+    """Token-level perplexity exp(Σ NLL / Σ tokens) of ``docs`` (each with BOS, EOS appended, truncated)."""
+    import torch
+
+    ids, truncated = _encode(tokenizer, docs, max_length)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    tot_nll, tot_tok = 0.0, 0.0
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        for i in range(0, len(ids), batch_size):
+            x, m = _pad(ids[i : i + batch_size], pad)
+            nll, tok = per_sample_nll(model, x, m)
+            tot_nll += float((nll * tok).sum())
+            tot_tok += float(tok.sum())
+    if was_training:
+        model.train()
+    return {"perplexity": math.exp(tot_nll / max(tot_tok, 1.0)), "nll_per_token": tot_nll / max(tot_tok, 1.0),
+            "tokens": int(tot_tok), "documents": len(docs), "truncated": truncated}
+
+
+def plan_dp(dp: DPConfig, n_docs: int, train: TrainConfig) -> dict[str, Any]:
+    """Noise multiplier for the target ε and the accountant's ε for exactly the planned steps (before training)."""
+    from opacus.accountants import create_accountant
+    from opacus.accountants.utils import get_noise_multiplier
+
+    if n_docs < 2:
+        raise RecipeError("DP adaptation needs at least 2 training documents.")
+    q = min(1.0, train.batch_size / n_docs)
+    steps_per_epoch = max(1, int(1 / q))
+    steps = train.epochs * steps_per_epoch
+    delta = dp.delta if dp.delta is not None else 1.0 / (10 * n_docs)
+    if delta >= 1.0 / n_docs:
+        raise RecipeError(f"dp.delta={delta:g} is not below 1/N = {1 / n_docs:g} for N={n_docs} training documents; "
+                          "a δ that large allows releasing a whole record. Lower dp.delta.")
+    sigma = get_noise_multiplier(target_epsilon=dp.epsilon, target_delta=delta, sample_rate=q, steps=steps,
+                                 accountant=dp.accountant)
+    acct = create_accountant(dp.accountant)
+    acct.history = [(sigma, q, steps)]
+    eps = float(acct.get_epsilon(delta))
+    return {"noise_multiplier": float(sigma), "sample_rate": q, "steps": steps, "steps_per_epoch": steps_per_epoch,
+            "delta": float(delta), "epsilon_planned": eps, "epsilon_target": dp.epsilon, "max_grad_norm": dp.max_grad_norm,
+            "accountant": dp.accountant}
+
+
+def wrap_model(model: Any, tokenizer: Any, method: MethodConfig) -> Any:
+    try:
+        from peft import get_peft_model
+    except ImportError as e:  # pragma: no cover
+        from ...exceptions import MissingDependencyError
+
+        raise MissingDependencyError("peft", purpose="parameter-efficient adaptation") from e
+    pm = get_peft_model(model, method.peft_config(model, tokenizer))
+    method.after_wrap(pm, tokenizer)
+    return pm
+
+
+def train_adapter(model: Any, tokenizer: Any, documents: list[str], method: MethodConfig, train: TrainConfig,
+                  dp: DPConfig | None = None, *, ledger: Any = None, budget: str | None = None, run_id: str = "",
+                  step: str = "", progress: Any = None) -> TrainResult:
+    """Wrap ``model`` with ``method`` and train the adapter on ``documents`` (causal LM). With ``dp``, the planned ε
+    is debited from ``ledger``/``budget`` before training (PrivacyBudgetExceededError → nothing is trained)."""
+    import torch
+
+    if not documents:
+        raise RecipeError("adapt: no training documents (the input dataset has no records with text).")
+    _seeded(train.seed)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    pad = tokenizer.pad_token_id
+    ids, truncated = _encode(tokenizer, documents, train.max_length)
+    # train in fp32 adapters on whatever dtype the backbone has (peft keeps adapter weights in fp32)
+    pm = wrap_model(model, tokenizer, method)
+    pm.train()
+    params = [p for p in pm.parameters() if p.requires_grad]
+    n_train = sum(p.numel() for p in params)
+    n_total = sum(p.numel() for p in pm.parameters())
+    before = [p.detach().clone() for p in params]
+    opt = torch.optim.AdamW(params, lr=train.learning_rate, weight_decay=train.weight_decay)
+    t0 = time.time()
+    losses: list[float] = []
+    dp_info: dict[str, Any] | None = None
+    debit_id: int | None = None
+
+    def run_training() -> int:
+        nonlocal opt
+        n_steps = 0
+        if dp is None:
+            g = torch.Generator().manual_seed(train.seed)
+            for _ep in range(train.epochs):
+                order = torch.randperm(len(ids), generator=g).tolist()
+                for b0 in range(0, len(order), train.batch_size):
+                    batch = [ids[i] for i in order[b0 : b0 + train.batch_size]]
+                    tot = 0.0
+                    for m0 in range(0, len(batch), train.micro_batch_size):
+                        x, am = _pad(batch[m0 : m0 + train.micro_batch_size], pad)
+                        nll, _ = per_sample_nll(pm, x, am)
+                        loss = nll.sum() / len(batch)
+                        loss.backward()
+                        tot += float(loss.detach())
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
+                    losses.append(tot)
+                    n_steps += 1
+                    if progress is not None:
+                        progress(n_steps)
+            return n_steps
+        return _train_dp(pm, opt, ids, pad, train, dp_info, losses, progress)
+
+    if dp is not None:
+        dp_info = plan_dp(dp, len(ids), train)
+        if ledger is None or not budget:
+            raise RecipeError("DP adaptation needs a privacy budget to debit: set `privacy.budget` in the recipe (and "
+                              "create it with `medsynth budget create NAME --epsilon E --delta D`) or `dp.budget`.")
+        with ledger.spend(budget, dp_info["epsilon_planned"], dp_info["delta"], run_id=run_id, step=step,
+                          purpose=f"DP-SGD {method.type} adapter on {len(ids)} documents", accountant=dp.accountant) as debit_id:
+            n_steps = run_training()
+    else:
+        n_steps = run_training()
+    pm.eval()
+    delta_w = max(float((p.detach() - b).abs().max()) for p, b in zip(params, before, strict=True)) if params else 0.0
+    if n_steps and delta_w == 0.0:
+        raise MedsynthError(f"adapt: {n_steps} optimizer steps left every trainable weight unchanged (max |Δ| = 0). "
+                            "The adapter would be the base model; this is the silent Opacus+peft failure of "
+                            "meta-pytorch/opacus#820 or a learning rate of 0. Nothing was saved.")
+    return TrainResult(model=pm, method=method.type, steps=n_steps, seconds=round(time.time() - t0, 2), losses=losses,
+                       trainable_params=n_train, total_params=n_total, n_documents=len(ids), truncated=truncated,
+                       max_weight_delta=delta_w, dp=dp_info, debit_id=debit_id)
+
+
+def _train_dp(pm: Any, opt: Any, ids: list[list[int]], pad: int, train: TrainConfig, dp_info: dict[str, Any],
+              losses: list[float], progress: Any) -> int:
+    """DP-SGD with Opacus: Poisson sampling at rate q, per-sample clipping at C, Gaussian noise σ·C per logical step;
+    physical micro-batches accumulate clipped per-sample gradients into one noised step (BatchMemoryManager logic)."""
+    import torch
+    from opacus import GradSampleModule
+    from opacus.accountants import create_accountant
+    from opacus.optimizers import DPOptimizer
+
+    gsm = GradSampleModule(pm, batch_first=True, loss_reduction="mean", strict=True)
+    q = dp_info["sample_rate"]
+    expected = max(1, round(q * len(ids)))
+    dpo = DPOptimizer(opt, noise_multiplier=dp_info["noise_multiplier"], max_grad_norm=dp_info["max_grad_norm"],
+                      expected_batch_size=expected, loss_reduction="mean")
+    acct = create_accountant(dp_info["accountant"])
+    dpo.attach_step_hook(acct.get_optimizer_hook_fn(sample_rate=q))
+    gen = torch.Generator().manual_seed(train.seed + 1)  # Poisson sampling; the noise uses torch's seeded default RNG
+    n_steps = 0
+    for _step in range(dp_info["steps"]):
+        chosen = (torch.rand(len(ids), generator=gen) < q).nonzero().flatten().tolist()
+        if not chosen:
+            # empty Poisson batch: still take a noised, accounted step (a zero-weight dummy row gives zero per-sample grads)
+            x, am = _pad([[pad, pad]], pad)
+            nll, _ = per_sample_nll(gsm, x, am)
+            (nll * 0.0).sum().backward()
+            dpo.step()
+            dpo.zero_grad(set_to_none=True)
+            n_steps += 1
+            losses.append(float("nan"))
+            continue
+        batch = [ids[i] for i in chosen]
+        chunks = [batch[m0 : m0 + train.micro_batch_size] for m0 in range(0, len(batch), train.micro_batch_size)]
+        tot = 0.0
+        for k, ch in enumerate(chunks):
+            x, am = _pad(ch, pad)
+            nll, _ = per_sample_nll(gsm, x, am)
+            loss = nll.mean()
+            loss.backward()
+            tot += float(loss.detach()) * len(ch) / len(batch)
+            if k < len(chunks) - 1:
+                dpo.signal_skip_step(do_skip=True)
+                dpo.step()  # clips and accumulates this micro-batch, no noise yet
+                dpo.zero_grad(set_to_none=True)  # drops grad_sample, keeps the accumulated clipped sum
+        dpo.step()
+        dpo.zero_grad(set_to_none=True)
+        losses.append(tot)
+        n_steps += 1
+        if progress is not None:
+            progress(n_steps)
+    dp_info["epsilon_spent"] = float(acct.get_epsilon(dp_info["delta"]))
+    dp_info["steps_taken"] = n_steps
+    gsm._close()
+    return n_steps
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# adapter folders
+
+
+def _sha256_file(p: Path) -> str:
+    h = hashlib.sha256()
+    with open(p, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _files_sha(d: Path) -> dict[str, str]:
+    return {p.relative_to(d).as_posix(): _sha256_file(p) for p in sorted(d.rglob("*")) if p.is_file() and p.name != ADAPTER_MANIFEST}
+
+
+def _combined(files: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+
+
+def save_adapter(peft_model: Any, out_dir: str | Path, manifest: dict[str, Any] | None = None) -> tuple[Path, str]:
+    """Save the peft adapter (safetensors) + ``medsynth_adapter.json``; returns (folder, adapter_sha256)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    peft_model.save_pretrained(str(out), safe_serialization=True)
+    files = _files_sha(out)
+    sha = _combined(files)
+    man = {**(manifest or {}), "files": files, "adapter_sha256": sha}
+    (out / ADAPTER_MANIFEST).write_text(json.dumps(man, indent=2, default=str), encoding="utf-8")
+    return out, sha
+
+
+def resolve_adapter(ref: str, run_dir: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """Folder and verified manifest of an adapter given as a folder path or ``"step:<adapt step name>"``.
+
+    ``step:NAME`` is looked up as ``<run_dir>/steps/*_NAME/adapter``. Files are re-hashed against the manifest; an
+    adapter folder without a manifest (any peft adapter) gets its sha256 computed from its files."""
+    if ref.startswith("step:"):
+        name = ref[5:]
+        if run_dir is None:
+            raise ModelNotAvailableError(f"adapter '{ref}' names a step of the current run, but no run directory was given. "
+                                         "Pass run_dir= to the backend (the generate/audit step passes ctx.run_dir), "
+                                         "or give the adapter folder's path.")
+        hits = sorted(Path(run_dir, "steps").glob(f"*_{name}/adapter"))
+        if not hits:
+            raise ModelNotAvailableError(f"no adapter from a step named '{name}' in {run_dir}/steps. Run the `adapt` step "
+                                         f"named '{name}' before this one, or fix the name.")
+        path = hits[0]
+    else:
+        path = Path(ref).expanduser()
+        if (path / "adapter" / "adapter_config.json").exists():
+            path = path / "adapter"
+    if not (path / "adapter_config.json").exists():
+        raise ModelNotAvailableError(f"{path} is not a peft adapter folder (no adapter_config.json). Give the folder an "
+                                     "`adapt` step wrote (steps/NN_adapt/adapter) or `step:<adapt step name>`.")
+    mp = path / ADAPTER_MANIFEST
+    files = _files_sha(path)
+    if mp.exists():
+        manifest = json.loads(mp.read_text(encoding="utf-8"))
+        if files != manifest.get("files"):
+            changed = sorted(set(files.items()) ^ set((manifest.get("files") or {}).items()))
+            raise ModelNotAvailableError(f"the adapter at {path} does not match its {ADAPTER_MANIFEST} "
+                                         f"({len(changed)} file hash(es) differ, e.g. {changed[0][0] if changed else '?'}). "
+                                         "It was modified after training: re-run the adapt step.")
+    else:
+        manifest = {"files": files, "adapter_sha256": _combined(files)}
+    return path, manifest
