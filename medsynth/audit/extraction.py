@@ -2,7 +2,10 @@
 continuation comes back (exact and near). A model that memorised a record completes it.
 
 Used on a model that saw the private records (fine-tuned/adapted generators) or, as a control, on the prompting
-setup itself. Takes any ``Backend`` (or a callable ``prompts -> texts``).
+setup itself. Takes any ``Backend`` (or a callable ``prompts -> texts``); for an adapter trained by the ``adapt`` step
+the audit step loads ``model:`` + ``adapter:`` (a folder or ``step:<adapt step name>``) into a TransformersBackend.
+Canary records (``meta["canary"]``, inserted by the adapt step and repeated on purpose) are not probed here: their
+memorisation is what ``canary_exposure`` measures, and they are not patients' records.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pydantic import Field
 
 from ..data.records import Record
 from ..registry import AUDITS
+from . import canary as _canary  # noqa: F401  (registers canary_exposure until medsynth/audit/__init__.py imports it)
 from .base import Audit, AuditPolicy, AuditResult, Finding
 
 __all__ = ["PrefixExtractionAudit", "extraction_scores"]
@@ -32,7 +36,8 @@ class ExtractionPolicy(AuditPolicy):
 
 def extraction_scores(generate: Callable[[list[str]], list[str]], records: list[Record], policy: ExtractionPolicy, seed: int = 0) -> list[dict[str, Any]]:
     rng = random.Random(seed)
-    cands = [r for r in records if r.text and len(r.text) * (1 - policy.prefix_fraction) >= policy.min_suffix_chars]
+    cands = [r for r in records if r.text and "canary" not in (r.meta or {})
+             and len(r.text) * (1 - policy.prefix_fraction) >= policy.min_suffix_chars]
     probe = rng.sample(cands, min(policy.n_records, len(cands)))
     prompts, suffixes = [], []
     for r in probe:
@@ -76,6 +81,9 @@ class PrefixExtractionAudit(Audit):
             res.findings.append(Finding(r["record_id"], "prefix_extraction", {"exact": r["exact"], "ratio": r["ratio"]}))
         how = f"greedy continuation of the first {p.prefix_fraction:.0%} of {len(rows)} sampled private records vs their true suffix"
         res.figure("probed", len(rows), how)
+        n_can = sum(1 for r in private if "canary" in (r.meta or {}))
+        if n_can:
+            res.figure("canaries_excluded", n_can, "canary records in the private set, left to the canary_exposure audit")
         res.figure("exact_extractions", sum(r["exact"] for r in rows), "continuation reproduces the true suffix verbatim (≥ min_suffix_chars)")
         res.figure("near_extractions", len(hits), f"exact, or SequenceMatcher ratio ≥ {p.near_ratio} to the true suffix")
         res.figure("mean_ratio", round(sum(r["ratio"] for r in rows) / max(len(rows), 1), 4), "mean SequenceMatcher ratio of continuation vs true suffix")
