@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..exceptions import MedsynthError, RecipeError
 
 __all__ = ["DPConfig", "DPPlan", "DPModelError", "DPTrainingError", "ModuleProblem", "validate_module", "assert_dp_compatible",
-           "plan_dp", "epsilons", "make_private", "DPGuard", "check_dp_inputs", "ghost_supported_layers"]
+           "plan_dp", "calibrate_noise", "epsilons", "make_private", "DPGuard", "check_dp_inputs", "ghost_supported_layers"]
 
 
 class DPConfig(BaseModel):
@@ -160,30 +161,80 @@ class DPPlan:
 
 def epsilons(noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> dict[str, float]:
     """ε after ``steps`` Poisson-subsampled Gaussian steps, by the RDP and the PRV accountant (Opacus)."""
+    return {name: (_epsilon(name, float(noise_multiplier), float(sample_rate), int(steps), float(delta)) if steps > 0 else 0.0)
+            for name in ("rdp", "prv")}
+
+
+@lru_cache(maxsize=4096)
+def _epsilon(accountant: str, sigma: float, q: float, steps: int, delta: float) -> float:
+    import warnings
+
     from opacus.accountants import PRVAccountant, RDPAccountant
 
-    out = {}
-    for name, cls in (("rdp", RDPAccountant), ("prv", PRVAccountant)):
-        acc = cls()
-        if steps > 0:
-            acc.history = [(float(noise_multiplier), float(sample_rate), int(steps))]
-            out[name] = float(acc.get_epsilon(delta))
+    if accountant == "rdp_int":  # integer orders only: 30x faster, ε at most ~2% larger (a valid, conservative bound)
+        from opacus.accountants.analysis import rdp as R
+
+        orders = [a for a in RDPAccountant.DEFAULT_ALPHAS if float(a).is_integer()]
+        return float(R.get_privacy_spent(orders=orders, rdp=R.compute_rdp(q=q, noise_multiplier=sigma, steps=steps, orders=orders), delta=delta)[0])
+    acc = RDPAccountant() if accountant == "rdp" else PRVAccountant()
+    acc.history = [(float(sigma), float(q), int(steps))]
+    if accountant == "prv" and sigma < 0.2:
+        return float("nan")  # the PRV discretisation needs a domain too large to allocate at this little noise (ε is huge anyway)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return float(acc.get_epsilon(delta))
+        except (MemoryError, ValueError, OverflowError):
+            if accountant == "prv":
+                return float("nan")
+            raise
+
+
+def calibrate_noise(epsilon: float, delta: float, q: float, steps: int, accountant: str = "rdp", rel_tol: float = 0.01) -> float:
+    """The smallest noise multiplier σ (to ``rel_tol`` in ε) with ε(σ) ≤ ``epsilon``: bracket by doubling, then bisect
+    in log σ. Always returns a σ whose ε is at most the target (never rounds towards less noise)."""
+    if accountant == "rdp":
+        # bracket on the fast integer-order bound (conservative), then refine with every order
+        hi = calibrate_noise(epsilon, delta, q, steps, "rdp_int", rel_tol)
+        lo = hi * 0.85
+        for _ in range(8):
+            if epsilon - _epsilon("rdp", hi, q, steps, delta) <= rel_tol * epsilon / 2:
+                break
+            mid = math.sqrt(lo * hi)
+            if _epsilon("rdp", mid, q, steps, delta) <= epsilon:
+                hi = mid
+            else:
+                lo = mid
+        return hi
+    hi = 1.0
+    if accountant == "prv":  # PRV is slow: bracket with the (larger-ε) RDP bound first
+        hi = calibrate_noise(epsilon, delta, q, steps, "rdp", rel_tol)
+    while _epsilon(accountant, hi, q, steps, delta) > epsilon:
+        hi *= 2.0
+        if hi > 1e6:
+            raise RecipeError(f"no noise multiplier reaches ε={epsilon:g} at δ={delta:g} (q={q:.3g}, {steps} steps); raise epsilon or delta.")
+    lo = hi / 2.0
+    while lo > 1e-3 and _epsilon(accountant, lo, q, steps, delta) <= epsilon:
+        hi, lo = lo, lo / 2.0
+    for _ in range(30):
+        if epsilon - _epsilon(accountant, hi, q, steps, delta) <= rel_tol * epsilon:
+            break
+        mid = math.sqrt(lo * hi)
+        if _epsilon(accountant, mid, q, steps, delta) <= epsilon:
+            hi = mid
         else:
-            out[name] = 0.0
-    return out
+            lo = mid
+    return hi
 
 
 def plan_dp(cfg: DPConfig, n: int, batch_size: int, epochs: int) -> DPPlan:
     """Calibrate the noise multiplier so that ``epochs`` epochs of Poisson sampling (rate = 1/⌈n/batch⌉, the rate
     Opacus' DPDataLoader uses) reach at most the target ε with ``cfg.accountant``."""
-    from opacus.accountants.utils import get_noise_multiplier
-
     check_dp_inputs(cfg, n)
     steps_per_epoch = max(1, math.ceil(n / max(1, batch_size)))
     q = 1.0 / steps_per_epoch
     steps = steps_per_epoch * max(1, epochs)
-    sigma = float(get_noise_multiplier(target_epsilon=cfg.epsilon, target_delta=cfg.delta, sample_rate=q, steps=steps,
-                                       accountant=cfg.accountant, epsilon_tolerance=0.005))
+    sigma = calibrate_noise(cfg.epsilon, cfg.delta, q, steps, cfg.accountant)
     return DPPlan(cfg.epsilon, cfg.delta, sigma, q, steps, cfg.accountant, epsilons(sigma, q, steps, cfg.delta))
 
 

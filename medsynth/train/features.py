@@ -202,13 +202,18 @@ def load_image(path: str | Path, size: int, channels: int = 1) -> Any:
     if not p.exists():
         raise DataFormatError(f"image file not found: {p}")
     if p.suffix.lower() == ".npy":
-        a = np.load(p).astype("float32")
+        raw = np.load(p)
+        if np.issubdtype(raw.dtype, np.integer):
+            a = raw.astype("float32") / float(np.iinfo(raw.dtype).max)
+        else:
+            a = raw.astype("float32")
+            lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
+            if lo < 0.0 or hi > 1.0:  # not already in [0, 1]: min-max per image (absolute intensities are lost; say so in docs)
+                a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
         if a.ndim == 3 and a.shape[-1] in (1, 3, 4) and a.shape[0] not in (1, 3):
             a = a.transpose(2, 0, 1)
         if a.ndim == 2:
             a = a[None]
-        lo, hi = float(a.min()), float(a.max())
-        a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
     else:
         from PIL import Image
 
