@@ -35,6 +35,7 @@ class ReweightConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     clean: str | None = Field(None, description="dataset of clean (real, labelled) records; in a recipe: a dataset name. Use a small "
                                                  "validation sample, never the test set")
+    warmup: int = Field(2, ge=0, description="plain epochs before the weights are learned")
     epochs: int = Field(10, ge=1, description="epochs of the weight-learning phase")
     lr: float = Field(0.1, gt=0, description="learning rate of the weight logits (Adam)")
     inner_lr: float = Field(0.1, gt=0, description="step size of the look-ahead update")
@@ -160,8 +161,15 @@ def learn_weights(make_model: Any, inputs: tuple[Any, ...], y: Any, clean_inputs
     opt_m = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=base_lr)
     names = [k for k, p in model.named_parameters() if p.requires_grad]
     nc = clean_y.shape[0]
-    for _ in range(cfg.epochs):
+    for ep in range(cfg.warmup + cfg.epochs):
         perm = torch.randperm(n, generator=g)
+        if ep < cfg.warmup:  # plain epochs first: the look-ahead gradient of a random model carries no signal
+            for s in range(0, n, batch_size):
+                idx = perm[s:s + batch_size]
+                opt_m.zero_grad()
+                loss_fn(model(*(t[idx] for t in inputs)), y[idx]).mean().backward()
+                opt_m.step()
+            continue
         for s in range(0, n, batch_size):
             idx = perm[s:s + batch_size]
             cidx = torch.randint(0, nc, (min(nc, batch_size),), generator=g)

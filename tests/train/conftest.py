@@ -36,9 +36,10 @@ def row_records(n, seed=0, prefix="r", noise=0.0):
     for i in range(n):
         a, b = rng.normal(size=2)
         lab = "pos" if a + b > 0 else "neg"
-        if noise and rng.random() < noise:
+        c = str(rng.choice(["x", "y"]))
+        if rng.random() < noise:  # drawn always, so that the same seed gives the same rows with or without noise
             lab = "neg" if lab == "pos" else "pos"
-        out.append(Record(id=f"{prefix}{i}", kind="row", values={"a": float(a), "b": float(b), "c": str(rng.choice(["x", "y"]))}, labels=[lab]))
+        out.append(Record(id=f"{prefix}{i}", kind="row", values={"a": float(a), "b": float(b), "c": c}, labels=[lab]))
     return out
 
 

@@ -1,0 +1,142 @@
+"""The train step: one ledger debit before training, overspend and crashes leave no model, two processes cannot
+overspend one budget together, per-modality and combined results, MIA section, the CLI."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from medsynth.exceptions import DataFormatError, PrivacyBudgetExceededError, RecipeError
+from medsynth.recipe.engine import make_test_context
+from medsynth.recipe.ledger import BudgetLedger
+from medsynth.train.steps import TrainConfig, TrainStep
+
+from .conftest import row_records, text_records, write_jsonl
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _ctx(tmp_path, cfg, datasets, inputs):
+    step = TrainStep(TrainConfig.model_validate(cfg))
+    return step, make_test_context(tmp_path, datasets, inputs=inputs, step=step, name="train")
+
+
+def test_dp_step_debits_once_before_training_and_releases_the_model(tmp_path, medsynth_home):
+    BudgetLedger().create("rows", epsilon=5.0, delta=1e-3)
+    cfg = {"type": "train", "classifier": {"epochs": 3, "lr": 1e-2}, "eval": "test",
+           "dp": {"epsilon": 2.0, "delta": 1e-4, "budget": "rows"}, "mia": {"nonmembers": "hold", "shadows": 2, "max_records": 60}}
+    step, ctx = _ctx(tmp_path, cfg, {"train": row_records(300), "test": row_records(80, 1, "e"), "hold": row_records(80, 2, "h")}, ["train"])
+    step.run(ctx)
+    h = BudgetLedger().history("rows")
+    assert len(h) == 1 and h[0]["epsilon"] == 2.0 and h[0]["status"] == "trained"
+    assert (ctx.step_dir / "models" / "row" / "model.pt").exists() and not (ctx.step_dir / ".models.partial").exists()
+    figs = {f["name"]: f["value"] for f in ctx.figures}
+    assert figs["row.epsilon_rdp"] <= 2.0 and figs["row.epsilon_prv"] <= 2.0 and figs["row.accuracy"] > 0.6
+    assert "row.membership_inference.loss.auc" in figs and "row.membership_inference.lira.auc" in figs
+    roc = ctx.sections["row.membership_inference.roc"]["plot"]
+    assert roc["kind"] == "lines" and roc["diagonal"] is True
+    assert all(f["how"] for f in ctx.figures)
+
+
+def test_overspend_fails_before_training(tmp_path, medsynth_home):
+    BudgetLedger().create("small", epsilon=1.0, delta=1e-3)
+    cfg = {"type": "train", "classifier": {"epochs": 1}, "dp": {"epsilon": 2.0, "delta": 1e-4, "budget": "small"}}
+    step, ctx = _ctx(tmp_path, cfg, {"train": row_records(100)}, ["train"])
+    with pytest.raises(PrivacyBudgetExceededError):
+        step.run(ctx)
+    assert BudgetLedger().history("small") == [] and not (ctx.step_dir / "models").exists()
+
+
+def test_crash_mid_training_keeps_the_debit_and_releases_nothing(tmp_path, medsynth_home, monkeypatch):
+    BudgetLedger().create("b", epsilon=5.0, delta=1e-3)
+    import medsynth.train.loop as loop
+
+    real = loop.per_sample_loss
+    calls = {"n": 0}
+
+    def exploding(*a, **k):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise RuntimeError("simulated crash in the middle of training")
+        return real(*a, **k)
+
+    monkeypatch.setattr(loop, "per_sample_loss", exploding)
+    cfg = {"type": "train", "classifier": {"epochs": 3}, "dp": {"epsilon": 1.0, "delta": 1e-4, "budget": "b"}}
+    step, ctx = _ctx(tmp_path, cfg, {"train": row_records(200)}, ["train"])
+    with pytest.raises(RuntimeError):
+        step.run(ctx)
+    h = BudgetLedger().history("b")
+    assert len(h) == 1 and h[0]["status"] == "failed" and BudgetLedger().get("b").epsilon_spent == 1.0
+    assert not (ctx.step_dir / "models").exists() and not (ctx.step_dir / ".models.partial").exists()
+
+
+def test_bad_input_fails_before_the_debit(tmp_path, medsynth_home):
+    BudgetLedger().create("c", epsilon=5.0, delta=1e-3)
+    recs = row_records(100)
+    recs[5].values["a"] = None
+    cfg = {"type": "train", "dp": {"epsilon": 1.0, "delta": 1e-4, "budget": "c"}}
+    step, ctx = _ctx(tmp_path, cfg, {"train": recs}, ["train"])
+    with pytest.raises(DataFormatError, match="missing, NaN"):
+        step.run(ctx)
+    cfg["dp"]["delta"] = 0.5
+    with pytest.raises(ValueError):
+        TrainConfig.model_validate({**cfg, "dp": {"epsilon": 0, "budget": "c"}})
+    step, ctx = _ctx(tmp_path / "2", {"type": "train", "dp": {"epsilon": 1.0, "delta": 0.05, "budget": "c"}}, {"train": row_records(100)}, ["train"])
+    with pytest.raises(RecipeError, match="1/n"):
+        step.run(ctx)
+    assert BudgetLedger().history("c") == []
+
+
+def test_two_modalities_give_per_modality_and_combined_results(tmp_path):
+    rows = row_records(200)
+    texts = text_records(100)
+    for i, r in enumerate(rows[:100]):
+        r.meta["case"] = f"c{i}"
+        texts[i].meta["case"] = f"c{i}"
+        texts[i].labels = list(r.labels)
+        texts[i].text = ("Large pleural effusion." if r.labels == ["pos"] else "Normal heart size, clear lungs.")
+    cfg = {"type": "train", "classifier": {"epochs": 8, "lr": 1e-2}, "eval": "test", "link_key": "case"}
+    step, ctx = _ctx(tmp_path, cfg, {"rows": rows[100:], "texts": texts[50:], "test": rows[:50] + texts[:50]}, ["rows", "texts"])
+    step.run(ctx)
+    res = ctx.sections["training"]
+    assert set(res) == {"row", "text", "combined"}
+    assert res["combined"]["pooled"]["n"] == 100 and res["combined"]["fused"]["n_cases"] == 50
+    assert res["combined"]["fused"]["accuracy"] >= 0.9
+    assert (ctx.step_dir / "models" / "row").exists() and (ctx.step_dir / "models" / "text").exists()
+
+
+def test_robust_with_dp_is_refused_in_validation():
+    from medsynth.recipe.schema import load_recipe
+
+    raw = {"name": "r", "privacy": {"budget": "x"}, "steps": [{"type": "load", "name": "a", "path": str(ROOT / "pyproject.toml")},
+                                                             {"type": "train", "input": "a", "dp": {"epsilon": 1}, "robust": {"temporal": {}}}]}
+    with pytest.raises(RecipeError) as e:
+        load_recipe(raw)
+    msg = str(e.value)
+    assert "robust.temporal" in msg and "dp.budget" in msg
+
+
+def _cli(args, env):
+    return subprocess.run([sys.executable, "-m", "medsynth.cli", "train", *args], env=env, capture_output=True, text=True, cwd=ROOT)
+
+
+def test_cli_and_two_processes_cannot_both_spend_a_budget_that_fits_one(tmp_path, medsynth_home):
+    BudgetLedger().create("shared", epsilon=1.5, delta=1e-3)
+    data = write_jsonl(tmp_path / "rows.jsonl", row_records(120))
+    env = {**os.environ, "MEDSYNTH_HOME": str(medsynth_home), "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-m", "medsynth.cli", "train", "--train", str(data), "--out", str(tmp_path / f"m{i}"),
+                               "--epochs", "1", "--epsilon", "1.0", "--delta", "1e-4", "--budget", "shared", "--run-dir", str(tmp_path / f"run{i}")],
+                              env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes[0] == 0 and codes[1] != 0, outs
+    loser = outs[[p.returncode for p in procs].index(codes[1])]
+    assert "PrivacyBudgetExceededError" in loser[1] or "cannot pay" in loser[1]
+    h = BudgetLedger().history("shared")
+    assert len(h) == 1 and h[0]["status"] == "trained"
+    assert sum((tmp_path / f"m{i}" / "row" / "model.pt").exists() for i in range(2)) == 1
+    rep = json.loads(next(p for p in (tmp_path / "run0" / "report.json", tmp_path / "run1" / "report.json") if p.exists()).read_text())
+    assert rep["recipe"] == "train"
