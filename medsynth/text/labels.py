@@ -8,10 +8,9 @@ labels is measured on the IU validation split and reported (``detector_agreement
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-__all__ = ["FINDING_LEXICON", "NEGATION_CUES", "Mention", "detect", "detect_labels", "LABEL_WORDS"]
+__all__ = ["FINDING_LEXICON", "NEGATION_CUES", "POST_NEGATION", "NORMAL_PHRASES", "Mention", "detect", "detect_labels", "LABEL_WORDS"]
 
 # label -> regexes (case-insensitive) of positive mentions. Keys are IU MeSH major terms cut at "/".
 FINDING_LEXICON: dict[str, list[str]] = {
@@ -70,11 +69,6 @@ LABEL_WORDS: dict[str, str] = {
     "Infiltrate": "infiltrate", "Pneumothorax": "pneumothorax", "normal": "normal chest",
 }
 
-_COMPILED = {lab: [re.compile(p, re.I) for p in pats] for lab, pats in FINDING_LEXICON.items()}
-_NEG = [re.compile(p, re.I) for p in NEGATION_CUES]
-_NORMAL = [re.compile(p, re.I) for p in NORMAL_PHRASES]
-_POST = [re.compile(p, re.I) for p in POST_NEGATION]
-_SENT = re.compile(r"[^.;\n]+[.;\n]?")
 
 
 @dataclass(frozen=True)
@@ -86,53 +80,25 @@ class Mention:
     cue: tuple[int, int] | None = None
 
 
+def _schema():  # type: ignore[no-untyped-def]
+    from .schemas import load_schema
+
+    return load_schema("radiology")
+
+
 def detect(text: str, labels: list[str] | None = None) -> list[Mention]:
-    """All finding mentions with offsets, each marked negated (NegEx-style cue earlier in the same sentence,
-    not broken by 'but'/'however')."""
-    out: list[Mention] = []
-    wanted = _COMPILED if labels is None else {k: v for k, v in _COMPILED.items() if k in labels}
-    for sm in _SENT.finditer(text):
-        s0, sent = sm.start(), sm.group(0)
-        taken: list[tuple[int, int]] = []
-        # longer, more specific labels first (e.g. "Calcified Granuloma" before "Calcinosis")
-        for lab, pats in sorted(wanted.items(), key=lambda kv: -max(len(p.pattern) for p in kv[1])):
-            for p in pats:
-                for m in p.finditer(sent):
-                    a, b = m.start(), m.end()
-                    if any(a < tb and ta < b for ta, tb in taken):
-                        continue
-                    taken.append((a, b))
-                    before = sent[:a]
-                    for brk in ("but ", "however", "although"):
-                        k = before.lower().rfind(brk)
-                        if k >= 0:
-                            before = before[k + len(brk):]
-                    cue = None
-                    for n in _NEG:
-                        for cm in n.finditer(before):
-                            off = len(sent[:a]) - len(before)
-                            cue = (s0 + off + cm.start(), s0 + off + cm.end())
-                    if cue is None:
-                        after = sent[b:]
-                        for n in _POST:
-                            pm = n.search(after)
-                            if pm:
-                                core = re.search(r"(?:not|no longer)\s+\w+|resolved|absent", pm.group(0), re.I)
-                                cs = pm.start() + (core.start() if core else 0)
-                                ce = pm.start() + (core.end() if core else len(pm.group(0)))
-                                cue = (s0 + b + cs, s0 + b + ce)
-                                break
-                    out.append(Mention(lab, s0 + a, s0 + b, cue is not None, cue))
-    out.sort(key=lambda m: (m.start, m.end))
-    return out
+    """All finding (and device) mentions with offsets, each marked negated (NegEx-style cue earlier in the same
+    sentence, not broken by 'but'/'however', or a post-negation like 'is not seen'). ``label`` is the document label.
+    The matching engine is the radiology schema's annotator (:func:`medsynth.text.schemas.find_mentions`)."""
+    from .schemas import find_mentions
+
+    ms = find_mentions(text, _schema(), types=["FINDING", "DEVICE"], values=labels)
+    return [Mention(m.canonical, m.start, m.end, m.negated, m.cue) for m in ms]
 
 
 def detect_labels(text: str, label_set: list[str] | None = None) -> list[str]:
     """Document labels a text actually supports: positive mentions; 'normal' when there is none and the text
     reads as normal. Empty list if neither (e.g. garbage)."""
-    pos = sorted({m.label for m in detect(text) if not m.negated and (label_set is None or m.label in label_set)})
-    if pos:
-        return pos
-    if any(p.search(text) for p in _NORMAL) or any(m.negated for m in detect(text)):
-        return ["normal"]
-    return []
+    from .schemas import doc_labels
+
+    return doc_labels(text, _schema(), label_set)

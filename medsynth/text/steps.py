@@ -1,164 +1,193 @@
-"""The ``generate`` step: labelled synthetic clinical reports from a local LLM.
+"""The ``generate`` and ``export`` steps.
 
-Strategy (each part is switchable in the recipe and recorded in every record's provenance):
+``generate``: labelled synthetic clinical texts from scrubbed seed records and a schema, with a local LLM (or an
+OpenAI-compatible server). Each batch of jobs goes through:
 
-- ``prior``: target label sets are sampled from the seeds' label distribution (incl. the share of normal reports),
-  so the synthetic set matches the real label prior instead of being balanced per label.
-- ``label`` (ZeroGen): the prompt is conditioned on the target labels, written with verbalizer words.
-- ``fewshot``: k scrubbed seed reports (preferring seeds that share a target label) as in-context examples; seed
-  ids are kept in provenance.
-- ``feedback`` (ProGen-style): from the second round on, the most helpful already-generated reports — those the
-  quality estimator (the finding detector) judges to carry exactly their labels — join the in-context pool.
-- ``verify``: each output is relabelled by what it actually says (finding detector with negation), so a text is
-  never trusted to carry the label it was conditioned on; finding and negation-cue spans come with verified
-  offsets. Incomplete, degenerate, unlabelled or duplicate outputs are quarantined with the reason, never dropped.
+1. **plan** — every strategy of ``strategies:`` (medsynth/text/prompts/, one file each) contributes in stage
+   order: target labels (``prior``, ``label``), wording (``verbalizer``), mentions and relations
+   (``entity_first``), attribute values (``attributes``), in-context examples (``fewshot``, ``feedback``);
+2. **generate** — with ``entity_first`` in sentence mode, one sentence per planned entity group and context
+   sentences first (checked, retried), then the document prompt (a document to continue: the base model is not
+   instruction-tuned); a document missing its closing section gets one short continuation (``repair``);
+3. **parse and check** — repairs and rejections are counted by reason; copies of an in-context seed, duplicates,
+   garbage and texts without a label are quarantined with the reason, never dropped silently;
+4. **annotate and verify** — the schema's annotator gives spans, relations and labels from the text itself;
+   ``verify`` decides what to do when they differ from the plan; span integrity (medsynth/text/spans.py) makes
+   sure no invalid span is ever written.
 
-The base Gemma 3 270M is not instruction-tuned, so the prompt is a document to continue: a header, labelled example
-reports, and an open report whose findings line is given.
+Batches are committed one by one (resume at the first unfinished batch); the strategies' state is rebuilt from
+the committed batches, so a resumed run plans the same prompts. The report gives records asked/written, the
+shortfall if any, the valid-record yield (valid / documents attempted), rejections and repairs per reason, the
+span-integrity counts, label fidelity and the label distribution next to the seeds'.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import random
 import re
-from collections import Counter
+from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..data.records import Provenance, Record, Span, invalid_spans
+from ..data.records import Provenance, Record, invalid_spans
 from ..exceptions import ModelNotAvailableError, RecipeError
 from ..recipe.step import Step, StepConfig, StepPlan
 from ..registry import STEPS
 from .backends.base import GenParams
 
-__all__ = ["GenerateStep", "GenerateConfig", "build_prompt", "parse_report"]
+__all__ = ["GenerateStep", "GenerateConfig", "ExportStep", "ExportConfig", "SpanPolicy", "DEFAULT_STRATEGIES"]
 
-HEADER = "Chest radiograph reports (PA and lateral views). Each report starts with the list of its findings.\n\n"
+DEFAULT_STRATEGIES: list[Any] = ["prior", "entity_first", "fewshot", "feedback", "verify"]
 
 
-class FeedbackConfig(BaseModel):
+class SpanPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    enabled: bool = True
-    every: int = Field(4, ge=1, description="refresh the pool of generated examples every N batches")
-    k: int = Field(1, ge=0, description="generated examples per prompt (taken from the pool)")
+    overlaps: Literal["keep_longest", "keep_first", "allow_nested", "allow", "reject"] = "keep_longest"
+    on_invalid: Literal["drop_span", "reject_record"] = Field("drop_span", description="an unrepairable span: drop it (counted) or reject the whole record")
 
 
 class GenerateConfig(StepConfig):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
     type: Literal["generate"] = "generate"
+    task: Literal["classification", "ner", "relations"] = "classification"
+    schema_name: str = Field("radiology", alias="schema", description="built-in schema (radiology, i2b2_2010) or a YAML/JSON schema file")
     model: str = Field("gemma3-270m", description="registry name (`medsynth models list`) or a local HF folder")
-    backend: Literal["transformers", "openai"] = "transformers"
+    backend: Literal["transformers", "openai", "llamacpp"] = "transformers"
     backend_options: dict[str, Any] = Field(default_factory=dict, description="e.g. {base_url: http://gpu-server:8000/v1} for openai")
-    adapter: str | None = Field(None, description="path of a PEFT adapter to load on the model")
+    adapter: str | None = Field(None, description="PEFT adapter: a folder, or step:<adapt step name> of this run")
     n_records: int = Field(100, ge=1, le=1_000_000)
-    max_attempts_factor: float = Field(2.5, ge=1.0, description="stop after n_records × factor prompts even if fewer were valid (reported)")
-    strategies: list[Literal["prior", "label", "fewshot", "feedback", "verify"]] = Field(default_factory=lambda: ["prior", "label", "fewshot", "feedback", "verify"])
-    few_shot: int = Field(3, ge=0, le=16)
-    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
-    labels: list[str] | None = Field(None, description="label set (default: the labels of the seeds)")
-    max_labels_per_record: int = Field(2, ge=1)
-    max_new_tokens: int = Field(110, ge=8, le=2048)
+    max_attempts_factor: float = Field(2.0, ge=1.0, description="stop after n_records × factor documents even if fewer were valid (reported as shortfall)")
+    strategies: list[Any] = Field(default_factory=lambda: list(DEFAULT_STRATEGIES), description="names, or {type: name, option: value}")
+    labels: list[str] | None = Field(None, description="document label set (default: the labels of the seeds)")
+    entity_markup: Literal["none", "inline"] = Field("none", description="inline: the model marks entities up itself as [mention](LABEL) (instruction-tuned models)")
+    max_new_tokens: int = Field(110, ge=8, le=2048, description="tokens of a document completion")
     temperature: float = Field(0.8, ge=0.0, le=2.0)
     top_k: int = Field(40, ge=1)
     top_p: float = Field(0.95, gt=0, le=1)
     repetition_penalty: float | None = Field(None, ge=1.0)
     batch_size: int = Field(8, ge=1, le=256)
     min_chars: int = Field(40, ge=1)
-    max_example_overlap: float = Field(0.6, gt=0, le=1, description="reject outputs whose word 3-gram Jaccard with an in-context example reaches this (copying a private seed)")
+    repair: bool = Field(True, description="complete a missing closing section (e.g. IMPRESSION) with one short continuation")
+    close_tokens: int = Field(40, ge=4, le=512, description="tokens of that continuation")
+    max_example_overlap: float = Field(0.6, gt=0, le=1, description="reject outputs whose word 3-gram Jaccard with an in-context seed reaches this (copying private text)")
+    spans: SpanPolicy = Field(default_factory=SpanPolicy)
+
+    @field_validator("strategies")
+    @classmethod
+    def _known_strategies(cls, v: list[Any]) -> list[Any]:
+        from pydantic import ValidationError
+
+        from ..registry import STRATEGIES
+        from .prompts import normalize_spec
+
+        problems = []
+        names = []
+        for spec in v:
+            try:
+                name, opts = normalize_spec(spec)
+            except RecipeError as e:
+                problems.append(str(e))
+                continue
+            if name not in STRATEGIES:
+                import difflib
+
+                close = difflib.get_close_matches(name, STRATEGIES.names(), n=1)
+                problems.append(f"unknown strategy '{name}'{f' (did you mean {close[0]!r}?)' if close else ''}; known: {', '.join(STRATEGIES.names())}")
+                continue
+            try:
+                STRATEGIES.get(name).Config.model_validate(opts)
+            except ValidationError as e:
+                problems += [f"{name}.{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()]
+            names.append(name)
+        dup = [n for n, k in Counter(names).items() if k > 1]
+        if dup:
+            problems.append(f"strategy listed twice: {', '.join(dup)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return v
+
+    def strategy_names(self) -> list[str]:
+        from .prompts import normalize_spec
+
+        return [normalize_spec(s)[0] for s in self.strategies]
 
 
-def _rng(*parts: Any) -> random.Random:
-    return random.Random(int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:8], "big"))
+class _Done:
+    """Stands for a completion when no document stage ran (entity-first sentences are the whole document)."""
 
-
-def _words(labels: list[str]) -> str:
-    from .labels import LABEL_WORDS
-
-    return ", ".join(LABEL_WORDS.get(lab, lab.lower()) for lab in labels)
-
-
-def build_prompt(examples: list[tuple[list[str], str]], target: list[str] | None) -> str:
-    """A document to continue: header, labelled example reports, then the open report."""
-    parts = [HEADER]
-    for labels, text in examples:
-        parts.append(f"Findings list: {_words(labels)}\n{text.strip()}\n\n")
-    parts.append(f"Findings list: {_words(target) if target else ''}\nFINDINGS:")
-    return "".join(parts)
+    text = ""
+    finish_reason = "stop"
+    completion_tokens = 0
+    meta: dict[str, Any] = {}
 
 
 def _jaccard3(a: str, b: str) -> float:
-    ta, tb = re.findall(r"\w+", a), re.findall(r"\w+", b)
+    ta, tb = re.findall(r"\w+", a.lower()), re.findall(r"\w+", b.lower())
     ga = {tuple(ta[i : i + 3]) for i in range(len(ta) - 2)}
     gb = {tuple(tb[i : i + 3]) for i in range(len(tb) - 2)}
     return len(ga & gb) / len(ga | gb) if ga and gb else 0.0
 
 
-_REPEAT = re.compile(r"(\b.{12,}?\b)(?:.*?\1){2,}", re.S)
-
-
-def parse_report(completion: str, finish_reason: str, min_chars: int = 40) -> tuple[str | None, str | None]:
-    """(text, None) for a usable report, (None, reason) otherwise."""
-    text = "FINDINGS:" + completion.rstrip()
-    text = re.sub(r"[ \t]+", " ", text).strip()
-    if "Findings list:" in text:
-        text = text.split("Findings list:")[0].strip()
-    m = re.search(r"IMPRESSION:\s*(\S.{2,})", text, re.S)
-    if not m:
-        return None, "incomplete" if finish_reason == "length" else "no_impression"
-    if len(text) < min_chars:
-        return None, "too_short"
-    if sum(ch.isascii() for ch in text) < 0.97 * len(text) or "http" in text.lower() or "<" in text:
-        return None, "garbage"
-    body = re.sub(r"\b(?:FINDINGS|IMPRESSION):", ".", text)
-    sentences = [s.strip().lower() for s in re.split(r"[.\n]", body) if len(s.strip()) > 8]
-    if sentences and max(Counter(sentences).values()) >= 3:
-        return None, "degenerate_repetition"
-    return text, None
-
-
 @STEPS.register("generate")
 class GenerateStep(Step):
-    """Generate labelled synthetic reports from seed records (see the module docstring for the strategy)."""
+    """Generate labelled synthetic texts from seed records (see the module docstring)."""
 
     type = "generate"
     Config = GenerateConfig
-    version = "2"
+    version = "3"
 
     def check(self, recipe: Any) -> list[tuple[str, str]]:
         c: GenerateConfig = self.config  # type: ignore[assignment]
+        probs: list[tuple[str, str]] = []
         if c.backend == "transformers":
-            from pathlib import Path
-
             from ..registry import MODELS
 
             if c.model not in MODELS and not (Path(c.model).expanduser() / "config.json").exists():
-                return [("model", f"unknown model '{c.model}'; registered: {', '.join(MODELS.names())}, or give a local HF folder with config.json")]
+                probs.append(("model", f"unknown model '{c.model}'; registered: {', '.join(MODELS.names())}, or give a local HF folder with config.json"))
         if c.backend == "openai" and "base_url" not in c.backend_options:
-            return [("backend_options.base_url", "the openai backend needs the server URL, e.g. http://gpu-server:8000/v1")]
-        if c.feedback.enabled and "feedback" in c.strategies and "verify" not in c.strategies:
-            return [("strategies", "'feedback' needs 'verify' (the detector is its quality estimator)")]
-        return []
+            probs.append(("backend_options.base_url", "the openai backend needs the server URL, e.g. http://gpu-server:8000/v1"))
+        try:
+            from .schemas import load_schema
+
+            load_schema(c.schema_name)
+        except RecipeError as e:
+            probs.append(("schema", str(e)))
+        from .prompts import build_strategies
+
+        names = c.strategy_names()
+        for s in build_strategies(c.strategies):
+            for req in s.requires:
+                if req not in names:
+                    probs.append(("strategies", f"'{s.name}' needs '{req}' (add it to strategies:)"))
+            probs += s.check(c)
+        return probs
 
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
         c: GenerateConfig = self.config  # type: ignore[assignment]
-        prompts = math.ceil(c.n_records * 1.25)
-        tokens = prompts * int(c.max_new_tokens * 0.8)
+        sentence = "entity_first" in c.strategy_names()
+        per_doc = (c.close_tokens + 5 * 22) if sentence else c.max_new_tokens * 0.8
+        tokens = int(math.ceil(c.n_records * 1.15) * per_doc)
         tps = 40.0 if c.backend == "transformers" else 400.0
         return StepPlan(records_in=next(iter(input_sizes.values()), None), records_out=c.n_records, est_tokens=tokens,
-                        est_seconds=tokens / tps + 10, notes=[f"~{tps:.0f} tokens/s assumed for {c.model} on CPU at batch {c.batch_size}"])
+                        est_seconds=tokens / tps + 15, notes=[f"~{tps:.0f} tokens/s assumed for {c.model} on CPU at batch {c.batch_size}"])
 
     def cache_key_extra(self) -> dict[str, Any]:
         c: GenerateConfig = self.config  # type: ignore[assignment]
+        extra: dict[str, Any] = {}
+        if c.schema_name not in ("radiology", "i2b2_2010") and Path(c.schema_name).expanduser().exists():
+            extra["schema_sha256"] = hashlib.sha256(Path(c.schema_name).expanduser().read_bytes()).hexdigest()
         if c.backend != "transformers":
-            return {"backend": c.backend_options.get("base_url")}
+            return {**extra, "backend": c.backend_options.get("base_url") or c.model}
         try:
             from .models import model_info
 
-            return {"model_sha256": model_info(c.model).get("model_sha256")}
+            extra["model_sha256"] = model_info(c.model).get("model_sha256")
         except Exception:  # noqa: BLE001  (no cached model yet: the key still changes when it is prepared)
-            return {}
+            pass
+        return extra
 
     def _backend(self, ctx: Any) -> Any:
         c: GenerateConfig = self.config  # type: ignore[assignment]
@@ -167,6 +196,8 @@ class GenerateStep(Step):
         opts = dict(c.backend_options)
         if c.backend == "transformers":
             opts.setdefault("adapter", c.adapter)
+            if c.adapter:
+                opts.setdefault("run_dir", str(ctx.run_dir))
         try:
             return BACKENDS.get(c.backend)(model=c.model, **opts)
         except ModelNotAvailableError:
@@ -174,178 +205,342 @@ class GenerateStep(Step):
         except OSError as e:
             raise ModelNotAvailableError(f"Could not load model '{c.model}' ({type(e).__name__}). Run `medsynth models prepare {c.model} --force`.") from None
 
+    # ---------------------------------------------------------------------------------------------------------------
     def run(self, ctx: Any) -> None:
-        from .labels import detect, detect_labels
+        from .prompts import StrategyEnv, build_strategies
+        from .prompts.base import Job, rng_for
+        from .schemas import load_schema
+        from .tasks import get_task
 
         c: GenerateConfig = self.config  # type: ignore[assignment]
-        seeds = [r for r in ctx.input() if r.text and r.labels]
+        schema = load_schema(c.schema_name)
+        has_doc_labels = any(e.doc_label for e in schema.entities)
+        raw = ctx.input()
+        seeds = [r for r in raw if r.text and r.text.strip()]
         if not seeds:
-            raise RecipeError(f"Step '{ctx.step_name}': the input dataset has no seed records with text and labels. "
-                              "Give at least one labelled seed (e.g. `select` with `sample:` on a labelled source).")
-        label_set = c.labels or sorted({lab for r in seeds for lab in r.labels})
-        unknown = [lab for lab in label_set if lab not in {x for r in seeds for x in r.labels}]
-        prior = Counter(lab for r in seeds for lab in r.labels if lab in label_set)
-        n_normal = sum(1 for r in seeds if r.labels == ["normal"])
-        p_normal = n_normal / len(seeds)
-        n_abn_dist = Counter(min(len([x for x in r.labels if x != "normal"]), c.max_labels_per_record) for r in seeds if r.labels != ["normal"])
-        abnormal = [lab for lab in label_set if lab != "normal"]
-        use = set(c.strategies)
+            raise RecipeError(f"Step '{ctx.step_name}': the input dataset has {len(raw)} records and none with text. Give at least one seed "
+                              "document (e.g. `select` with `sample:` on a source, or `load` of a JSONL file with a `text` field).")
+        if has_doc_labels:
+            from .schemas import doc_labels
+
+            seeds = [r if r.labels else r.model_copy(update={"labels": doc_labels(r.text or "", schema)}) for r in seeds]
+        seed_labels = sorted({lab for r in seeds for lab in r.labels})
+        label_set = list(c.labels) if c.labels else (seed_labels if has_doc_labels else [])
+        use = c.strategy_names()
+        if "verify" in use and has_doc_labels:
+            detectable = set(schema.doc_label_values) | ({schema.normal_label} if schema.normal_label else set())
+            blind = [lab for lab in label_set if lab not in detectable]
+            if blind:
+                raise RecipeError(f"Step '{ctx.step_name}': label(s) {', '.join(map(repr, blind[:6]))} are not in schema '{schema.name}'s lexicon, so `verify` "
+                                  "could never assign them. Add them to the schema (a lexicon entry), remove them from `labels:`, or drop `verify`.")
+        without_seed = [lab for lab in label_set if lab not in seed_labels]
+        task = get_task(c.task, schema, label_set=label_set, output="inline" if c.entity_markup == "inline" else "plain", min_chars=c.min_chars)
+        strategies = build_strategies(c.strategies)
+        backend_box: dict[str, Any] = {}
+
+        def get_backend() -> Any:
+            if "b" not in backend_box:
+                backend_box["b"] = self._backend(ctx)
+                ctx.add_model(backend_box["b"].model_id, backend_box["b"].model_sha256 or "")
+            return backend_box["b"]
+
+        env = StrategyEnv(schema=schema, task=task, seeds=seeds, label_set=label_set, seed=ctx.seed, backend_factory=get_backend,
+                          gen_defaults={"top_k": c.top_k, "top_p": c.top_p, "batch_size": c.batch_size}, active=use, step_name=ctx.step_name)
+        for s in strategies:
+            s.setup(env)
+        entity_first = next((s for s in strategies if s.name == "entity_first"), None)
+        sentence_mode = env.sentence_mode and entity_first is not None
+
+        # -- rebuild state from committed batches (resume) ------------------------------------------------------------
+        committed = ctx.committed()
+        by_batch: dict[int, list[Record]] = defaultdict(list)
+        for r in committed:
+            by_batch[int(r.provenance.params.get("batch", 0))].append(r)
+        stats: Counter[str] = Counter()
+        for m in ctx.committed_meta().values():
+            stats.update(m.get("stats", {}))
+        for b in sorted(by_batch):
+            self._observe(env, strategies, by_batch[b], b)
+        valid = len(committed)
+        seen_hashes = {hashlib.sha256((r.text or "").encode()).hexdigest() for r in seeds} | {hashlib.sha256((r.text or "").encode()).hexdigest() for r in committed}
         bs = c.batch_size
         max_batches = math.ceil(c.n_records * c.max_attempts_factor / bs)
-        params = GenParams(max_new_tokens=c.max_new_tokens, temperature=c.temperature, top_k=c.top_k, top_p=c.top_p,
-                           repetition_penalty=c.repetition_penalty, stop=["\n\n", "Findings list:"], seed=ctx.seed, batch_size=bs)
+        doc_params = GenParams(max_new_tokens=c.max_new_tokens if not sentence_mode else c.close_tokens, temperature=c.temperature, top_k=c.top_k,
+                               top_p=c.top_p, repetition_penalty=c.repetition_penalty, stop=list(schema.document.stop) if not sentence_mode else ["\n"],
+                               seed=ctx.seed, batch_size=bs)
+        close_params = doc_params.model_copy(update={"max_new_tokens": c.close_tokens, "stop": ["\n"]})
+        sent_params = doc_params.model_copy(update={"max_new_tokens": getattr(entity_first.options, "max_sentence_tokens", 40) if entity_first else 40, "stop": ["\n"]})
 
-        def sample_target(rng: random.Random, observed: Counter[str], n_obs: int) -> list[str]:
-            if "prior" not in use:
-                return [rng.choice(label_set)]
-            # prior matching: steer conditioning against the deficit of what the model actually wrote so far
-            # (the base model drifts to normal reports); depends only on committed batches, so resume-safe
-            pn, weights = p_normal, [prior[lab] or 0.5 for lab in abnormal]
-            if n_obs >= 16:
-                pn = min(max(p_normal - (observed["normal"] / n_obs - p_normal), 0.05), 0.95)
-                seed_n = sum(prior[lab] for lab in abnormal) or 1
-                obs_n = sum(observed[lab] for lab in abnormal) or 1
-                weights = [max(prior[lab] / seed_n * 2 - observed[lab] / obs_n, 0.1 * (prior[lab] / seed_n) + 1e-3) for lab in abnormal]
-            if rng.random() < pn or not abnormal:
-                return ["normal"]
-            k = rng.choices(list(n_abn_dist), weights=list(n_abn_dist.values()))[0] if n_abn_dist else 1
-            out: list[str] = []
-            while len(out) < max(1, k) and len(out) < len(abnormal):
-                lab = rng.choices(abnormal, weights=weights)[0]
-                if lab not in out:
-                    out.append(lab)
-            return sorted(out)
-
-        committed = ctx.committed()
-        done_recs: list[Record] = list(committed)  # kept up to date batch by batch (bounded work per batch)
-        observed: Counter[str] = Counter(lab for r in committed for lab in r.labels)
-        meta_all = ctx.committed_meta()
-        valid = len(committed)
-        seen_hashes = {hashlib.sha256(r.text.encode()).hexdigest() for r in seeds} | {hashlib.sha256(r.text.encode()).hexdigest() for r in committed}
-        backend = None
-        stats = Counter()
-        for m in meta_all.values():
-            stats.update(m.get("stats", {}))
         with ctx.progress(c.n_records, f"generate ({c.model})", completed=min(valid, c.n_records)) as bar:
             for b in ctx.pending_batches(max_batches):
                 if valid >= c.n_records:
                     break
-                if backend is None:
-                    backend = self._backend(ctx)
-                    ctx.add_model(backend.model_id, backend.model_sha256 or "")
-                # in-context pool: seeds (+ feedback examples chosen by the quality estimator from earlier rounds)
-                pool_fb: list[Record] = []
-                if "feedback" in use and c.feedback.enabled and c.feedback.k and b >= c.feedback.every:
-                    cutoff = (b // c.feedback.every) * c.feedback.every
-                    earlier = [r for r in done_recs if int(r.provenance.params.get("batch", 0)) < cutoff]
-                    pool_fb = [r for r in earlier if r.scores.get("label_fidelity") == 1.0 and r.scores.get("complete")]
-                prompts, jobs = [], []
-                for j in range(bs):
-                    rng = _rng(ctx.seed, b, j)
-                    target = sample_target(rng, observed, len(done_recs))
-                    exs: list[Record] = []
-                    if "fewshot" in use and c.few_shot:
-                        sharing = [r for r in seeds if set(r.labels) & set(target)]
-                        k_fb = min(c.feedback.k, len(pool_fb)) if pool_fb else 0
-                        k_seed = c.few_shot - k_fb
-                        if sharing:
-                            exs.append(rng.choice(sharing))
-                        rest = [r for r in seeds if r not in exs]
-                        exs += rng.sample(rest, min(max(k_seed - len(exs), 0), len(rest)))
-                        if k_fb:
-                            exs += rng.sample(pool_fb, k_fb)
-                        rng.shuffle(exs)
-                    prompt = build_prompt([(r.labels, r.text or "") for r in exs], target if "label" in use else None)
-                    prompts.append(prompt)
-                    jobs.append((target, exs))
-                comps = backend.generate(prompts, params)
-                out: list[Record] = []
+                backend = get_backend()
                 bstats: Counter[str] = Counter()
-                for j, (comp, (target, exs)) in enumerate(zip(comps, jobs, strict=True)):
-                    rid = f"{ctx.step_name}-{b:05d}-{j:02d}"
-                    prov = Provenance(step=ctx.step_name, generator=f"{c.backend}:{backend.model_id}", model_sha256=backend.model_sha256,
-                                      prompt_id=hashlib.sha256(prompts[j].encode()).hexdigest()[:16], strategy=sorted(use),
-                                      seed_record_ids=[r.id for r in exs if not r.id.startswith(ctx.step_name)],
-                                      params={"batch": b, "target_labels": target, "temperature": c.temperature, "top_k": c.top_k,
-                                              "top_p": c.top_p, "max_new_tokens": c.max_new_tokens, "seed": ctx.seed,
-                                              "feedback_examples": [r.id for r in exs if r.id.startswith(ctx.step_name)]})
-                    bstats["prompts"] += 1
+                jobs = [Job(batch=b, index=j, rng=rng_for(ctx.seed, b, j)) for j in range(bs)]
+                for job in jobs:
+                    for s in strategies:
+                        s.plan(job, env)
+                failed: dict[int, str] = {}
+                if sentence_mode:
+                    self._sentences(jobs, env, entity_first, backend, sent_params, bstats, failed)
+                prompts: dict[int, str] = {}
+                parsed: dict[int, Any] = {}
+                for i, job in enumerate(jobs):
+                    if i in failed:
+                        continue
+                    if sentence_mode and not schema.document.close:  # the assembled sentences are the document
+                        from .tasks import ParseResult
+
+                        parsed[i] = (ParseResult(job.prefix, None), _Done())
+                        continue
+                    prompts[i] = self._fit(task.render(job, env, strategies), job, env, strategies, task, backend, doc_params.max_new_tokens, bstats)
+                order = sorted(prompts)
+                comps = dict(zip(order, backend.generate([prompts[i] for i in order], doc_params), strict=True)) if order else {}
+                for comp in comps.values():
                     bstats["tokens"] += comp.completion_tokens
+                needs: list[int] = []
+                for i in order:
+                    comp = comps[i]
                     if comp.finish_reason == "error":
-                        bstats["rejected:" + str(comp.meta.get("error", "backend_error"))] += 1
-                        ctx.quarantine(Record(id=rid, text=None, provenance=prov), str(comp.meta.get("error", "backend_error")), "generate")
+                        failed[i] = str(comp.meta.get("error", "backend_error"))
                         continue
-                    text, reason = parse_report(comp.text, comp.finish_reason, c.min_chars)
-                    if text is None:
-                        bstats["rejected:" + reason] += 1
-                        ctx.quarantine(Record(id=rid, text="FINDINGS:" + comp.text, provenance=prov), reason, "generate")
+                    pr = task.parse(comp.text, comp.finish_reason, jobs[i], allow_continue=c.repair)
+                    parsed[i] = (pr, comp)
+                    if pr.text is not None and pr.needs_close:
+                        needs.append(i)
+                if needs:  # repair: one short continuation for the missing closing section
+                    cprompts = [task.continuation_prompt(prompts[i], jobs[i], parsed[i][0].text) for i in needs]
+                    ccomps = backend.generate(cprompts, close_params)
+                    for i, cp, cc in zip(needs, cprompts, ccomps, strict=True):
+                        bstats["tokens"] += cc.completion_tokens
+                        if cc.finish_reason == "error":
+                            failed[i] = str(cc.meta.get("error", "backend_error"))
+                            continue
+                        body = parsed[i][0].text
+                        fake_job = Job(batch=b, index=i, rng=jobs[i].rng, notes=jobs[i].notes, prefix=body)
+                        pr2 = task.parse(cc.text, cc.finish_reason, fake_job, allow_continue=False)
+                        pr2.repairs = parsed[i][0].repairs + ["close_continued"] + pr2.repairs
+                        parsed[i] = (pr2, cc)
+                out: list[Record] = []
+                for i, job in enumerate(jobs):
+                    rid = f"{ctx.step_name}-{b:05d}-{i:02d}"
+                    prov = self._provenance(ctx, c, backend, job, prompts.get(i, ""), use)
+                    bstats["documents"] += 1
+                    if i in failed:
+                        self._reject(ctx, bstats, Record(id=rid, text=None, provenance=prov, meta={"plan": job.plan.to_json()}), failed[i])
                         continue
-                    h = hashlib.sha256(text.encode()).hexdigest()
-                    body = text.lower()
-                    if exs and max(_jaccard3(body, (e.text or "").lower()) for e in exs) >= c.max_example_overlap:
-                        bstats["rejected:copies_prompt_example"] += 1
-                        ctx.quarantine(Record(id=rid, text=text, provenance=prov), "copies_prompt_example", "generate")
+                    pr, comp = parsed[i]
+                    for rp in pr.repairs:
+                        bstats["repaired:" + rp] += 1
+                    if pr.text is None:
+                        self._reject(ctx, bstats, Record(id=rid, text=task.head_of_completion(job) + comp.text, provenance=prov), pr.reason or "unparsable")
                         continue
-                    if h in seen_hashes:
-                        bstats["rejected:duplicate"] += 1
-                        ctx.quarantine(Record(id=rid, text=text, provenance=prov), "duplicate", "generate")
+                    rec, reason = self._record(rid, pr, comp, job, env, strategies, task, c, prov, seen_hashes, bstats, "verify" in use)
+                    if reason is not None:
+                        self._reject(ctx, bstats, rec, reason)
                         continue
-                    labels = detect_labels(text, label_set) if "verify" in use else list(target)
-                    if not labels:
-                        bstats["rejected:no_label"] += 1
-                        ctx.quarantine(Record(id=rid, text=text, provenance=prov), "no_label", "generate")
-                        continue
-                    spans = []
-                    for mnt in detect(text, [x for x in label_set if x != "normal"]):
-                        spans.append(Span(start=mnt.start, end=mnt.end, label="NEGATED_FINDING" if mnt.negated else "FINDING", text=text[mnt.start:mnt.end]))
-                        if mnt.cue:
-                            a, z = mnt.cue
-                            if not any(s.start == a and s.end == z for s in spans):
-                                spans.append(Span(start=a, end=z, label="NEGATION_CUE", text=text[a:z]))
-                    spans.sort(key=lambda s: (s.start, s.end))
-                    rec = Record(id=rid, kind="text", text=text, labels=labels, spans=spans, provenance=prov,
-                                 meta={"conditioned_on": target, "finish_reason": comp.finish_reason},
-                                 scores={"label_fidelity": round(len(set(target) & set(labels)) / len(set(target) | set(labels)), 4),
-                                         "conditioned_label_present": bool(set(target) & set(labels)), "complete": True})
-                    bad = invalid_spans(rec)
-                    if bad:
-                        bstats["rejected:invalid_span"] += 1
-                        ctx.quarantine(rec, "invalid_span", "generate")
-                        continue
-                    seen_hashes.add(h)
+                    seen_hashes.add(hashlib.sha256((rec.text or "").encode()).hexdigest())
                     out.append(rec)
                     bstats["valid"] += 1
                 ctx.commit_batch(b, out, {"stats": dict(bstats)})
-                done_recs.extend(out)
-                observed.update(lab for r in out for lab in r.labels)
                 stats.update(bstats)
+                self._observe(env, strategies, out, b)
+                before = valid
                 valid += len(out)
-                bar.advance(min(len(out), max(c.n_records - (valid - len(out)), 0)), tokens=bstats["tokens"])
-        if backend is not None:
-            backend.close()
+                bar.advance(min(len(out), max(c.n_records - before, 0)), tokens=bstats["tokens"] + bstats["sentence_tokens"])
+        if "b" in backend_box:
+            backend_box["b"].close()
+        self._report(ctx, c, env, seeds, label_set, without_seed, stats, sentence_mode)
+
+    # ---------------------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _observe(env: Any, strategies: list[Any], records: list[Record], batch: int) -> None:
+        env.observed.update(lab for r in records for lab in r.labels)
+        env.n_observed += len(records)
+        for s in strategies:
+            s.observe(records, batch, env)
+
+    @staticmethod
+    def _reject(ctx: Any, bstats: Counter[str], rec: Record, reason: str) -> None:
+        bstats["rejected:" + reason] += 1
+        ctx.quarantine(rec, reason, "generate")
+
+    def _fit(self, prompt: str, job: Any, env: Any, strategies: list[Any], task: Any, backend: Any, max_new: int, bstats: Counter[str]) -> str:
+        """Drop in-context examples (last first) until the prompt fits the context window; the backend rejects
+        (``prompt_too_long``) what still does not fit."""
+        ctxlen = backend.context_length
+        if not ctxlen:
+            return prompt
+        n = len(job.examples)
+        while n > 0 and backend.count_tokens(prompt) + max_new > ctxlen:
+            n -= 1
+            bstats["repaired:examples_dropped_for_context"] += 1
+            prompt = task.render(job, env, strategies, n_examples=n)
+        return prompt
+
+    def _sentences(self, jobs: list[Any], env: Any, ef: Any, backend: Any, params: GenParams, bstats: Counter[str], failed: dict[int, str]) -> None:
+        """Entity-first sentence mode: one sentence per unit, checked and retried; then the document prefix."""
+        from .prompts.base import rng_for
+
+        got: dict[tuple[int, int], str] = {}
+        todo = [(i, u) for i, job in enumerate(jobs) for u in range(len(job.plan.units))]
+        seeds_used: dict[int, set[str]] = defaultdict(set)
+        for attempt in range(ef.options.retries + 1):
+            if not todo:
+                break
+            prompts = []
+            for i, u in todo:
+                rng = rng_for(env.seed, "sentence", jobs[i].batch, i, u, attempt)
+                p, sids = ef.sentence_prompt(jobs[i].plan.units[u], env, rng)
+                prompts.append(p)
+                seeds_used[i] |= set(sids)
+            comps = backend.generate(prompts, params.model_copy(update={"seed": params.seed + 7919 * (attempt + 1) + jobs[0].batch}))
+            nxt = []
+            for (i, u), comp in zip(todo, comps, strict=True):
+                bstats["sentence_prompts"] += 1
+                bstats["sentence_tokens"] += comp.completion_tokens
+                if comp.finish_reason == "error":
+                    bstats["sentence_rejected:" + str(comp.meta.get("error", "backend_error"))] += 1
+                    nxt.append((i, u))
+                    continue
+                s, why = ef.check_sentence(jobs[i].plan.units[u], comp.text, comp.finish_reason, env)
+                if s is None:
+                    bstats["sentence_rejected:" + str(why)] += 1
+                    nxt.append((i, u))
+                else:
+                    got[(i, u)] = s
+            todo = nxt
+        for i, job in enumerate(jobs):
+            units = job.plan.units
+            ok = [(units[u], got[(i, u)]) for u in range(len(units)) if (i, u) in got]
+            missing = [u for u in range(len(units)) if (i, u) not in got and units[u].kind == "entity"]
+            bstats["planned_units"] += len(units)
+            bstats["planned_units_written"] += len(ok)
+            if missing:
+                bstats["entity_units_missing"] += len(missing)
+            if not ok:
+                failed[i] = "no_sentences"
+                continue
+            job.prefix = ef.assemble(job, ok, env)
+            job.sentence_texts = [s for _, s in ok]
+            job.notes["seed_record_ids"] = sorted(set(job.notes.get("seed_record_ids", [])) | seeds_used[i])
+
+    def _provenance(self, ctx: Any, c: GenerateConfig, backend: Any, job: Any, prompt: str, use: list[str]) -> Provenance:
+        notes = {k: v for k, v in job.notes.items() if not k.startswith("_")}
+        seed_ids = notes.pop("seed_record_ids", [])
+        return Provenance(step=ctx.step_name, generator=f"{c.backend}:{backend.model_id}", model_sha256=backend.model_sha256,
+                          prompt_id=hashlib.sha256(prompt.encode()).hexdigest()[:16], strategy=list(use),
+                          seed_record_ids=sorted(set(seed_ids)),
+                          params={"batch": job.batch, "task": c.task, "schema": c.schema_name, "temperature": c.temperature, "top_k": c.top_k,
+                                  "top_p": c.top_p, "max_new_tokens": c.max_new_tokens, "seed": ctx.seed, **notes})
+
+    def _record(self, rid: str, pr: Any, comp: Any, job: Any, env: Any, strategies: list[Any], task: Any, c: GenerateConfig,
+                prov: Provenance, seen_hashes: set[str], bstats: Counter[str], verify: bool) -> tuple[Record, str | None]:
+        from .spans import SpanStats, enforce
+
+        text = pr.text
+        rec = Record(id=rid, kind="text", text=text, provenance=prov, meta={"plan": job.plan.to_json(), "finish_reason": comp.finish_reason})
+        seed_exs = [e for e in job.examples if e.id in env.seed_by_id]
+        if seed_exs and max(_jaccard3(text, e.text or "") for e in seed_exs) >= c.max_example_overlap:
+            return rec, "copies_prompt_example"
+        if hashlib.sha256(text.encode()).hexdigest() in seen_hashes:
+            return rec, "duplicate"
+        labels, spans, relations = task.annotate(text)
+        if pr.model_spans:  # inline output: the model's own spans, merged with the annotator's
+            spans = spans + [s for s in pr.model_spans if not any((s.start, s.end, s.label) == (o.start, o.end, o.label) for o in spans)]
+        st = SpanStats()
+        res = enforce(text, spans, relations, labels=task.span_labels, relation_types=task.relation_types, overlaps=c.spans.overlaps, stats=st)
+        for k, v in st.counts.items():
+            bstats["span_" + k] += v
+        target = list(job.plan.labels)
+        if not verify:
+            labels = [lab for lab in target if lab in env.label_set] or labels
+        planned = {e.text.lower() for e in job.plan.entities if not e.negated}
+        low = text.lower()
+        found = sum(1 for e in planned if e in low)
+        tl, fl = set(target), set(labels)
+        rec = rec.model_copy(update={
+            "labels": labels, "spans": res.spans, "relations": res.relations,
+            "scores": {"label_fidelity": round(len(tl & fl) / len(tl | fl), 4) if (tl | fl) else 1.0,
+                       "conditioned_label_present": bool(tl & fl) if tl else True,
+                       "planned_mention_recall": round(found / len(planned), 4) if planned else None,
+                       "complete": True}})
+        rec.meta["conditioned_on"] = target
+        if (not res.ok) or (c.spans.on_invalid == "reject_record" and st.rejected and any(k not in ("duplicate",) for k in st.rejected)):
+            return rec, "invalid_span"
+        if invalid_spans(rec):  # never reached: enforce() verified every span; kept as the last line of defence
+            return rec, "invalid_span"
+        for s in strategies:
+            why = s.accept(rec, job, env)
+            if why:
+                return rec, why
+        if not env.label_set or not any(e.doc_label for e in env.schema.entities):
+            return rec, None
+        if not rec.labels:
+            return rec, "no_label"
+        return rec, None
+
+    def _report(self, ctx: Any, c: GenerateConfig, env: Any, seeds: list[Record], label_set: list[str], without_seed: list[str],
+                stats: Counter[str], sentence_mode: bool) -> None:
         records = ctx.committed()[: c.n_records]
-        prompts_total = stats.get("prompts", 0)
+        docs = stats.get("documents", 0)
         rejects = {k.split(":", 1)[1]: v for k, v in stats.items() if k.startswith("rejected:")}
+        repairs = {k.split(":", 1)[1]: v for k, v in stats.items() if k.startswith("repaired:")}
         ctx.add_figure("records_asked", c.n_records, "n_records in the recipe")
-        ctx.add_figure("records_generated", len(records), f"valid records kept (first {c.n_records} in batch order)")
+        ctx.add_figure("records_generated", len(records), f"valid records kept (the first {c.n_records} in batch order)")
         if len(records) < c.n_records:
-            ctx.add_figure("shortfall", c.n_records - len(records), f"fewer valid records than asked after {prompts_total} prompts (max_attempts_factor={c.max_attempts_factor})")
-        ctx.add_figure("yield", round(stats.get("valid", 0) / max(prompts_total, 1), 4), "valid records / prompts (all batches run, incl. resumed)")
-        ctx.add_figure("rejections", rejects, "count per reason; every rejected output is in quarantine/ with its reason")
-        ctx.add_figure("generated_tokens", stats.get("tokens", 0), "completion tokens counted by the backend tokenizer")
+            ctx.add_figure("shortfall", c.n_records - len(records), f"FEWER valid records than asked after {docs} documents (max_attempts_factor={c.max_attempts_factor}); "
+                           "see rejections and quarantine/")
+        ctx.add_figure("yield", round(stats.get("valid", 0) / max(docs, 1), 4), "valid records / documents attempted (all batches run, incl. resumed); a document is valid if it parses, is complete, "
+                       "is not a copy or duplicate, carries a label and all its spans verify")
+        ctx.add_figure("rejections", rejects, "documents rejected, count per reason; every rejected output is in quarantine/ with its reason")
+        ctx.add_figure("repairs", repairs, "documents repaired before validation, count per repair (cut_* = text after a runaway cut; close_continued = closing section written by a second, short continuation)")
+        span_rej = {k[len("span_rejected:"):]: v for k, v in stats.items() if k.startswith("span_rejected:")}
+        span_rep = {k[len("span_repaired:"):]: v for k, v in stats.items() if k.startswith("span_repaired:")}
+        ctx.add_figure("span_integrity", {"rejected": span_rej, "repaired": span_rep}, "spans dropped/repaired by span integrity (medsynth/text/spans.py) before records were written; every written span satisfies text[start:end] == span.text")
+        tok = stats.get("tokens", 0) + stats.get("sentence_tokens", 0)
+        ctx.add_figure("generated_tokens", tok, "completion tokens counted by the backend (documents, continuations and entity-first sentences)")
+        if sentence_mode:
+            sp = stats.get("sentence_prompts", 0)
+            srej = {k.split(":", 1)[1]: v for k, v in stats.items() if k.startswith("sentence_rejected:")}
+            ctx.add_figure("sentence_requests", sp, "entity-first sentence requests (incl. retries)")
+            ctx.add_figure("sentence_rejections", srej, "sentence requests whose output failed its checks (each unit is retried; see entity_first.retries)")
+            ctx.add_figure("planned_units_written", round(stats.get("planned_units_written", 0) / max(stats.get("planned_units", 1), 1), 4),
+                           "share of planned sentence units (entity groups + context sentences) for which a valid sentence was written")
+        for name, value, how in env.figures:
+            ctx.add_figure(name, value, how)
+        for key, obj in env.sections.items():
+            ctx.add_section(f"strategy_{key}", obj)
         if records:
-            fid = sum(r.scores["label_fidelity"] for r in records) / len(records)
-            present = sum(r.scores["conditioned_label_present"] for r in records) / len(records)
-            ctx.add_figure("label_fidelity", round(fid, 4), "mean Jaccard(conditioned labels, labels the finding detector finds in the text); records are labelled by the detector")
-            ctx.add_figure("conditioned_label_present", round(present, 4), "share of records whose text mentions at least one conditioned label")
-            lab_syn = Counter(lab for r in records for lab in r.labels)
-            lab_seed = Counter(lab for r in seeds for lab in r.labels)
-            ctx.add_section("label_distribution", {"synthetic": {k: v / len(records) for k, v in lab_syn.items()},
-                                                   "seeds": {k: v / len(seeds) for k, v in lab_seed.items()}})
-            ctx.add_figure("normal_share", round(lab_syn.get("normal", 0) / len(records), 4), f"share of synthetic records labelled normal (seeds: {p_normal:.3f})")
-            ctx.add_figure("spans", sum(len(r.spans) for r in records), "FINDING / NEGATED_FINDING / NEGATION_CUE spans, all verified text[start:end] == span.text")
-        if unknown:
-            ctx.add_figure("labels_without_seed", unknown, "labels of the label set that no seed carries (generated without examples)")
+            fid = sum(r.scores.get("label_fidelity", 0) for r in records) / len(records)
+            present = sum(bool(r.scores.get("conditioned_label_present")) for r in records) / len(records)
+            rec_ = [r.scores["planned_mention_recall"] for r in records if r.scores.get("planned_mention_recall") is not None]
+            ctx.add_figure("label_fidelity", round(fid, 4), "mean Jaccard(target labels, labels the annotator finds in the text)" + ("; records are labelled by the annotator (verify)" if "verify" in c.strategy_names() else "; records keep their target labels (no verify)"))
+            ctx.add_figure("conditioned_label_present", round(present, 4), "share of records whose text carries at least one target label")
+            if rec_:
+                ctx.add_figure("planned_mention_recall", round(sum(rec_) / len(rec_), 4), "mean share of planned mention strings found verbatim (case-insensitive) in the text")
+            if label_set:
+                lab_syn = Counter(lab for r in records for lab in r.labels)
+                lab_seed = Counter(lab for r in seeds for lab in r.labels)
+                dist = {"synthetic": {k: round(v / len(records), 4) for k, v in sorted(lab_syn.items())},
+                        "seeds": {k: round(v / len(seeds), 4) for k, v in sorted(lab_seed.items())}}
+                ctx.add_section("label_distribution", dist)
+                keys = sorted(set(dist["synthetic"]) | set(dist["seeds"]))
+                ctx.add_section("label_distribution_plot", {"plot": {"kind": "bars", "title": "label share: synthetic vs seeds",
+                                                                     "series": {"synthetic": {k: dist["synthetic"].get(k, 0) for k in keys},
+                                                                                "seeds": {k: dist["seeds"].get(k, 0) for k in keys}}},
+                                                            "caption": "share of records carrying each label (multi-label), synthetic vs seeds"})
+                if env.normal_label:
+                    ctx.add_figure("normal_share", round(lab_syn.get(env.normal_label, 0) / len(records), 4), f"share of synthetic records labelled {env.normal_label}")
+            ctx.add_figure("spans", sum(len(r.spans) for r in records), f"entity spans written ({c.task} task), all verified text[start:end] == span.text")
+            if c.task == "relations":
+                ctx.add_figure("relations", sum(len(r.relations) for r in records), "relations written, found by the schema's rules on the text")
+        if without_seed:
+            ctx.add_figure("labels_without_seed", without_seed, "labels of the label set that no seed carries (generated from the schema's label words; may never appear)")
+            never = [lab for lab in without_seed if not any(lab in r.labels for r in records)]
+            if never:
+                ctx.add_figure("labels_never_generated", never, "labels of the label set that no generated record carries")
         ctx.write_output(records)
 
 
@@ -360,6 +555,7 @@ class ExportStep(Step):
 
     type = "export"
     Config = ExportConfig
+    version = "2"
 
     def run(self, ctx: Any) -> None:
         from .export import export_records
@@ -374,4 +570,5 @@ class ExportStep(Step):
         for p in paths.values():
             ctx.add_artifact(p)
         ctx.add_figure("exported_records", len(good), f"records written as {', '.join(c.formats)} under {ctx.step_dir.name}/export (records with an invalid span are quarantined, never exported: {len(bad)})")
+        ctx.add_figure("exported_relations", sum(len(r.relations) for r in good), "relations written (JSONL, BRAT R lines, HF `relations` column, spaCy user_data, CoNLL comments)")
         ctx.write_output(good)

@@ -2,6 +2,20 @@
 
 import pytest
 
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Tiny models gain nothing from threads, and on a shared CPU OpenMP spinning makes them many times slower."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 CORPUS = [
     "FINDINGS: The heart is normal in size. The lungs are clear. IMPRESSION: No acute disease.",
     "FINDINGS: Mild cardiomegaly. Small left pleural effusion. IMPRESSION: Cardiomegaly with effusion.",
@@ -43,18 +57,35 @@ def tiny_model_dir(tmp_path_factory, tiny_lm):
     return d
 
 
+HEADER = "Chest radiograph reports (PA and lateral views). Each report starts with the list of its findings."
+SENT_HEADER = "Chest radiograph reports (PA and lateral views): single sentences, each after the list of what it mentions."
+REPORTS = [(["normal"], "none", "The heart is normal in size. The lungs are clear.", "No acute disease."),
+           (["Cardiomegaly"], "cardiomegaly", "Mild cardiomegaly. No pleural effusion.", "Cardiomegaly."),
+           (["Pleural Effusion"], "pleural effusion", "Small left pleural effusion.", "Left effusion.")]
+
+
+def reporter_documents() -> list[str]:
+    """Prompt-shaped documents in the generate step's formats: whole reports after a label line (document mode),
+    single sentences after a mention line, and reports after an entity line (entity-first sentence mode)."""
+    from medsynth.text.labels import LABEL_WORDS
+
+    docs = []
+    for labels, mention, body, imp in REPORTS:
+        words = ", ".join(LABEL_WORDS.get(lab, lab) for lab in labels)
+        docs.append(f"{HEADER}\n\nFindings list: {words}\nFINDINGS: {body} IMPRESSION: {imp}\n\n")
+        docs.append(f"{HEADER}\n\nFindings: {mention}\nFINDINGS: {body}\nIMPRESSION: {imp}\n\n")
+        first = body.split(". ")[0].rstrip(".") + "."
+        docs.append(f"{SENT_HEADER}\n\nMentions: {mention}\nSentence: {first}\n\n")
+    docs.append(f"{SENT_HEADER}\n\nMentions: none\nSentence: The lungs are clear.\n\n")
+    return docs
+
+
 def train_tiny_reporter(model, tok, steps: int = 150, seed: int = 0):
-    """Overfit the tiny LM on a few prompt-shaped reports so that it emits complete reports (for step tests)."""
+    """Overfit the tiny LM on a few prompt-shaped documents so that it emits complete reports (for step tests)."""
     import torch
 
-    from medsynth.text.steps import build_prompt
-
     torch.manual_seed(seed)
-    docs = []
-    for labels, body in [(["normal"], " The heart is normal in size. The lungs are clear. IMPRESSION: No acute disease."),
-                         (["Cardiomegaly"], " Mild cardiomegaly. No pleural effusion. IMPRESSION: Cardiomegaly."),
-                         (["Pleural Effusion"], " Small left pleural effusion. IMPRESSION: Left effusion.")]:
-        docs.append(build_prompt([], labels) + body + "\n\n")
+    docs = reporter_documents()
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     enc = tok(docs, return_tensors="pt", padding=True)

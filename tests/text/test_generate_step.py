@@ -1,7 +1,10 @@
 import json
 
+import pytest
+
 from medsynth.data.io import read_records, write_records
 from medsynth.data.records import Record, invalid_spans
+from medsynth.exceptions import RecipeError
 from medsynth.recipe.engine import run_recipe
 from medsynth.recipe.schema import load_recipe
 
@@ -10,47 +13,93 @@ SEEDS = [
     Record(id="s2", text="FINDINGS: Mild cardiomegaly. No pleural effusion. IMPRESSION: Cardiomegaly.", labels=["Cardiomegaly"]),
     Record(id="s3", text="FINDINGS: Small left pleural effusion. IMPRESSION: Effusion.", labels=["Pleural Effusion"]),
 ]
+DOC = ["prior", "label", "fewshot", "verify"]
 
 
-def _recipe(tmp_path, model_dir, n=12, **gen):
-    seeds = tmp_path / "seeds.jsonl"
-    write_records(SEEDS, seeds)
+def _recipe(tmp_path, model_dir, n=12, seeds=SEEDS, **gen):
+    p = tmp_path / "seeds.jsonl"
+    write_records(seeds, p)
     return {"name": "g", "seed": 3, "steps": [
-        {"type": "load", "name": "seeds", "path": str(seeds)},
+        {"type": "load", "name": "seeds", "path": str(p)},
         {"type": "generate", "model": str(model_dir), "n_records": n, "batch_size": 4, "max_new_tokens": 40, "temperature": 0.7, **gen},
         {"type": "export", "formats": ["jsonl", "conll", "brat"]},
     ]}
 
 
-def test_generate_valid_labelled_records(tmp_path, medsynth_home, reporter_dir):
-    res = run_recipe(load_recipe(_recipe(tmp_path, reporter_dir)), run_dir=tmp_path / "run", show_progress=False)
+def _figs(run_dir):
+    rep = json.loads((run_dir / "report.json").read_text())
+    return rep, {f["name"]: f["value"] for s in rep["steps"] for f in s["figures"]}
+
+
+def test_generate_valid_labelled_records_document_mode(tmp_path, medsynth_home, reporter_dir):
+    res = run_recipe(load_recipe(_recipe(tmp_path, reporter_dir, strategies=DOC)), run_dir=tmp_path / "run", show_progress=False)
     recs = read_records(res.run_dir / "steps/01_generate/generate.jsonl")
     assert 0 < len(recs) <= 12
     for r in recs:
         assert r.labels and not invalid_spans(r)
         assert r.provenance.model_sha256 and r.provenance.prompt_id and r.provenance.seed_record_ids
         assert set(r.provenance.seed_record_ids) <= {"s1", "s2", "s3"}
-    rep = json.loads((res.run_dir / "report.json").read_text())
-    figs = {f["name"]: f["value"] for s in rep["steps"] for f in s["figures"]}
-    assert figs["records_asked"] == 12 and "yield" in figs and "label_fidelity" in figs
+        assert r.provenance.strategy == DOC and "target_labels" in r.provenance.params
+    rep, figs = _figs(res.run_dir)
+    assert figs["records_asked"] == 12 and "yield" in figs and "label_fidelity" in figs and "span_integrity" in figs
     if len(recs) < 12:
         assert figs["shortfall"] == 12 - len(recs)
     # rejected outputs are quarantined with their reason, never dropped
-    n_q = rep["quarantine"]["total"]
-    assert n_q == sum(figs["rejections"].values())
+    assert rep["quarantine"]["by_step"].get("generate", 0) == sum(figs["rejections"].values())
+
+
+def test_entity_first_sentence_mode(tmp_path, medsynth_home, reporter_dir):
+    strategies = ["prior", "entity_first", "fewshot", "verify"]
+    res = run_recipe(load_recipe(_recipe(tmp_path, reporter_dir, n=8, strategies=strategies, task="ner")), run_dir=tmp_path / "run", show_progress=False)
+    rep, figs = _figs(res.run_dir)
+    assert figs["sentence_requests"] > 0 and "planned_units_written" in figs
+    recs = read_records(res.run_dir / "steps/01_generate/generate.jsonl")
+    assert figs["records_generated"] == len(recs)
+    for r in recs:
+        assert r.text.startswith("FINDINGS:") and "IMPRESSION:" in r.text
+        assert not invalid_spans(r) and r.labels
+        assert r.meta["plan"]["entities"] is not None
 
 
 def test_garbage_model_gives_counted_rejections_not_a_crash(tmp_path, medsynth_home, tiny_model_dir):
-    res = run_recipe(load_recipe(_recipe(tmp_path, tiny_model_dir, n=4, max_attempts_factor=1.0)), run_dir=tmp_path / "run", show_progress=False)
-    rep = json.loads((res.run_dir / "report.json").read_text())
-    figs = {f["name"]: f["value"] for s in rep["steps"] for f in s["figures"]}
+    res = run_recipe(load_recipe(_recipe(tmp_path, tiny_model_dir, n=4, max_attempts_factor=1.0, strategies=DOC)), run_dir=tmp_path / "run", show_progress=False)
+    rep, figs = _figs(res.run_dir)
     assert figs["records_generated"] + figs.get("shortfall", 0) == 4
-    assert rep["quarantine"]["total"] >= figs.get("shortfall", 0)
+    assert rep["quarantine"]["by_step"].get("generate", 0) == sum(figs["rejections"].values())
+    if figs.get("shortfall"):
+        assert "FEWER" in next(f["how"] for s in rep["steps"] for f in s["figures"] if f["name"] == "shortfall")
 
 
 def test_generate_is_deterministic(tmp_path, medsynth_home, reporter_dir):
-    a = run_recipe(load_recipe(_recipe(tmp_path, reporter_dir, n=6)), run_dir=tmp_path / "a", show_progress=False, use_cache=False)
-    b = run_recipe(load_recipe(_recipe(tmp_path, reporter_dir, n=6)), run_dir=tmp_path / "b", show_progress=False, use_cache=False)
-    ta = [r.text for r in read_records(a.run_dir / "steps/01_generate/generate.jsonl")]
-    tb = [r.text for r in read_records(b.run_dir / "steps/01_generate/generate.jsonl")]
-    assert ta == tb
+    def texts(d):
+        res = run_recipe(load_recipe(_recipe(tmp_path, reporter_dir, n=6, strategies=["prior", "entity_first", "fewshot", "verify"])), run_dir=tmp_path / d,
+                         show_progress=False, use_cache=False)
+        return [r.text for r in read_records(res.run_dir / "steps/01_generate/generate.jsonl")]
+
+    assert texts("a") == texts("b")
+
+
+def test_empty_seed_file_is_a_clear_error(tmp_path, medsynth_home, reporter_dir):
+    with pytest.raises(RecipeError, match="none with text"):
+        run_recipe(load_recipe(_recipe(tmp_path, reporter_dir, seeds=[Record(id="e", text="  ")])), run_dir=tmp_path / "run", show_progress=False)
+
+
+def test_label_the_annotator_cannot_see_is_a_clear_error(tmp_path, medsynth_home, reporter_dir):
+    with pytest.raises(RecipeError, match="Telepathy.*not in schema"):
+        run_recipe(load_recipe(_recipe(tmp_path, reporter_dir, labels=["Cardiomegaly", "Telepathy"])), run_dir=tmp_path / "run", show_progress=False)
+
+
+def test_label_without_seed_is_reported(tmp_path, medsynth_home, reporter_dir):
+    res = run_recipe(load_recipe(_recipe(tmp_path, reporter_dir, n=4, labels=["Cardiomegaly", "Pneumothorax", "normal"], strategies=DOC)),
+                     run_dir=tmp_path / "run", show_progress=False)
+    _, figs = _figs(res.run_dir)
+    assert figs["labels_without_seed"] == ["Pneumothorax"]
+
+
+def test_unknown_strategy_and_bad_options_rejected_at_validation(tmp_path, reporter_dir):
+    with pytest.raises(RecipeError) as ei:
+        load_recipe(_recipe(tmp_path, reporter_dir, strategies=["prior", "telepathy", {"type": "fewshot", "kk": 2}]))
+    msg = str(ei.value)
+    assert "telepathy" in msg and "kk" in msg
+    with pytest.raises(RecipeError, match="feedback.*needs 'verify'"):
+        load_recipe(_recipe(tmp_path, reporter_dir, strategies=["prior", "fewshot", "feedback"]))
