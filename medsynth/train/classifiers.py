@@ -48,6 +48,18 @@ class ClassifierConfig(BaseModel):
 
 
 # -- networks -----------------------------------------------------------------------------------------------
+def freeze_lower_layers(encoder: Any, train_layers: int) -> Any:
+    """Freeze an HF encoder except its top ``train_layers`` transformer layers (embeddings always frozen)."""
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if layers is not None and train_layers > 0:
+        for layer in list(layers)[-train_layers:]:
+            for p in layer.parameters():
+                p.requires_grad_(True)
+    return encoder
+
+
 def build_network(kind: str, in_dim: int, n_out: int, cfg: ClassifierConfig, backbone: str | None = None) -> Any:
     import torch
     from torch import nn
@@ -87,16 +99,8 @@ def build_network(kind: str, in_dim: int, n_out: int, cfg: ClassifierConfig, bac
         class Finetune(nn.Module):
             def __init__(self) -> None:
                 super().__init__()
-                self.backbone = AutoModel.from_pretrained(backbone)
-                hid = self.backbone.config.hidden_size
-                self.head = nn.Linear(hid, n_out)
-                for p in self.backbone.parameters():
-                    p.requires_grad_(False)
-                layers = getattr(getattr(self.backbone, "encoder", None), "layer", None)
-                if layers is not None and cfg.train_layers > 0:
-                    for layer in list(layers)[-cfg.train_layers:]:
-                        for p in layer.parameters():
-                            p.requires_grad_(True)
+                self.backbone = freeze_lower_layers(AutoModel.from_pretrained(backbone), cfg.train_layers)
+                self.head = nn.Linear(self.backbone.config.hidden_size, n_out)
 
             def forward(self, ids: Any, mask: Any) -> Any:
                 h = self.backbone(input_ids=ids, attention_mask=mask).last_hidden_state

@@ -16,13 +16,12 @@ every DP guard passed; a failure leaves no model and the debit marked ``failed``
 
 from __future__ import annotations
 
-import hashlib
 import shutil
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..data.io import sha256_file
 from ..data.records import Record
 from ..recipe.step import Step, StepConfig, StepPlan
 from ..registry import STEPS
@@ -76,14 +75,6 @@ class TrainConfig(StepConfig):
 
 def _as_list(x: str | list[str] | None) -> list[str]:
     return [] if x is None else [x] if isinstance(x, str) else list(x)
-
-
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @STEPS.register("train")
@@ -288,7 +279,7 @@ class TrainStep(Step):
                 shutil.rmtree(models_dir)
             tmp_dir.rename(models_dir)
             for f in sorted(models_dir.rglob("model.pt")):
-                ctx.add_model(f"{ctx.step_name}/{f.parent.name}", _sha(f))
+                ctx.add_model(f"{ctx.step_name}/{f.parent.name}", sha256_file(f))
                 ctx.add_artifact(f)
                 ctx.add_artifact(f.parent / "meta.json")
         ctx.write_output(out_recs)

@@ -177,18 +177,13 @@ def _network(backbone: str, n_tags: int, cfg: TaggerConfig) -> Any:
     from torch import nn
     from transformers import AutoModel
 
+    from .classifiers import freeze_lower_layers
+
     class TokenTagger(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.backbone = AutoModel.from_pretrained(backbone)
+            self.backbone = freeze_lower_layers(AutoModel.from_pretrained(backbone), cfg.train_layers)
             self.head = nn.Linear(self.backbone.config.hidden_size, n_tags)
-            for p in self.backbone.parameters():
-                p.requires_grad_(False)
-            layers = getattr(getattr(self.backbone, "encoder", None), "layer", None)
-            if layers is not None and cfg.train_layers > 0:
-                for layer in list(layers)[-cfg.train_layers:]:
-                    for p in layer.parameters():
-                        p.requires_grad_(True)
 
         def forward(self, ids: Any, mask: Any) -> Any:
             return self.head(self.backbone(input_ids=ids, attention_mask=mask).last_hidden_state)
