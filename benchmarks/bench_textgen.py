@@ -1,31 +1,68 @@
-"""Usefulness, label correctness, yield and diversity of generated IU reports.
+"""Usefulness, yield, label correctness and diversity of generated IU chest X-ray reports, per strategy and model.
 
-Protocol (docs/benchmarks.md):
-- real data: IU chest X-ray reports, hashed splits (train 70% / validation 10% / test 20%), labels = MeSH major terms
-  cut at "/" restricted to the 12 most frequent in train + "normal" (the `iu_xray` step's default).
-- synthetic: the `generate` step output of a run (seeds ≤ 50 reports of the train split), or a fresh run of
-  recipes/quickstart.yaml with --set overrides.
+Protocol (reported in docs/text.md):
+- real data: IU chest X-ray reports (``iu_xray`` step), hashed splits train 70% / validation 10% / test 20%; labels =
+  MeSH major terms cut at the first "/", restricted to the 12 most frequent in train + "normal" (the step's default).
+- seeds: 40 reports of the TRAIN split (``select`` sample 40, stratified, min 1 per label, recipe seed 13).
+- synthetic: the ``generate`` step's output for each configuration (``CONFIGS``); outputs are cached by the step
+  cache, so re-running the script re-uses every generation (``--only`` to run some configurations).
 - classifier: TF-IDF (1-2 grams) + one-vs-rest logistic regression, identical for real and synthetic training.
-- figure: micro-F1 on the real TEST split of the classifier trained on synthetic only, divided by the same
-  classifier trained on the full real train split. Ablation "trust conditioning labels" re-labels the same texts
-  with the labels they were conditioned on instead of the detector's (the `verify` strategy off).
-Usage: python benchmarks/bench_textgen.py --from-run runs/<id>   |   --generate N
+- usefulness = micro-F1 of the classifier trained on synthetic only / micro-F1 of the same classifier trained on the
+  full real train split. Tuning decisions use the VALIDATION split (``usefulness_val``); the reported figure is on
+  the TEST split (``usefulness_test``). The same texts labelled with their conditioning labels (no verification)
+  are scored too (``*_conditioning_labels``).
+- yield = valid records / documents attempted (the generate step's figure); span validation pass rate = records
+  whose spans all verify / records written (always 1.0 by construction: invalid spans never leave the step).
+- diversity: Self-BLEU-4 (NLTK, method1 smoothing, ≤ 1,000 samples, each against ≤ 300 others) and distinct-1/2/3,
+  for the synthetic set and an equal-size sample of real train reports, overall and per label.
+Machine: 2 shared CPU cores; generation runs with one torch thread (OpenMP spinning under contention costs ~7x).
+Absolute times are not comparable across runs; ratios within a run are.
+
+Usage: python benchmarks/bench_textgen.py [--n 300] [--only default,zerogen] [--out benchmarks/results/textgen.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
+import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+CONFIGS: dict[str, dict[str, Any]] = {
+    # naive ZeroGen: label-conditioned few-shot prompts, conditioning labels trusted (the issue's starting point)
+    "zerogen": {"strategies": ["label", "fewshot"]},
+    "zerogen+verify": {"strategies": ["label", "fewshot", "verify"]},
+    "prior+label+verify": {"strategies": ["prior", "label", "fewshot", "verify"]},
+    "prior+label+feedback+verify": {"strategies": ["prior", "label", "fewshot", "feedback", "verify"]},
+    "entity_first_document": {"strategies": ["prior", {"type": "entity_first", "unit": "document"}, "fewshot", "verify"]},
+    "entity_first_sentence": {"strategies": ["prior", "entity_first", "fewshot", "verify"]},
+    "default": {"strategies": ["prior", "entity_first", "fewshot", "feedback", "verify"]},
+    "default+verbalizer": {"strategies": ["prior", "verbalizer", "entity_first", "fewshot", "feedback", "verify"]},
+    "default+attributes_llm": {"strategies": ["prior", "entity_first", {"type": "attributes", "source": "llm"}, "fewshot", "feedback", "verify"]},
+    "default_smollm2": {"strategies": ["prior", "entity_first", "fewshot", "feedback", "verify"], "model": "smollm2-135m-instruct"},
+    "zerogen_smollm2": {"strategies": ["label", "fewshot"], "model": "smollm2-135m-instruct"},
+}
 
-def clf_f1(train_texts, train_labels, test_texts, test_labels, label_set):
+
+def recipe(name: str, n: int, gen: dict[str, Any]) -> dict[str, Any]:
+    return {"name": f"bench-textgen-{name.replace('+', '-')}", "seed": 13, "steps": [
+        {"type": "iu_xray", "name": "corpus", "label_top_k": 12},
+        {"type": "select", "name": "private", "input": "corpus", "where": {"split": "train"}},
+        {"type": "select", "name": "seeds", "input": "private", "sample": 40, "min_per_label": 1},
+        {"type": "generate", "name": "generate", "input": "seeds", "n_records": n, "batch_size": 8, "max_new_tokens": 110, **gen},
+    ]}
+
+
+def clf_f1(train_texts, train_labels, test_texts, test_labels, label_set) -> dict[str, Any]:
+    import numpy as np
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
@@ -38,72 +75,119 @@ def clf_f1(train_texts, train_labels, test_texts, test_labels, label_set):
     present = Ytr.sum(0) > 0
     vec = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True)
     X = vec.fit_transform(train_texts)
-    import numpy as np
-
     pred = np.zeros_like(Yte)
     cols = np.flatnonzero(present & (Ytr.sum(0) < len(Ytr)))
     if len(cols):
         m = OneVsRestClassifier(LogisticRegression(C=4.0, max_iter=3000, class_weight="balanced")).fit(X, Ytr[:, cols])
         pred[:, cols] = m.predict(vec.transform(test_texts))
+    per = f1_score(Yte, pred, average=None, zero_division=0)
     return {"micro_f1": float(f1_score(Yte, pred, average="micro", zero_division=0)),
-            "macro_f1": float(f1_score(Yte, pred, average="macro", zero_division=0))}
+            "macro_f1": float(f1_score(Yte, pred, average="macro", zero_division=0)),
+            "per_label_f1": {lab: round(float(v), 4) for lab, v in zip(label_set, per, strict=True)}}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--from-run", type=Path)
-    ap.add_argument("--generate", type=int, default=0, help="run the quickstart recipe with this many records")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/textgen.json")
-    a = ap.parse_args()
-    from collections import Counter
-
-    from medsynth.data.io import read_records
-    from medsynth.data.sources.iu_xray import load_iu_reports, report_text
+def diversity(texts: list[str], seed: int = 0) -> dict[str, float]:
     from medsynth.quality.diversity import distinct_n, self_bleu
 
-    run = a.from_run
-    if a.generate:
-        run = ROOT / "benchmarks/work" / f"textgen-{a.generate}"
-        t0 = time.time()
-        subprocess.run([sys.executable, "-m", "medsynth.cli", "run", "recipes/quickstart.yaml", "--run-dir", str(run), "--set",
-                        f"steps.generate.n_records={a.generate}"], cwd=ROOT, check=True)
-        print(f"generated in {time.time() - t0:.0f}s")
-    rep = json.loads((run / "report.json").read_text())
-    gen = next(s for s in rep["steps"] if s["type"] == "generate")
-    syn = read_records(run / gen["outputs"][gen["output"]])
-    seeds_step = next(s for s in rep["steps"] if s["name"] == gen["inputs"][0])
-    n_seeds = seeds_step["records_out"]
+    return {"self_bleu4": round(self_bleu(texts, 1000, seed=seed, max_refs=300), 4) if len(texts) >= 2 else float("nan"),
+            **{f"distinct_{k}": round(distinct_n(texts, k), 4) for k in (1, 2, 3)}}
+
+
+def real_data() -> dict[str, Any]:
+    from medsynth.data.sources.iu_xray import load_iu_reports, report_text
 
     docs = [d for d in load_iu_reports() if "FINDINGS" in d["sections"] and d["labels"] and "No Indexing" not in d["labels"]]
     cnt = Counter(lab for d in docs if d["split"] == "train" for lab in d["labels"] if lab != "normal")
     label_set = sorted({lab for lab, _ in cnt.most_common(12)} | {"normal"})
+    out: dict[str, Any] = {"label_set": label_set}
+    for split in ("train", "validation", "test"):
+        rows = [(report_text(d["sections"]), [lab for lab in d["labels"] if lab in label_set]) for d in docs if d["split"] == split]
+        out[split] = [r for r in rows if r[1]]
+    return out
 
-    def keep(d):
-        return [lab for lab in d["labels"] if lab in label_set]
 
-    train = [(report_text(d["sections"]), keep(d)) for d in docs if d["split"] == "train" and keep(d)]
-    test = [(report_text(d["sections"]), keep(d)) for d in docs if d["split"] == "test" and keep(d)]
-    tt, tl = [t for t, _ in test], [lab for _, lab in test]
-    real = clf_f1([t for t, _ in train], [lab for _, lab in train], tt, tl, label_set)
-    s_texts = [r.text for r in syn]
-    verified = clf_f1(s_texts, [r.labels for r in syn], tt, tl, label_set)
-    trusted = clf_f1(s_texts, [r.meta.get("conditioned_on", r.labels) for r in syn], tt, tl, label_set)
+def evaluate(run_dir: Path, real: dict[str, Any], real_f1: dict[str, Any], n_limit: int | None = None) -> dict[str, Any]:
+    import random
+
+    from medsynth.data.io import read_records
+    from medsynth.data.records import invalid_spans
+
+    rep = json.loads((run_dir / "report.json").read_text())
+    gen = next(s for s in rep["steps"] if s["type"] == "generate")
+    syn = read_records(run_dir / gen["outputs"][gen["output"]])
+    if n_limit:
+        syn = syn[:n_limit]
     figs = {f["name"]: f["value"] for f in gen["figures"]}
-    res = {
-        "run": str(run), "n_synthetic": len(syn), "n_seeds": n_seeds, "label_set": label_set,
-        "real_train_size": len(train), "real_test_size": len(test),
-        "real_trained": real, "synthetic_trained_verified_labels": verified, "synthetic_trained_conditioning_labels": trusted,
-        "usefulness_ratio_micro_f1": verified["micro_f1"] / real["micro_f1"],
-        "usefulness_ratio_conditioning_labels": trusted["micro_f1"] / real["micro_f1"],
-        "yield": figs.get("yield"), "rejections": figs.get("rejections"), "label_fidelity": figs.get("label_fidelity"),
-        "normal_share": figs.get("normal_share"),
-        "self_bleu4_synthetic": self_bleu(s_texts, 1000, max_refs=300), "self_bleu4_real": self_bleu([t for t, _ in train], 1000, max_refs=300),
-        "distinct2_synthetic": distinct_n(s_texts, 2), "distinct2_real_same_size": distinct_n([t for t, _ in train][: len(s_texts)], 2),
-        "generate_seconds": gen.get("seconds"),
-    }
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(res, indent=2))
-    print(json.dumps(res, indent=2))
+    label_set = real["label_set"]
+    texts = [r.text or "" for r in syn]
+    res: dict[str, Any] = {"n_synthetic": len(syn), "model": gen["config"]["model"], "strategies": gen["config"]["strategies"]}
+    for split in ("validation", "test"):
+        tt, tl = [t for t, _ in real[split]], [lab for _, lab in real[split]]
+        v = clf_f1(texts, [r.labels for r in syn], tt, tl, label_set) if syn else {"micro_f1": 0.0, "macro_f1": 0.0, "per_label_f1": {}}
+        cond = clf_f1(texts, [r.meta.get("conditioned_on") or r.labels for r in syn], tt, tl, label_set) if syn else {"micro_f1": 0.0}
+        res[f"synthetic_{split}"] = v
+        key = "test" if split == "test" else "val"
+        res[f"usefulness_{key}"] = round(v["micro_f1"] / real_f1[split]["micro_f1"], 4)
+        res[f"usefulness_{key}_conditioning_labels"] = round(cond["micro_f1"] / real_f1[split]["micro_f1"], 4)
+    for k in ("yield", "rejections", "repairs", "label_fidelity", "conditioned_label_present", "normal_share", "generated_tokens",
+              "sentence_rejections", "planned_units_written", "span_integrity", "shortfall"):
+        if k in figs:
+            res[k] = figs[k]
+    res["span_validation_pass_rate"] = round(sum(1 for r in syn if not invalid_spans(r)) / max(len(syn), 1), 4)
+    res["generate_seconds"] = gen.get("seconds")
+    res["label_share"] = {lab: round(sum(lab in r.labels for r in syn) / max(len(syn), 1), 4) for lab in label_set}
+    rng = random.Random(0)
+    real_sample = [t for t, _ in rng.sample(real["train"], min(len(syn), len(real["train"])))] if syn else []
+    res["diversity"] = {"synthetic": diversity(texts), "real_same_size": diversity(real_sample)}
+    per: dict[str, Any] = {}
+    for lab in label_set:
+        st = [r.text or "" for r in syn if lab in r.labels]
+        rt = [t for t, ls in real["train"] if lab in ls]
+        if len(st) >= 5:
+            rt = random.Random(1).sample(rt, min(len(st), len(rt)))
+            per[lab] = {"n": len(st), "synthetic": diversity(st), "real_same_size": diversity(rt)}
+    res["diversity_per_label"] = per
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=300, help="records per configuration")
+    ap.add_argument("--only", default="", help="comma-separated configuration names (default: all)")
+    ap.add_argument("--eval-only", action="store_true", help="only evaluate existing run dirs")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/textgen.json")
+    a = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    from medsynth.recipe.engine import run_recipe
+    from medsynth.recipe.schema import load_recipe
+
+    real = real_data()
+    label_set = real["label_set"]
+    real_f1 = {s: clf_f1([t for t, _ in real["train"]], [lab for _, lab in real["train"]], [t for t, _ in real[s]], [lab for _, lab in real[s]], label_set)
+               for s in ("validation", "test")}
+    results: dict[str, Any] = json.loads(a.out.read_text()) if a.out.exists() else {}
+    results.update({"protocol": __doc__.split("Usage:")[0].strip(), "label_set": label_set, "real_train_size": len(real["train"]),
+                    "real_validation_size": len(real["validation"]), "real_test_size": len(real["test"]),
+                    "real_trained": {s: {k: v for k, v in f.items()} for s, f in real_f1.items()},
+                    "real_diversity_full_train": diversity([t for t, _ in real["train"]])})
+    results.setdefault("configs", {})
+    names = [x for x in a.only.split(",") if x] or list(CONFIGS)
+    for name in names:
+        run_dir = ROOT / "benchmarks/work" / f"textgen-{name}-{a.n}"
+        if not a.eval_only:
+            t0 = time.time()
+            run_recipe(load_recipe(recipe(name, a.n, CONFIGS[name])), run_dir=run_dir, show_progress=False)
+            print(f"{name}: generated in {time.time() - t0:.0f}s", flush=True)
+        if not (run_dir / "report.json").exists():
+            continue
+        res = evaluate(run_dir, real, real_f1)
+        res["run"] = str(run_dir.relative_to(ROOT))
+        results["configs"][f"{name}@{a.n}"] = res
+        print(json.dumps({k: res[k] for k in ("usefulness_val", "usefulness_test", "yield", "label_fidelity", "normal_share") if k in res}), flush=True)
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -181,22 +181,20 @@ def parse_entity_list(block: str, labels: list[str] | None = None, stats: SpanSt
 
 # -- locating and verifying ------------------------------------------------------------------------------------
 def _occurrences(text: str, mention: str) -> list[tuple[int, int]]:
-    """Word-bounded occurrences: exact case first, then case-insensitive with flexible whitespace."""
+    """Word-bounded occurrences in text order, case-insensitive, with flexible whitespace."""
     m = mention.strip()
     if not m:
         return []
     bound_l = r"(?<!\w)" if m[0].isalnum() else ""
     bound_r = r"(?!\w)" if m[-1].isalnum() else ""
     body = r"\s+".join(re.escape(w) for w in m.split())
-    exact = [(x.start(), x.end()) for x in re.finditer(bound_l + body + bound_r, text)]
-    if exact:
-        return exact
     return [(x.start(), x.end()) for x in re.finditer(bound_l + body + bound_r, text, re.I)]
 
 
 def locate(text: str, mentions: list[MentionRef], stats: SpanStats | None = None, taken: list[Span] | None = None) -> list[Span]:
-    """Find each mention in ``text``: the occurrence nearest its hint, else the first one not already used by a
-    span of the same label. Mentions that do not occur are rejected (``not_found``)."""
+    """Find each mention in ``text`` (case-insensitive, flexible whitespace, word-bounded): among the occurrences
+    not already used by a span of the same label, the one nearest its hint, else the first. Mentions that do not
+    occur are rejected (``not_found``); a mention listed more often than it occurs, ``no_free_occurrence``."""
     stats = stats if stats is not None else SpanStats()
     used = {(s.start, s.end, s.label) for s in (taken or [])}
     out: list[Span] = []
@@ -205,7 +203,10 @@ def locate(text: str, mentions: list[MentionRef], stats: SpanStats | None = None
         if not occ:
             stats.reject("not_found")
             continue
-        free = [o for o in occ if (o[0], o[1], mr.label) not in used] or occ
+        free = [o for o in occ if (o[0], o[1], mr.label) not in used]
+        if not free:
+            stats.reject("no_free_occurrence")
+            continue
         a, b = min(free, key=lambda o: abs(o[0] - mr.hint)) if mr.hint is not None else free[0]
         if text[a:b] != mr.text:
             stats.repair("case_or_whitespace")
@@ -233,6 +234,11 @@ def verify_and_repair(text: str, spans: list[Span], stats: SpanStats | None = No
             stats.reject("empty")
             continue
         if 0 <= a < b <= n and text[a:b] == st:
+            core = st.strip()
+            if core != st and core:  # valid but with boundary whitespace: trim (BIO tokens never include it)
+                la = len(st) - len(st.lstrip())
+                stats.repair("trimmed")
+                s = Span(start=a + la, end=a + la + len(core), label=s.label, text=core)
             out.append(s)
             kept.append(i)
             continue
