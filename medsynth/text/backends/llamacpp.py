@@ -8,6 +8,9 @@ ignored); consecutive prompts that share a prefix (few-shot headers) reuse its K
 own top-k → top-p → temperature chain with ``min_p`` and typical sampling disabled, seeded per prompt from
 (``params.seed``, prompt index), so the same prompt list and seed give the same completions. The model's sha256 is
 the GGUF file's (a different model identity from the de-quantised HF weights: the numerics differ).
+
+The first use of a llama.cpp build runs a 2-token generation in a subprocess (:func:`probe_native`): native builds
+segfault on CPUs with AMX, and a crash must become an error with the rebuild line, not kill the pipeline.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from ...exceptions import MissingDependencyError, ModelNotAvailableError
 from ...registry import BACKENDS
 from .base import Backend, Completion, GenParams
 
-__all__ = ["LlamaCppBackend", "gguf_path"]
+__all__ = ["LlamaCppBackend", "gguf_path", "probe_native"]
 
 
 def _sha256(p: Path) -> str:
@@ -82,12 +85,54 @@ def _cached_sha(p: Path) -> str:
     return sha
 
 
+_REBUILD = ('CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON '
+            '-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" pip install --force-reinstall --no-deps --no-cache-dir llama-cpp-python')
+
+_PROBE = """
+import sys, llama_cpp
+llm = llama_cpp.Llama(model_path=sys.argv[1], n_ctx=64, n_threads=1, verbose=False)
+llm.create_completion("FINDINGS:", max_tokens=2, temperature=0.0)
+print("ok")
+"""
+
+
+def probe_native(gguf: Path) -> None:
+    """Run one tiny generation in a subprocess once per llama.cpp build: a build that crashes (e.g. the native AMX
+    kernels segfault in ``llama_decode`` on some CPUs) becomes a clear error instead of killing the caller."""
+    import subprocess
+    import sys
+
+    import llama_cpp
+
+    lib = Path(llama_cpp.__file__).parent
+    libs = sorted(lib.rglob("*.so*"))
+    stamp = {"version": getattr(llama_cpp, "__version__", "?"), "libs": [(p.name, p.stat().st_size, p.stat().st_mtime) for p in libs]}
+    key = hashlib.sha256(json.dumps(stamp, sort_keys=True).encode()).hexdigest()[:16]
+    from ...paths import home
+
+    mark = home() / "cache" / f"llamacpp-ok-{key}"
+    if mark.exists():
+        return
+    try:
+        r = subprocess.run([sys.executable, "-c", _PROBE, str(gguf)], capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        raise ModelNotAvailableError("llama.cpp did not finish a 2-token test generation in 300 s; the machine may be "
+                                     "overloaded, or the build is broken. Retry, or rebuild: " + _REBUILD) from None
+    if r.returncode != 0 or "ok" not in r.stdout:
+        how = f"was killed by signal {-r.returncode}" if r.returncode < 0 else f"failed (exit code {r.returncode})"
+        raise ModelNotAvailableError(f"The installed llama-cpp-python {how} during a 2-token test generation. Native builds "
+                                     "crash on CPUs with AMX (ggml AMX kernels, ggml-org/llama.cpp#20824). Rebuild it without "
+                                     "AMX: " + _REBUILD)
+    mark.parent.mkdir(parents=True, exist_ok=True)
+    mark.write_text(json.dumps(stamp))
+
+
 @BACKENDS.register("llamacpp")
 class LlamaCppBackend(Backend):
     name = "llamacpp"
 
     def __init__(self, model: str | None = None, n_ctx: int | None = None, n_threads: int | None = None,
-                 n_batch: int = 512, **_: Any):
+                 n_batch: int = 512, probe: bool = True, **_: Any):
         try:
             import llama_cpp
         except ImportError as e:
@@ -96,6 +141,8 @@ class LlamaCppBackend(Backend):
 
         self._name = model or DEFAULT_MODEL
         self.path, self._sha = gguf_path(self._name)
+        if probe:
+            probe_native(self.path)
         ctx = n_ctx
         if ctx is None:
             from ...registry import MODELS
