@@ -49,6 +49,17 @@ class SpanPolicy(BaseModel):
     on_invalid: Literal["drop_span", "reject_record"] = Field("drop_span", description="an unrepairable span: drop it (counted) or reject the whole record")
 
 
+class DedupConfig(BaseModel):
+    """Streaming dedup of accepted texts (medsynth/text/dedup.py): exact (normalised text) and MinHash near
+    duplicates of earlier outputs and, with ``against_seeds``, of any seed (not only the in-context ones)."""
+
+    model_config = ConfigDict(extra="forbid")
+    exact: bool = True
+    near_threshold: float | None = Field(0.9, gt=0, le=1, description="word 3-gram Jaccard (MinHash estimate) that makes a near duplicate; null: exact only")
+    against_seeds: bool = Field(True, description="also reject near copies of any seed (private text)")
+    num_perm: int = Field(128, ge=16, le=1024)
+
+
 class GenerateConfig(StepConfig):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     type: Literal["generate"] = "generate"
@@ -74,6 +85,9 @@ class GenerateConfig(StepConfig):
     close_tokens: int = Field(40, ge=4, le=512, description="tokens of that continuation")
     max_example_overlap: float = Field(0.6, gt=0, le=1, description="reject outputs whose word 3-gram Jaccard with an in-context seed reaches this (copying private text)")
     spans: SpanPolicy = Field(default_factory=SpanPolicy)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    cache: bool = Field(False, description="persistent content-addressed generation cache ($MEDSYNTH_HOME/cache/generations.sqlite): "
+                        "re-running with more records or changed later steps re-uses every completion already generated")
 
     @field_validator("strategies")
     @classmethod
@@ -137,7 +151,7 @@ class GenerateStep(Step):
 
     type = "generate"
     Config = GenerateConfig
-    version = "3"
+    version = "4"
 
     def check(self, recipe: Any) -> list[tuple[str, str]]:
         c: GenerateConfig = self.config  # type: ignore[assignment]
@@ -199,11 +213,16 @@ class GenerateStep(Step):
             if c.adapter:
                 opts.setdefault("run_dir", str(ctx.run_dir))
         try:
-            return BACKENDS.get(c.backend)(model=c.model, **opts)
+            inner = BACKENDS.get(c.backend)(model=c.model, **opts)
         except ModelNotAvailableError:
             raise
         except OSError as e:
             raise ModelNotAvailableError(f"Could not load model '{c.model}' ({type(e).__name__}). Run `medsynth models prepare {c.model} --force`.") from None
+        if not c.cache:
+            return inner
+        from .backends.cache import CachedBackend
+
+        return CachedBackend(inner)
 
     # ---------------------------------------------------------------------------------------------------------------
     def run(self, ctx: Any) -> None:
@@ -262,7 +281,13 @@ class GenerateStep(Step):
         for b in sorted(by_batch):
             self._observe(env, strategies, by_batch[b], b)
         valid = len(committed)
-        seen_hashes = {hashlib.sha256((r.text or "").encode()).hexdigest() for r in seeds} | {hashlib.sha256((r.text or "").encode()).hexdigest() for r in committed}
+        from .dedup import Deduplicator
+
+        dd = Deduplicator(threshold=c.dedup.near_threshold or 1.0, num_perm=c.dedup.num_perm, exact=c.dedup.exact, near=c.dedup.near_threshold is not None)
+        seed_ids = {r.id for r in seeds}
+        if c.dedup.against_seeds:
+            dd.preload(seeds)
+        dd.add_many([(r.id, r.text or "") for r in committed])  # resume: the same index as before the interruption
         bs = c.batch_size
         max_batches = math.ceil(c.n_records * c.max_attempts_factor / bs)
         doc_params = GenParams(max_new_tokens=c.max_new_tokens if not sentence_mode else c.close_tokens, temperature=c.temperature, top_k=c.top_k,
@@ -276,6 +301,10 @@ class GenerateStep(Step):
                 if valid >= c.n_records:
                     break
                 backend = get_backend()
+                bseed = int.from_bytes(hashlib.sha256(f"{ctx.seed}:batch:{b}".encode()).digest()[:4], "big")
+                doc_params = doc_params.model_copy(update={"seed": bseed})
+                close_params = close_params.model_copy(update={"seed": bseed + 1})
+                sent_params = sent_params.model_copy(update={"seed": bseed + 2})
                 bstats: Counter[str] = Counter()
                 jobs = [Job(batch=b, index=j, rng=rng_for(ctx.seed, b, j)) for j in range(bs)]
                 for job in jobs:
@@ -336,11 +365,11 @@ class GenerateStep(Step):
                     if pr.text is None:
                         self._reject(ctx, bstats, Record(id=rid, text=task.head_of_completion(job) + comp.text, provenance=prov), pr.reason or "unparsable")
                         continue
-                    rec, reason = self._record(rid, pr, comp, job, env, strategies, task, c, prov, seen_hashes, bstats, "verify" in use)
+                    rec, reason = self._record(rid, pr, comp, job, env, strategies, task, c, prov, dd, seed_ids, bstats, "verify" in use)
                     if reason is not None:
                         self._reject(ctx, bstats, rec, reason)
                         continue
-                    seen_hashes.add(hashlib.sha256((rec.text or "").encode()).hexdigest())
+                    dd.add(rec.id, rec.text or "")
                     out.append(rec)
                     bstats["valid"] += 1
                 ctx.commit_batch(b, out, {"stats": dict(bstats)})
@@ -350,7 +379,16 @@ class GenerateStep(Step):
                 valid += len(out)
                 bar.advance(min(len(out), max(c.n_records - before, 0)), tokens=bstats["tokens"] + bstats["sentence_tokens"])
         if "b" in backend_box:
+            if c.cache and hasattr(backend_box["b"], "stats"):
+                cs = backend_box["b"].stats()
+                ctx.add_figure("generation_cache", {k: cs.get(k) for k in ("hits", "misses", "stored", "entries")},
+                               "completions served from / added to the persistent generation cache in this run (key: model identity, prompt, decoding params, seed)")
             backend_box["b"].close()
+        ds = dd.stats()
+        dup_counts = {k.split(":", 1)[1]: v for k, v in stats.items() if k.startswith("rejected:") and "_duplicate" in k}
+        ctx.add_figure("dedup", {"indexed_outputs": ds.get("unique"), "preloaded_seeds": ds.get("preloaded"), "rejected": dup_counts},
+                       f"streaming dedup of accepted texts: exact (normalised) and MinHash near duplicates at word 3-gram Jaccard ≥ {c.dedup.near_threshold}"
+                       + (", seeds preloaded" if c.dedup.against_seeds else "") + "; duplicates are rejected (see rejections)")
         self._report(ctx, c, env, seeds, label_set, without_seed, stats, sentence_mode)
 
     # ---------------------------------------------------------------------------------------------------------------
@@ -395,7 +433,7 @@ class GenerateStep(Step):
                 p, sids = ef.sentence_prompt(jobs[i].plan.units[u], env, rng)
                 prompts.append(p)
                 seeds_used[i] |= set(sids)
-            comps = backend.generate(prompts, params.model_copy(update={"seed": params.seed + 7919 * (attempt + 1) + jobs[0].batch}))
+            comps = backend.generate(prompts, params.model_copy(update={"seed": params.seed + 7919 * attempt}))
             nxt = []
             for (i, u), comp in zip(todo, comps, strict=True):
                 bstats["sentence_prompts"] += 1
@@ -436,7 +474,7 @@ class GenerateStep(Step):
                                   "top_p": c.top_p, "max_new_tokens": c.max_new_tokens, "seed": ctx.seed, **notes})
 
     def _record(self, rid: str, pr: Any, comp: Any, job: Any, env: Any, strategies: list[Any], task: Any, c: GenerateConfig,
-                prov: Provenance, seen_hashes: set[str], bstats: Counter[str], verify: bool) -> tuple[Record, str | None]:
+                prov: Provenance, dd: Any, seed_ids: set[str], bstats: Counter[str], verify: bool) -> tuple[Record, str | None]:
         from .spans import SpanStats, enforce
 
         text = pr.text
@@ -444,8 +482,10 @@ class GenerateStep(Step):
         seed_exs = [e for e in job.examples if e.id in env.seed_by_id]
         if seed_exs and max(_jaccard3(text, e.text or "") for e in seed_exs) >= c.max_example_overlap:
             return rec, "copies_prompt_example"
-        if hashlib.sha256(text.encode()).hexdigest() in seen_hashes:
-            return rec, "duplicate"
+        dup = dd.check(rid, text)
+        if dup.duplicate_of is not None:
+            rec.meta["duplicate_of"] = dup.duplicate_of
+            return rec, f"{dup.reason}_duplicate" + ("_of_seed" if dup.duplicate_of in seed_ids else "")
         labels, spans, relations = task.annotate(text)
         if pr.model_spans:  # inline output: the model's own spans, merged with the annotator's
             spans = spans + [s for s in pr.model_spans if not any((s.start, s.end, s.label) == (o.start, o.end, o.label) for o in spans)]

@@ -103,3 +103,19 @@ def test_unknown_strategy_and_bad_options_rejected_at_validation(tmp_path, repor
     assert "telepathy" in msg and "kk" in msg
     with pytest.raises(RecipeError, match="feedback.*needs 'verify'"):
         load_recipe(_recipe(tmp_path, reporter_dir, strategies=["prior", "fewshot", "feedback"]))
+
+
+def test_dedup_and_generation_cache(tmp_path, medsynth_home, reporter_dir):
+    # a seed that the reporter reproduces nearly verbatim is rejected as a near copy of a seed, and a second run
+    # served from the generation cache writes the same records without generating
+    gen = {"strategies": DOC, "cache": True, "dedup": {"near_threshold": 0.5}}
+    a = run_recipe(load_recipe(_recipe(tmp_path, reporter_dir, n=8, **gen)), run_dir=tmp_path / "a", show_progress=False, use_cache=False)
+    _, fa = _figs(a.run_dir)
+    assert fa["generation_cache"]["misses"] > 0 and fa["dedup"]["preloaded_seeds"] == 3
+    assert any("duplicate" in k for k in fa["rejections"]) or fa["records_generated"] == 8
+    b = run_recipe(load_recipe(_recipe(tmp_path, reporter_dir, n=8, **gen)), run_dir=tmp_path / "b", show_progress=False, use_cache=False)
+    _, fb = _figs(b.run_dir)
+    ca, cb = fa["generation_cache"], fb["generation_cache"]
+    assert cb["misses"] == 0 and cb["hits"] == ca["hits"] + ca["misses"]
+    ta = [r.text for r in read_records(a.run_dir / "steps/01_generate/generate.jsonl")]
+    assert ta == [r.text for r in read_records(b.run_dir / "steps/01_generate/generate.jsonl")]

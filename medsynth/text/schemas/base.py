@@ -90,6 +90,7 @@ class Schema(BaseModel):
     normal_patterns: list[str] = Field(default_factory=list)
     label_words: dict[str, str] = Field(default_factory=dict, description="how prompts name each document label (verbalizer base forms)")
     document: DocumentFormat = Field(default_factory=DocumentFormat)
+    one_relation_per_pair: bool = Field(True, description="a (head, tail) pair gets at most one relation: the first matching type in schema order")
 
     @model_validator(mode="after")
     def _check(self) -> Schema:
@@ -309,6 +310,14 @@ def annotate(text: str, schema: Schema, label_set: list[str] | None = None) -> A
     order = sorted(range(len(spans)), key=lambda i: (spans[i].start, spans[i].end, spans[i].label))
     new_of = {old: new for new, old in enumerate(order)}
     spans = [spans[i] for i in order]
+    if schema.one_relation_per_pair:
+        rank = {r.name: i for i, r in enumerate(schema.relations)}
+        best: dict[tuple[int, int], Relation] = {}
+        for r in relations:
+            k = (r.head, r.tail)
+            if k not in best or rank[r.label] < rank[best[k].label]:
+                best[k] = r
+        relations = list(best.values())
     relations = sorted({(new_of[r.head], new_of[r.tail], r.label) for r in relations})
     rels = [Relation(head=h, tail=t, label=lab) for h, t, lab in relations]
     return Annotation(mentions=mentions, spans=spans, relations=rels, labels=doc_labels(text, schema, label_set, mentions))
