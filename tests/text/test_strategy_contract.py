@@ -139,3 +139,34 @@ def test_fewshot_requires_scrubbed_seeds_when_asked(tiny_lm):
     (fs,) = build_strategies([{"type": "fewshot", "scrubbed": "require"}])
     with pytest.raises(RecipeError, match="did not pass a scrub step"):
         fs.setup(env)
+
+
+def test_entity_first_plans_relations_for_a_schema_without_document_labels():
+    from medsynth.text.prompts.entity_first import mentions_line
+
+    sch = load_schema("i2b2_2010")
+    seeds = [Record(id="n1", text="HOSPITAL COURSE: He was started on metoprolol for atrial fibrillation. A CT scan showed pneumonia."),
+             Record(id="n2", text="HOSPITAL COURSE: Lisinopril was held because of acute kidney injury. She denies chest pain.")]
+    env = StrategyEnv(schema=sch, task=get_task("relations", sch), seeds=seeds, label_set=[], seed=3, active=["entity_first"])
+    (ef,) = build_strategies(["entity_first"])
+    ef.setup(env)
+    assert ef.seed_pairs["TrAP"] == [("TREATMENT", "metoprolol", "PROBLEM", "atrial fibrillation")]
+    assert "CT scan" in ef.by_type["TEST"] and "CT" in ef.by_type["TEST"]  # acronyms keep their case
+    rels = []
+    for i in range(20):
+        job = Job(batch=0, index=i, rng=rng_for(9, i))
+        ef.plan(job, env)
+        assert job.plan.units and all(u.kind in ("entity", "context") for u in job.plan.units)
+        rels += [r.label for u in job.plan.units for r in u.relations]
+        for u in job.plan.units:
+            if u.relations:
+                line = mentions_line(u.entities, u.relations, sch)
+                r = sch.relation(u.relations[0].label)
+                assert line == r.template.format(head=u.entities[0].text, tail=u.entities[1].text, name=r.name)
+                prompt, sids = ef.sentence_prompt(u, env, rng_for(1, i))
+                assert prompt.endswith(f"Mentions: {line}\nSentence:") and set(sids) <= {"n1", "n2"}
+    assert len(set(rels)) >= 3
+    unit = next(u for u in [ef._relation_unit(env, rng_for(4, k)) for k in range(50)] if u and u.relations[0].label == "TrAP")
+    ok, why = ef.check_sentence(unit, f" {unit.entities[0].text.capitalize()} was given for {unit.entities[1].text}.\n", "stop", env)
+    assert ok and why is None
+    assert ef.check_sentence(unit, " The patient is doing well.", "stop", env) == (None, "sentence_missing_entity")

@@ -41,6 +41,12 @@ def split_sentences(body: str) -> list[str]:
     return [s.strip() for s in _SPLIT.split(body.strip()) if s.strip()]
 
 
+def form(text: str) -> str:
+    """A mention's surface form as prompts show it: lower-cased unless it has inner capitals (CT, COPD, Lasix stays)."""
+    t = re.sub(r"\s+", " ", text.strip())
+    return t if any(ch.isupper() for ch in t[1:]) else t.lower()
+
+
 def mentions_line(entities: list[PlannedEntity], relations: list[PlannedRelation], schema: Any) -> str:
     """How a group of mentions is written in a prompt: relation phrases by their template, then the rest."""
     used: set[int] = set()
@@ -55,11 +61,11 @@ def mentions_line(entities: list[PlannedEntity], relations: list[PlannedRelation
         h, t = entities[r.head], entities[r.tail]
         if h.negated:
             continue
-        items.append(rt.template.format(head=h.text.lower(), tail=t.text.lower(), name=r.label))
+        items.append(rt.template.format(head=form(h.text), tail=form(t.text), name=r.label))
         used |= {r.head, r.tail}
     for i, e in enumerate(entities):
         if i not in used and not e.negated:
-            items.append(e.text.lower())
+            items.append(form(e.text))
     return "; ".join(dict.fromkeys(items)) or "none"
 
 
@@ -72,6 +78,8 @@ class EntityFirstOptions(StrategyOptions):
     verbalizer_rate: float = Field(0.5, ge=0.0, le=1.0, description="with a verbalizer: share of mentions worded from its bank instead of the seeds' mentions")
     max_context_sentences: int = Field(8, ge=0, le=32)
     types: list[str] | None = Field(None, description="entity types to plan (default: the schema's sample-able types)")
+    seed_pair_rate: float = Field(0.5, ge=0.0, le=1.0, description="without document labels: share of planned relations whose argument pair "
+                                  "occurs in the seeds (plausible), the rest combine arguments freely (novel)")
 
 
 @STRATEGIES.register("entity_first")
@@ -98,6 +106,7 @@ class EntityFirstStrategy(Strategy):
         self.rel_count: Counter[tuple[str, str]] = Counter()
         self.canon_count: Counter[str] = Counter()
         self.rel_prior: Counter[str] = Counter()
+        self.seed_pairs: dict[str, list[tuple[str, str, str, str]]] = defaultdict(list)
         self.sentences: list[dict[str, Any]] = []  # seed sentences with their mention lines
         sent_count: Counter[str] = Counter()
         self.ctx_counts: dict[str, list[int]] = {"normal": [], "abnormal": []}
@@ -124,13 +133,15 @@ class EntityFirstStrategy(Strategy):
                     if e.negated or e.label not in self.types:
                         continue
                     key = e.canonical or e.label
-                    self.by_label[key][e.text.lower()] += 1
-                    self.by_type[e.label][e.text.lower()] += 1
+                    self.by_label[key][form(e.text)] += 1
+                    self.by_type[e.label][form(e.text)] += 1
                     self.canon_count[key] += 1
                     self.positions[key].append(pos)
                     for rel in rels:
                         if rel.head == i:
-                            self.tails[(key, rel.label)][ents[rel.tail].text.lower()] += 1
+                            t = ents[rel.tail]
+                            self.tails[(key, rel.label)][form(t.text)] += 1
+                            self.seed_pairs[rel.label].append((e.label, form(e.text), t.label, form(t.text)))
                             self.rel_count[(key, rel.label)] += 1
                             self.rel_prior[rel.label] += 1
             is_normal = env.normal_label is not None and r.labels == [env.normal_label]
@@ -140,9 +151,9 @@ class EntityFirstStrategy(Strategy):
             if e.name in self.types or any(e.name in rt.tail for rt in sch.relations):
                 for canon, terms in e.terms.items():
                     for t in terms:
-                        self.by_type[e.name].setdefault(t.lower(), 0)
+                        self.by_type[e.name].setdefault(form(t), 0)
                         if e.doc_label:
-                            self.by_label[canon].setdefault(t.lower(), 0)
+                            self.by_label[canon].setdefault(form(t), 0)
         self.distinctive = {s for s, k in sent_count.items() if k == 1 and len(s.split()) >= 6}
         missing = [lab for lab in env.label_set if lab != env.normal_label and not self.by_label.get(lab)]
         if missing:
@@ -226,7 +237,12 @@ class EntityFirstStrategy(Strategy):
             t = rng.choice(self.types)
             forms = sorted(self.by_type.get(t, {}))
             return Unit([PlannedEntity(t, rng.choice(forms))], [], "entity", rng.random()) if forms else None
+        o: EntityFirstOptions = self.options  # type: ignore[assignment]
         rt = rng.choices(rts, weights=[self.rel_prior[r.name] + 1 for r in rts])[0]
+        pairs = self.seed_pairs.get(rt.name)
+        if pairs and rng.random() < o.seed_pair_rate:
+            ht, h, tt, t = rng.choice(pairs)
+            return Unit([PlannedEntity(ht, h), PlannedEntity(tt, t)], [PlannedRelation(rt.name, 0, 1)], "entity", rng.random())
         ht = rng.choice(rt.head)
         tt = rng.choice(rt.tail)
         hf, tf = sorted(self.by_type.get(ht, {})), sorted(self.by_type.get(tt, {}))
