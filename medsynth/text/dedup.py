@@ -11,8 +11,9 @@ API (for the generate step)::
     dd.stats()  # {"seen", "unique", "exact", "near", "indexed", "evicted", "threshold", ...} for the report
 
 Semantics: records are compared with everything added before them (and with preloaded texts), in order; a duplicate
-is reported with the id of the first record it duplicates and is *not* indexed (the first occurrence stands for its
-cluster), so results are deterministic for a given input order and independent of batch boundaries. Exact: sha256
+is reported with the id of the first record it duplicates and is *not* indexed for near matches (the first
+occurrence stands for its cluster; its exact text is remembered, so a verbatim copy of a near duplicate is an exact
+duplicate of it), so results are deterministic for a given input order and independent of batch boundaries. Exact: sha256
 of the text after NFKC, case folding, and collapsing punctuation/whitespace (digits are kept: "3 cm" ≠ "5 cm").
 Near: MinHash (``num_perm`` permutations, fixed ``seed``) of the word ``ngram``-shingles, candidates from an LSH
 index tuned for ``threshold``, confirmed by the estimated Jaccard ≥ threshold; ties go to the earliest record.
@@ -117,6 +118,8 @@ class Deduplicator:
             if best is not None:
                 if count:
                     self._counts["near"] += 1
+                if insert and d is not None:
+                    self._exact[d] = rid  # a later verbatim copy of this text is an exact duplicate of it
                 return DedupResult(rid, best[2], "near", round(-best[0], 4))
         if insert:
             self._ids.add(rid)

@@ -76,3 +76,10 @@ def test_memory_window_bounds_the_near_index():
         dd.add(f"r{i}", " ".join(rng.choice(words) for _ in range(30)) + f" case {i}")
     s = dd.stats()
     assert s["indexed"] <= 10 and s["evicted"] >= s["unique"] - 10
+
+
+def test_a_copy_of_a_near_duplicate_is_an_exact_duplicate_of_it():
+    dd = Deduplicator(threshold=0.7)
+    near = BASE.replace("normal in size", "enlarged in size")
+    r = dd.add_many([("a", BASE), ("b", near), ("c", near)])
+    assert (r[1].reason, r[1].duplicate_of) == ("near", "a") and (r[2].reason, r[2].duplicate_of) == ("exact", "b")
