@@ -58,6 +58,9 @@ def read_notes(path: Path, text_column: str = "text", skip_bad_lines: bool = Fal
             notes.append(obj)
         if bad:
             warnings.append(f"{path}: {len(bad)} malformed line(s) skipped at line(s) {', '.join(map(str, bad[:20]))}")
+    empty = [str(n["id"]) for n in notes if not n["text"].strip()]
+    if empty:
+        warnings.append(f"{len(empty)} note(s) with empty text, written unchanged (ids: {', '.join(empty[:20])}{' …' if len(empty) > 20 else ''})")
     for n in notes:
         if len(n["text"]) > MAX_CHARS:
             raise DataFormatError(f"note id {n['id']}: {len(n['text']):,} characters, over the {MAX_CHARS:,} limit. Split the document.")

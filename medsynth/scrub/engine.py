@@ -163,6 +163,27 @@ def _pattern_results(text: str) -> list[tuple[str, int, int, float]]:
     return out
 
 
+WINDOW_CHARS = 3_000
+
+
+def _windows(text: str, size: int = WINDOW_CHARS, overlap: int = 200) -> list[tuple[int, str]]:
+    """Split a long text into windows of about ``size`` characters, cut at a line break or space, overlapping by
+    ``overlap`` characters so that an entity on a cut is seen whole in one window (duplicates are merged later)."""
+    if len(text) <= size:
+        return [(0, text)]
+    out, start = [], 0
+    while start < len(text):
+        end = min(start + size, len(text))
+        if end < len(text):
+            cut = max(text.rfind("\n", start + size // 2, end), text.rfind(" ", start + size // 2, end))
+            end = cut if cut > start else end
+        out.append((start, text[start:end]))
+        if end >= len(text):
+            break
+        start = max(end - overlap, start + 1)
+    return out
+
+
 _WORKER: Any = None
 
 
@@ -217,17 +238,22 @@ class Scrubber:
 
     def _analyze_serial(self, texts: list[str], batch_size: int) -> list[list[PhiSpan]]:
         eng = _engine(self.defaults_only)
-        nonempty = [(i, t) for i, t in enumerate(texts) if t and t.strip()]
-        results: dict[int, list[Any]] = {}
-        if nonempty:
+        # long documents go through the statistical NER in windows (spaCy refuses > 1,000,000 characters and its
+        # cost grows with length); the regex recognizers always see the whole text
+        pieces: list[tuple[int, int, str]] = []  # (text index, offset, window)
+        for i, t in enumerate(texts):
+            if t and t.strip():
+                pieces += [(i, off, w) for off, w in _windows(t)]
+        results: dict[int, list[Any]] = {i: [] for i, t in enumerate(texts) if t and t.strip()}
+        if pieces:
             nlp = eng.nlp_engine
-            arts = nlp.process_batch([t for _, t in nonempty], language="en", batch_size=batch_size, n_process=1)
-            for (i, t), (_, art) in zip(nonempty, arts, strict=True):
-                rs = eng.analyze(text=t, language="en", nlp_artifacts=art)
-                cand = [(r.entity_type, r.start, r.end, float(r.score), False) for r in rs]
-                if not self.defaults_only:
-                    cand += _pattern_results(t)
-                results[i] = cand
+            arts = nlp.process_batch([w for _, _, w in pieces], language="en", batch_size=batch_size, n_process=1)
+            for (i, off, w), (_, art) in zip(pieces, arts, strict=True):
+                rs = eng.analyze(text=w, language="en", nlp_artifacts=art)
+                results[i] += [(r.entity_type, r.start + off, r.end + off, float(r.score), False) for r in rs]
+        if not self.defaults_only:
+            for i in results:
+                results[i] += _pattern_results(texts[i])
         return [self._postprocess(t, results.get(i, [])) for i, t in enumerate(texts)]
 
     def _postprocess(self, text: str, results: list[tuple[str, int, int, float, bool]]) -> list[PhiSpan]:

@@ -18,12 +18,14 @@ __all__ = ["ScrubStep", "load_phi_strings", "PHI_FILE"]
 PHI_FILE = "phi_strings.jsonl"
 
 
-def load_phi_strings(step_dir: str | Path) -> list[str]:
-    """PHI strings found by a scrub step (private run-dir data; used by the PHI-replay audit)."""
+def load_phi_strings(step_dir: str | Path, with_labels: bool = False) -> list[Any]:
+    """PHI strings found by a scrub step (private run-dir data; used by the PHI-replay audit); with
+    ``with_labels=True`` the entries are ``{"label", "text"}``."""
     p = Path(step_dir) / PHI_FILE
     if not p.exists():
         return []
-    return [json.loads(line)["text"] for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return rows if with_labels else [r["text"] for r in rows]
 
 
 class ScrubConfig(StepConfig):

@@ -104,3 +104,130 @@ def test_recall_on_held_out_templates(spans_scrubber):
     gold = sum(len(n.spans) for n in notes)
     hit = sum(any(p.start < b and a < p.end for p in ps) for n, ps in zip(notes, preds, strict=True) for a, b, _ in n.spans)
     assert hit / gold >= 0.95
+
+
+# -- harder evaluation set and bad input -------------------------------------------------------------------------
+
+def test_eval_set_is_hard_and_splits_share_no_names():
+    from medsynth.scrub.evalset import _Pools, make_eval_set
+
+    v, t = _Pools("validation"), _Pools("test")
+    assert not set(v.last) & set(t.last) and not set(v.first) & set(t.first) and not set(v.hospitals) & set(t.hospitals)
+    notes = make_eval_set(40, "test", seed=3)
+    text = "\n".join(n.text for n in notes)
+    assert "\n" in notes[0].text or any("\n" in n.text for n in notes)  # wrapped / header blocks
+    gold_names = [n.text[a:b] for n in notes for a, b, lab in n.spans if lab == "NAME"]
+    assert any(g.isupper() for g in gold_names) and any("," in g for g in gold_names)  # CAPS and LAST, FIRST
+    assert any(w in text for w in ("c0", "1ine", "rn", "0n")) or "  " in text  # OCR-like noise / doubled spaces
+    for n in notes:
+        for a, b, _ in n.spans:
+            assert n.text[a:b].strip() == n.text[a:b] and n.text[a:b]
+
+
+def test_caps_headers_relations_and_ocr_keywords(spans_scrubber):
+    txt = ("PATIENT NAME:   OKAFOR, GRACE\nMRN: 4411 2203\nHer husband Tomasz was at the bedside. Case d/w Lindqvist from cardiology. "
+           "Pacemaker seria1 numbcr GE16565185 interrogated. PT IS A 97 YO MALE. Started Lasix 20 mg PO; FOLEY CATHETER noted.")
+    found = {s.text for s in spans_scrubber.analyze(txt)}
+    for item in ["OKAFOR, GRACE", "4411 2203", "Tomasz", "Lindqvist", "GE16565185", "97"]:
+        assert item in found, item
+    assert not any(w in " ".join(found) for w in ("Lasix", "FOLEY", "CATHETER"))
+
+
+def test_long_document_windows_keep_offsets(spans_scrubber, monkeypatch):
+    from medsynth.scrub import engine
+
+    monkeypatch.setattr(engine, "WINDOW_CHARS", 400)
+    filler = "The lungs are clear and the heart size is normal. " * 30
+    txt = filler + "Seen by Dr. Alvarez on 03/14/2020. " + filler + "Her son Kenji called, MRN 99887766."
+    spans = spans_scrubber.analyze(txt)
+    for s in spans:
+        assert txt[s.start : s.end] == s.text
+    got = {(s.label, s.text) for s in spans}
+    assert {("NAME", "Alvarez"), ("DATE", "03/14/2020"), ("NAME", "Kenji"), ("MRN", "99887766")} <= got
+    assert len(spans) == len({(s.start, s.end) for s in spans})  # overlapping windows do not duplicate spans
+
+
+@pytest.mark.slow
+def test_one_megabyte_document(spans_scrubber):
+    txt = "The lungs are clear. Heart size normal. " * 26_000 + "Seen by Dr. Alvarez, MRN 12345678."
+    assert len(txt) > 1_000_000
+    got = {(s.label, s.text) for s in spans_scrubber.analyze(txt)}
+    assert ("MRN", "12345678") in got and ("NAME", "Alvarez") in got
+
+
+def test_non_str_text_is_a_clear_error(spans_scrubber):
+    with pytest.raises(TypeError, match="text #1 is int"):
+        spans_scrubber.analyze_many(["ok", 5])
+
+
+def test_parallel_workers_give_identical_spans(spans_scrubber):
+    from medsynth.scrub.evalset import make_eval_set
+
+    texts = [n.text for n in make_eval_set(8, "validation", seed=2)]
+    par = Scrubber(mode="spans", n_process=2).analyze_many(texts)
+    assert [[(s.start, s.end, s.label) for s in p] for p in par] == [[(s.start, s.end, s.label) for s in p] for p in spans_scrubber.analyze_many(texts)]
+
+
+class _Run:
+    def __init__(self, r: subprocess.CompletedProcess):
+        self.returncode = r.returncode
+        self.stderr = " ".join(r.stderr.split())  # rich wraps long lines
+
+
+def _cli(*args):
+    env = {**__import__("os").environ, "COLUMNS": "400"}
+    return _Run(subprocess.run([sys.executable, "-m", "medsynth.cli", "scrub", *map(str, args)], capture_output=True, text=True, env=env))
+
+
+def test_cli_txt_folder_non_utf8_and_skip(tmp_path):
+    d = tmp_path / "notes"
+    d.mkdir()
+    (d / "a.txt").write_text("Seen by Dr. Alvarez on 03/14/2020.", encoding="utf-8")
+    (d / "b.txt").write_bytes("Patient Jos\xe9 Okafor".encode("latin1"))
+    out = tmp_path / "o.jsonl"
+    r = _cli("--in", d, "--out", out)
+    assert r.returncode == 2 and "b.txt" in r.stderr and "UTF-8" in r.stderr and "Okafor" not in r.stderr
+    r = _cli("--in", d, "--out", out, "--skip-bad-lines")
+    assert r.returncode == 0, r.stderr
+    assert "b.txt: skipped (not UTF-8)" in r.stderr and "1 skipped" in r.stderr
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["id"] for x in rows] == ["a"] and "Alvarez" not in rows[0]["text"]
+
+
+def test_cli_csv_text_column_and_errors(tmp_path):
+    p = tmp_path / "n.csv"
+    p.write_text("note_id,body\n1,Seen by Dr. Alvarez\n2,\n", encoding="utf-8")
+    out = tmp_path / "o.jsonl"
+    r = _cli("--in", p, "--out", out)
+    assert r.returncode == 2 and "no column 'text'" in r.stderr and "--text-column" in r.stderr
+    r = _cli("--in", p, "--out", out, "--text-column", "body", "--format", "spans")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(rows) == 2 and rows[1]["spans"] == [] and rows[0]["spans"][0]["label"] == "NAME"
+    assert "1 note(s) with empty text" in r.stderr  # nothing silently skipped
+    bad = tmp_path / "latin.csv"
+    bad.write_bytes("text\nJos\xe9 Okafor\n".encode("latin1"))
+    r = _cli("--in", bad, "--out", out)
+    assert r.returncode == 2 and "UTF-8" in r.stderr and "Okafor" not in r.stderr
+
+
+def test_cli_malformed_lines_all_reported_and_no_phi_in_messages(tmp_path):
+    inp = tmp_path / "n.jsonl"
+    inp.write_text("\n".join([json.dumps({"id": "a", "text": "Dr. Alvarez"}), '{"id": "b", "text": "Okafor MRN 1234567', json.dumps({"id": "c"}),
+                              json.dumps({"id": "d", "text": "fine"}), "[1, 2]"]) + "\n")
+    out = tmp_path / "o.jsonl"
+    r = _cli("--in", inp, "--out", out)
+    assert r.returncode == 2 and "line(s) 2, 5" in r.stderr and "Okafor" not in r.stderr and "1234567" not in r.stderr
+    r = _cli("--in", inp, "--out", out, "--skip-bad-lines")
+    assert r.returncode == 0
+    assert "n.jsonl:3: no string field 'text' (skipped)" in r.stderr and "line(s) 2, 5" in r.stderr
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["a", "d"]
+
+
+def test_cli_oversized_document_clear_error(tmp_path):
+    from medsynth.scrub.cli import MAX_CHARS
+
+    inp = tmp_path / "big.jsonl"
+    inp.write_text(json.dumps({"id": "big", "text": "a" * (MAX_CHARS + 1)}) + "\n")
+    r = _cli("--in", inp, "--out", tmp_path / "o.jsonl")
+    assert r.returncode == 2 and "note id big" in r.stderr and "Split the document" in r.stderr
