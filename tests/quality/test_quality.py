@@ -108,7 +108,7 @@ def test_score_step_embeddings_coverage(tmp_path):
     from medsynth.recipe.engine import make_test_context
 
     real = _recs(20, "normal", "lungs clear and heart normal, study {i}") + _recs(20, "Effusion", "left pleural effusion, small, case {i}")
-    syn = _recs(15, "normal", "lungs clear and heart normal, copy {i}")
+    syn = [Record(id=f"s{i}", text=f"lungs clear and heart normal, study {i + 3}", labels=["normal"]) for i in range(15)]
     step = ScoreStep(ScoreConfig(name="score", reference="private", discriminator=False))
     ctx = make_test_context(tmp_path, {"input": syn, "private": real}, step=step)
     step.run(ctx)
