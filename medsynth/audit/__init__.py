@@ -1,6 +1,16 @@
 """Privacy audits (registered in ``medsynth.registry.AUDITS``), the policy gate, the report and signing."""
 
-from . import copy, dcr, extraction, replay  # noqa: F401  (register audits; heavy imports happen inside run())
+import importlib as _importlib
+
+from . import content, copy, dcr, replay  # noqa: F401  (register audits; heavy imports happen inside run())
+
+# audits written in their own modules by other areas: registered when present, never breaking this import
+for _mod in ("extraction", "canary", "mia", "image_copy"):
+    try:
+        _importlib.import_module(f"{__name__}.{_mod}")
+    except ModuleNotFoundError as _e:
+        if _e.name != f"{__name__}.{_mod}":
+            raise
 from .base import Audit, AuditPolicy, AuditResult, Finding
 
 __all__ = ["Audit", "AuditPolicy", "AuditResult", "Finding", "run_audits"]

@@ -27,7 +27,7 @@ def dcr(queries: np.ndarray, reference: np.ndarray, chunk: int = 2048) -> tuple[
     for i in range(0, len(queries), chunk):
         sims = queries[i : i + chunk] @ reference.T
         arg[i : i + chunk] = sims.argmax(1)
-        dist[i : i + chunk] = 1.0 - sims.max(1)
+        dist[i : i + chunk] = np.maximum(1.0 - sims.max(1), 0.0)  # float error makes exact copies slightly negative
     return dist, arg
 
 
@@ -35,6 +35,7 @@ class DCRPolicy(AuditPolicy):
     alpha: float = Field(0.01, gt=0, lt=1, description="release fails if synthetic records are significantly closer to private records than holdout records are (one-sided Mann-Whitney U p < alpha): protects against memorisation across the whole set")
     max_distance: float = Field(0.05, ge=0, le=2, description="a record within this cosine distance of a private record ...")
     loo_ratio: float = Field(0.5, gt=0, le=1, description="... and closer to it than this fraction of that record's distance to its nearest other private record is quarantined (protects against paraphrased copies of one patient's record; templated reports shared by patients are not flagged)")
+    record_quantile: float | None = Field(0.01, gt=0, lt=0.5, description="per-record threshold is also capped at this quantile of the holdout DCR (a record no closer to a private one than 1% of real new patients' reports are is not evidence); null: max_distance only")
     max_close_share: float = Field(0.05, ge=0, le=1, description="release fails if more synthetic records than this are closer than the holdout's 5% DCR quantile (expected ≈5% for a generator that does not memorise)")
 
 
@@ -62,20 +63,27 @@ class DCRAudit(Audit):
         sd, sarg = dcr(se, pe)
         hd, _ = dcr(he, pe)
         thr = p.max_distance
-        # leave-one-out: how close is each matched private record to its own nearest *other* private record?
-        # A synthetic record is flagged only if it is closer to a private record than any other patient's record is
-        # (it reproduces something specific to that record), and within max_distance.
-        matched = sorted({int(j) for j, d in zip(sarg, sd, strict=True) if d <= thr})
+        how_thr = "policy max_distance (cosine)"
+        if p.record_quantile is not None and len(hd) >= 20:
+            hq = float(np.quantile(hd, p.record_quantile))
+            if hq < thr:
+                thr = hq
+                how_thr = f"min(policy max_distance {p.max_distance}, {p.record_quantile:.0%} quantile of the holdout DCR = {hq:.4f}); flagged strictly below"
+        # leave-one-out: how close is each matched private record to its nearest *other* patient's record (other
+        # private records and the holdout)? A synthetic record is flagged only if it is closer to a private record
+        # than any other patient's record is (it reproduces something specific to that record), and below thr.
+        matched = sorted({int(j) for j, d in zip(sarg, sd, strict=True) if d < thr or (d <= thr and thr == p.max_distance)})
         loo: dict[int, float] = {}
         if matched:
             sims = pe[matched] @ pe.T
             for row, j in enumerate(matched):
                 sims[row, j] = -1.0
+            hs = (pe[matched] @ he.T).max(1)
             for row, j in enumerate(matched):
-                loo[j] = float(1.0 - sims[row].max())
+                loo[j] = max(float(1.0 - max(sims[row].max(), hs[row])), 0.0)
         generic = 0
         for r, d, j in zip(synthetic, sd, sarg, strict=True):
-            if d <= thr:
+            if int(j) in loo and (d < thr or (d <= thr and thr == p.max_distance)):
                 if d >= p.loo_ratio * loo[int(j)]:
                     generic += 1
                     continue
@@ -88,7 +96,7 @@ class DCRAudit(Audit):
         res.figure("holdout_dcr_median", round(float(np.median(hd)), 5), how + ", holdout (unseen real) records")
         res.figure("mannwhitney_p_synthetic_closer", float(stat.pvalue), "one-sided Mann-Whitney U test, H1: synthetic DCR < holdout DCR")
         res.figure("share_closer_than_holdout_q05", round(close_share, 4), "share of synthetic records with DCR below the holdout's 5% quantile (≈0.05 expected without memorisation)")
-        res.figure("record_threshold", round(thr, 5), "policy max_distance (cosine)")
+        res.figure("record_threshold", round(thr, 5), how_thr)
         res.figure("close_but_generic", generic, f"records within max_distance of a private record that has another private record at least as close (≥ {p.loo_ratio} × its leave-one-out distance)")
         res.figure("flagged", len(res.findings), "synthetic records at or below the record threshold")
         res.sections["dcr_hist"] = {"synthetic": [round(float(x), 5) for x in sd], "holdout": [round(float(x), 5) for x in hd]}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..data.records import Record
 from ..registry import AUDITS
@@ -18,6 +18,22 @@ class PhiReplayPolicy(AuditPolicy):
     min_length: int = Field(4, ge=1, description="ignore PHI strings shorter than this (too common to be evidence, e.g. 'Al')")
     max_flagged_records: int = Field(0, ge=0, description="release fails if more records replay PHI (protects against verbatim leakage of identifiers)")
     scan_private: bool = Field(True, description="if no PHI list is given, detect PHI in the private set with the scrubber")
+    labels: list[str] | None = Field(None, description="PHI types whose strings are checked (default: every type); e.g. [NAME, MRN, DATE]. "
+                                                       "Narrowing it lets identifiers of the other types through: change with your privacy officer")
+
+    @field_validator("labels")
+    @classmethod
+    def _known_labels(cls, v: list[str] | None) -> list[str] | None:
+        from ..scrub.engine import LABELS
+
+        if v is None:
+            return v
+        bad = [x for x in v if x not in LABELS]
+        if bad:
+            raise ValueError(f"unknown PHI label(s) {', '.join(map(repr, bad))}; known labels: {', '.join(LABELS)}")
+        if not v:
+            raise ValueError("an empty label list would check nothing; remove `labels` to check every PHI type")
+        return v
 
 
 def find_phi_replay(texts: dict[str, str], phi: list[str], min_length: int = 4) -> dict[str, list[int]]:
@@ -42,14 +58,17 @@ class PhiReplayAudit(Audit):
 
     def run(self, synthetic: list[Record], private: list[Record], holdout: list[Record] | None = None, **context: Any) -> AuditResult:
         p: PhiReplayPolicy = self.policy  # type: ignore[assignment]
-        phi: list[str] = list(context.get("phi_strings") or [])
+        raw = list(context.get("phi_strings") or [])
         source = "PHI strings given to the audit (from the scrub step)"
         if "phi_strings" not in context and p.scan_private:
             from ..scrub.engine import Scrubber
 
             spans = Scrubber(mode="spans").analyze_many([r.text or "" for r in private])
-            phi = [s.text for sp in spans for s in sp]
+            raw = [{"label": s.label, "text": s.text} for sp in spans for s in sp]
             source = "PHI detected in the private set by the medsynth scrubber"
+        # entries are strings, or {"label", "text"} as written by the scrub step; `labels` filters the labelled ones
+        phi = [e if isinstance(e, str) else e["text"] for e in raw
+               if isinstance(e, str) or p.labels is None or e.get("label") in p.labels]
         dropped = 0
         if holdout:
             # a string that also occurs in the holdout (other patients) is not evidence of memorising the private set

@@ -54,8 +54,13 @@ def sign_manifest(manifest_path: Path, home: Path) -> dict[str, Any]:
     data = Path(manifest_path).read_bytes()
     sig = {"algorithm": "Ed25519", "manifest": Path(manifest_path).name, "manifest_sha256": hashlib.sha256(data).hexdigest(),
            "signature": base64.b64encode(key.sign(data)).decode(), "public_key": _pub_pem(key)}
-    Path(manifest_path).with_name("manifest.sig").write_text(json.dumps(sig, indent=2), encoding="utf-8")
+    Path(manifest_path).with_name("manifest.sig").write_bytes(_canonical(sig))
     return sig
+
+
+def _canonical(sig: dict[str, Any]) -> bytes:
+    """The exact bytes medsynth writes for a signature file (so that any edited byte of it is detected)."""
+    return json.dumps(sig, indent=2).encode("utf-8")
 
 
 def verify_manifest(manifest_path: Path, sig_path: Path, home: Path | None) -> tuple[bool, str]:
@@ -63,11 +68,16 @@ def verify_manifest(manifest_path: Path, sig_path: Path, home: Path | None) -> t
     from cryptography.hazmat.primitives import serialization
 
     try:
-        sig = json.loads(Path(sig_path).read_text(encoding="utf-8"))
+        raw = Path(sig_path).read_bytes()
+        sig = json.loads(raw.decode("utf-8"))
         embedded = sig["public_key"]
-        signature = base64.b64decode(sig["signature"])
-    except (ValueError, KeyError):
+        signature = base64.b64decode(sig["signature"], validate=True)
+    except (ValueError, KeyError, UnicodeDecodeError):
         return False, "unreadable signature file"
+    if raw != _canonical(sig):
+        return False, "manifest.sig was edited (it is not byte for byte what medsynth wrote)"
+    if sig.get("manifest_sha256") != hashlib.sha256(Path(manifest_path).read_bytes()).hexdigest():
+        return False, "manifest.json does not have the sha256 recorded in manifest.sig"
     source = "key embedded in manifest.sig (proves integrity, not origin)"
     trusted = Path(home) / "keys" / "medsynth_ed25519.pub.pem" if home else None
     if trusted and trusted.exists():

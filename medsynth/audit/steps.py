@@ -70,7 +70,7 @@ class AuditStep(Step):
             dirs = sorted(Path(ctx.run_dir, "steps").glob(f"*_{c.phi_from}"))
             if dirs:
                 # the generator only saw the scrub step's output, so its PHI list is what could be replayed
-                context["phi_strings"] = load_phi_strings(dirs[0])
+                context["phi_strings"] = load_phi_strings(dirs[0], with_labels=True)
         names = c.audits or [n for n in AUDITS.names() if n in policy.audits]
         context["seed"] = ctx.seed
         if c.model and "prefix_extraction" in names:
