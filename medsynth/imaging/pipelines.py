@@ -1,0 +1,320 @@
+"""Front doors: :class:`LDMGenerator` (label- and optionally report-conditioned radiograph synthesis) and
+:class:`ModalityImputer` (Palette-style conditional LDM that fills in a missing modality, several samples per case).
+
+    gen = LDMGenerator.fit(images, label_sets, config=LDMConfig.from_preset("cpu"), seed=0)
+    gen.save("model/")
+    imgs = LDMGenerator.load("model/").generate([["Cardiomegaly"], []], seed=1)   # float32 [N, H, W] in [0, 1]
+
+    imp = ModalityImputer.fit({"standard": std}, soft, config=LDMConfig.from_preset("cpu"), seed=0)
+    samples = imp.impute({"standard": std_test}, n_samples=4, seed=1)           # [N, K, H, W]
+
+Sampling uses diffusers schedulers built from the training DDPM configuration: DDIM (deterministic with eta=0),
+DPM-Solver++ (multistep) or ancestral DDPM, with classifier-free guidance for the generator. Image ``j`` of a
+call depends only on ``(seed, j)``, not on the batch size.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from .models import (
+    REPORT_DIM,
+    SamplerConfig,
+    UNetConfig,
+    VAEConfig,
+    build_scheduler,
+    build_unet,
+    load_bundle,
+    preset,
+    save_bundle,
+)
+from .train import Runtime, TrainInfo, decode_latents, encode_latents, train_diffusion, train_vae
+
+__all__ = ["LDMConfig", "LDMGenerator", "ModalityImputer", "make_scheduler", "condition_vectors"]
+
+
+class LDMConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    size: int = Field(64, ge=8, description="image side in pixels (64 / 128 / 256)")
+    vae: VAEConfig = Field(default_factory=VAEConfig)
+    unet: UNetConfig = Field(default_factory=UNetConfig)
+
+    @classmethod
+    def from_preset(cls, name: str = "cpu", size: int | None = None, vae: dict[str, Any] | None = None,
+                    unet: dict[str, Any] | None = None) -> LDMConfig:
+        p = preset(name)
+        return cls(size=size or p["size"], vae=VAEConfig(**{**p["vae"], **(vae or {})}), unet=UNetConfig(**{**p["unet"], **(unet or {})}))
+
+
+def make_scheduler(train_config: dict[str, Any], kind: str, eta: float = 0.0) -> Any:
+    from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+
+    cfg = dict(train_config)
+    if kind == "ddim":
+        return DDIMScheduler.from_config(cfg, clip_sample=False, set_alpha_to_one=False, timestep_spacing="trailing")
+    if kind == "dpm":
+        return DPMSolverMultistepScheduler.from_config(cfg, algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="trailing")
+    return DDPMScheduler.from_config(cfg)
+
+
+def condition_vectors(label_sets: list[list[str]], labels: list[str]) -> Any:
+    """Multi-hot over ``labels`` plus a final "conditioned" bit (1); the null condition is all zeros."""
+    import torch
+
+    idx = {lab: i for i, lab in enumerate(labels)}
+    v = torch.zeros((len(label_sets), len(labels) + 1))
+    for r, ls in enumerate(label_sets):
+        for lab in ls:
+            if lab in idx:
+                v[r, idx[lab]] = 1.0
+        v[r, -1] = 1.0
+    return v
+
+
+def _noise(shape: tuple[int, ...], seed: int, start: int) -> Any:
+    import torch
+
+    out = torch.empty(shape)
+    for j in range(shape[0]):
+        out[j] = torch.randn(shape[1:], generator=torch.Generator().manual_seed(int(seed) * 1_000_003 + start + j))
+    return out
+
+
+def _denoise(unet: Any, sched: Any, lat: Any, steps: int, *, eta: float, gen: Any,
+             model_kwargs: Callable[[Any], tuple[Any, dict[str, Any]]], guidance: Callable[[Any], Any] | None = None) -> Any:
+    import torch
+
+    sched.set_timesteps(steps)
+    lat = lat * sched.init_noise_sigma
+    with torch.no_grad():
+        for t in sched.timesteps:
+            inp = sched.scale_model_input(lat, t)
+            x_in, kw = model_kwargs(inp)
+            out = unet(x_in, t, **kw).sample
+            if guidance is not None:
+                out = guidance(out)
+            extra = {"eta": eta} if "eta" in sched.step.__code__.co_varnames else {}
+            if "generator" in sched.step.__code__.co_varnames:
+                extra["generator"] = gen
+            lat = sched.step(out, t, lat, **extra).prev_sample
+    return lat
+
+
+class _Bundle:
+    kind = ""
+
+    def __init__(self, vae: Any, unet: Any, scheduler: Any, meta: dict[str, Any]):
+        self.vae, self.unet, self.scheduler, self.meta = vae, unet, scheduler, meta
+        self.size = int(meta["size"])
+        self.scaling = float(meta["scaling_factor"])
+        self.sha256: str | None = meta.get("sha256")
+
+    def save(self, path: str | Path) -> str:
+        self.sha256 = save_bundle(path, vae=self.vae, unet=self.unet, scheduler=self.scheduler, meta=self.meta)
+        self.meta["sha256"] = self.sha256
+        return self.sha256
+
+    @classmethod
+    def load(cls, path: str | Path) -> Any:
+        vae, unet, sched, meta = load_bundle(path)
+        if meta.get("kind") != cls.kind:
+            from ..exceptions import ModelNotAvailableError
+
+            raise ModelNotAvailableError(f"{path}: this bundle is a {meta.get('kind')!r} model, not a {cls.kind!r} one.")
+        return cls(vae, unet, sched, meta)
+
+    def _latent_shape(self) -> tuple[int, int, int]:
+        c = int(self.vae.config.latent_channels)
+        h = self.size // (2 ** (len(self.vae.config.block_out_channels) - 1))
+        return c, h, h
+
+
+def _fit_vae(images: np.ndarray, config: LDMConfig, seed: int, rt: Runtime, progress: Callable[[int], None] | None,
+             max_seconds: float | None) -> tuple[Any, TrainInfo, float]:
+    vae, vinfo = train_vae(images, config.vae, seed=seed, runtime=rt, progress=progress, max_seconds=max_seconds)
+    lat = encode_latents(vae, images)
+    std = float(lat.std())
+    return vae, vinfo, (1.0 / std if std > 0 else 1.0)
+
+
+class LDMGenerator(_Bundle):
+    """Label-conditioned (optionally report-conditioned) latent diffusion generator."""
+
+    kind = "generator"
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.meta["labels"])
+
+    @property
+    def uses_reports(self) -> bool:
+        return bool(self.meta.get("report_dim"))
+
+    @classmethod
+    def fit(cls, images: np.ndarray, label_sets: list[list[str]], *, config: LDMConfig, labels: list[str] | None = None,
+            report_embeddings: np.ndarray | None = None, seed: int = 0, runtime: Runtime | None = None,
+            progress: Callable[[str, int], None] | None = None, max_seconds: float | None = None) -> LDMGenerator:
+        """Train the VAE, then the conditional UNet, on ``images`` [N, H, W] in [0, 1] with their label sets.
+        ``max_seconds`` bounds the total wall time (the VAE gets a quarter of it)."""
+        import torch
+
+        rt = runtime or Runtime()
+        labels = list(labels) if labels is not None else sorted({lab for ls in label_sets for lab in ls})
+        if images.shape[1:] != (config.size, config.size):
+            raise ValueError(f"images are {images.shape[1:]} but the model is configured for {config.size}×{config.size}")
+        t0 = time.time()
+        vae, vinfo, scaling = _fit_vae(images, config, seed, rt, (lambda k: progress("vae", k)) if progress else None,
+                                       max_seconds / 4 if max_seconds else None)
+        lat = encode_latents(vae, images) * scaling
+        c, h, _ = lat.shape[1:]
+        torch.manual_seed(int(seed) + 1)
+        rep = None
+        if report_embeddings is not None:
+            rep = torch.as_tensor(np.asarray(report_embeddings, dtype=np.float32)).reshape(len(images), 1, -1)
+        unet = build_unet(config.unet, latent_channels=c, latent_size=h, n_labels=len(labels),
+                          report_dim=int(rep.shape[-1]) if rep is not None else None)
+        sched = build_scheduler(config.unet)
+        left = (max_seconds - (time.time() - t0)) if max_seconds else None
+        unet, uinfo = train_diffusion(unet, sched, lat, config.unet, class_vecs=condition_vectors(label_sets, labels), reports=rep,
+                                      seed=int(seed) + 2, runtime=rt, progress=(lambda k: progress("unet", k)) if progress else None,
+                                      max_seconds=left)
+        meta = {"kind": cls.kind, "size": config.size, "labels": labels, "scaling_factor": scaling, "config": config.model_dump(),
+                "report_dim": int(rep.shape[-1]) if rep is not None else None, "n_train": int(len(images)),
+                "label_counts": {lab: int(sum(lab in ls for ls in label_sets)) for lab in labels},
+                "training": {"vae": vinfo.as_dict(), "unet": uinfo.as_dict()}}
+        return cls(vae, unet, sched, meta)
+
+    def generate(self, label_sets: list[list[str]], *, sampler: SamplerConfig | None = None, seed: int = 0,
+                 report_embeddings: np.ndarray | None = None, start_index: int = 0,
+                 progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """One image per label set (float32 [N, H, W] in [0, 1]); unknown labels raise."""
+        import torch
+
+        s = sampler or SamplerConfig()
+        unknown = sorted({lab for ls in label_sets for lab in ls} - set(self.labels))
+        if unknown:
+            raise ValueError(f"the model was not trained on label(s) {unknown}; it knows {self.labels}")
+        if self.uses_reports and report_embeddings is None:
+            raise ValueError("this model is conditioned on report embeddings: pass report_embeddings (one per image)")
+        cond = condition_vectors(label_sets, self.labels)
+        rep = None
+        if report_embeddings is not None:
+            rep = torch.as_tensor(np.asarray(report_embeddings, dtype=np.float32)).reshape(len(label_sets), 1, -1)
+        shape = self._latent_shape()
+        out = []
+        w = float(s.guidance_scale)
+        for b in range(0, len(label_sets), s.batch_size):
+            cb = cond[b:b + s.batch_size]
+            nb = len(cb)
+            lat0 = _noise((nb, *shape), seed, start_index + b)
+            sched = make_scheduler(self.scheduler.config, s.scheduler)
+            gen = torch.Generator().manual_seed(int(seed) * 7919 + start_index + b)
+            rb = rep[b:b + nb] if rep is not None else None
+
+            def kwargs(x: Any, cb: Any = cb, rb: Any = rb) -> tuple[Any, dict[str, Any]]:
+                if w == 1.0:
+                    return x, {"class_labels": cb, "encoder_hidden_states": rb}
+                if w == 0.0:
+                    return x, {"class_labels": torch.zeros_like(cb), "encoder_hidden_states": None if rb is None else torch.zeros_like(rb)}
+                return torch.cat([x, x]), {"class_labels": torch.cat([cb, torch.zeros_like(cb)]),
+                                           "encoder_hidden_states": None if rb is None else torch.cat([rb, torch.zeros_like(rb)])}
+
+            def guide(o: Any, nb: int = nb) -> Any:
+                if w in (0.0, 1.0):
+                    return o
+                oc, ou = o[:nb], o[nb:]
+                return ou + w * (oc - ou)
+
+            lat = _denoise(self.unet, sched, lat0, s.steps, eta=s.eta, gen=gen, model_kwargs=kwargs, guidance=guide)
+            out.append(decode_latents(self.vae, lat / self.scaling))
+            if progress:
+                progress(nb)
+        return np.concatenate(out) if out else np.zeros((0, self.size, self.size), dtype=np.float32)
+
+    def reconstruct(self, images: np.ndarray) -> np.ndarray:
+        """VAE round trip (the ceiling of what the generator can draw)."""
+        return decode_latents(self.vae, encode_latents(self.vae, images))
+
+
+class ModalityImputer(_Bundle):
+    """Palette-style conditional LDM: noisy target latent ‖ source latents → target."""
+
+    kind = "imputer"
+
+    @property
+    def sources(self) -> list[str]:
+        return list(self.meta["sources"])
+
+    @property
+    def target(self) -> str:
+        return str(self.meta["target"])
+
+    @classmethod
+    def fit(cls, sources: dict[str, np.ndarray], target: np.ndarray, *, config: LDMConfig, target_name: str = "target",
+            seed: int = 0, runtime: Runtime | None = None, progress: Callable[[str, int], None] | None = None,
+            max_seconds: float | None = None) -> ModalityImputer:
+        """One VAE for all modalities (trained on sources and target together), then the conditional UNet."""
+        import torch
+
+        rt = runtime or Runtime()
+        names = list(sources)
+        n = len(target)
+        for k, v in sources.items():
+            if v.shape != target.shape:
+                raise ValueError(f"source modality {k!r} has shape {v.shape}, the target {target.shape}; pairs must match")
+        if target.shape[1:] != (config.size, config.size):
+            raise ValueError(f"images are {target.shape[1:]} but the model is configured for {config.size}×{config.size}")
+        t0 = time.time()
+        allimg = np.concatenate([target, *[sources[k] for k in names]])
+        vae, vinfo, scaling = _fit_vae(allimg, config, seed, rt, (lambda k: progress("vae", k)) if progress else None,
+                                       max_seconds / 4 if max_seconds else None)
+        tl = encode_latents(vae, target) * scaling
+        sl = torch.cat([encode_latents(vae, sources[k]) * scaling for k in names], dim=1)
+        c, h, _ = tl.shape[1:]
+        torch.manual_seed(int(seed) + 1)
+        unet = build_unet(config.unet, latent_channels=c, latent_size=h, cond_channels=int(sl.shape[1]))
+        sched = build_scheduler(config.unet)
+        ucfg = config.unet.model_copy(update={"cond_dropout": 0.0})
+        left = (max_seconds - (time.time() - t0)) if max_seconds else None
+        unet, uinfo = train_diffusion(unet, sched, tl, ucfg, cond_latents=sl, seed=int(seed) + 2, runtime=rt,
+                                      progress=(lambda k: progress("unet", k)) if progress else None, max_seconds=left)
+        meta = {"kind": cls.kind, "size": config.size, "sources": names, "target": target_name, "scaling_factor": scaling,
+                "config": config.model_dump(), "n_train": int(n), "training": {"vae": vinfo.as_dict(), "unet": uinfo.as_dict()}}
+        return cls(vae, unet, sched, meta)
+
+    def impute(self, sources: dict[str, np.ndarray], *, n_samples: int = 4, sampler: SamplerConfig | None = None, seed: int = 0,
+               start_index: int = 0, progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """``n_samples`` draws of the missing modality per case: float32 [N, K, H, W] in [0, 1]."""
+        import torch
+
+        s = sampler or SamplerConfig()
+        missing = [k for k in self.sources if k not in sources]
+        if missing:
+            raise ValueError(f"the imputer needs source modality(ies) {missing}; it was trained on {self.sources}")
+        n = len(sources[self.sources[0]])
+        sl = torch.cat([encode_latents(self.vae, sources[k]) * self.scaling for k in self.sources], dim=1)
+        shape = self._latent_shape()
+        # case i, sample k → flat index i*K + k (independent of the batch size)
+        flat = sl.repeat_interleave(n_samples, dim=0)
+        out = []
+        for b in range(0, len(flat), s.batch_size):
+            cb = flat[b:b + s.batch_size]
+            nb = len(cb)
+            lat0 = _noise((nb, *shape), seed, start_index * n_samples + b)
+            sched = make_scheduler(self.scheduler.config, s.scheduler)
+            gen = torch.Generator().manual_seed(int(seed) * 7919 + start_index * n_samples + b)
+            lat = _denoise(self.unet, sched, lat0, s.steps, eta=s.eta, gen=gen,
+                           model_kwargs=lambda x, cb=cb: (torch.cat([x, cb], dim=1), {"encoder_hidden_states": None}))
+            out.append(decode_latents(self.vae, lat / self.scaling))
+            if progress:
+                progress(nb)
+        arr = np.concatenate(out) if out else np.zeros((0, self.size, self.size), dtype=np.float32)
+        return arr.reshape(n, n_samples, self.size, self.size)
+
+
