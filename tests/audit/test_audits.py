@@ -124,3 +124,87 @@ def test_audit_cli_on_files(tmp_path):
     o = json.loads((tmp_path / "o.json").read_text())
     assert o["verdict"] == "fail" and o["audits"][0]["findings"][0]["record_id"] == "s0"
     assert "spiculated" not in r.stdout  # no record text in output
+
+
+# -- rare content, policy documentation, labels -----------------------------------------------------------------
+
+_FINDINGS = ["spiculated mass", "sternotomy wires", "pacemaker leads", "hiatal hernia", "calcified granuloma", "rib fracture", "port catheter",
+             "apical scarring", "pleural plaques", "azygos lobe", "bullous emphysema", "chain sutures", "humeral head fracture", "kyphoplasty cement"]
+
+
+def _corpus(n, seed, prefix):
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        fs = rng.sample(_FINDINGS, 2)
+        size = f"{rng.randint(5, 40) / 10:.1f} cm"
+        out.append(Record(id=f"{prefix}{i}", labels=["x"], text=(
+            f"FINDINGS: The heart is normal in size. The lungs are clear. There is a {size} {fs[0]} in the {rng.choice(['right', 'left'])} "
+            f"{rng.choice(['upper', 'lower'])} zone with {fs[1]}. No pneumothorax. IMPRESSION: {fs[0].capitalize()}.")))
+    return out
+
+
+def test_rare_content_flags_a_paraphrase_not_new_patients():
+    from medsynth.audit.content import RareContentAudit, content_units
+
+    assert "2.3 cm" in content_units("a 2.3 cm mass") and "the" not in content_units("the mass")
+    private = _corpus(120, 1, "p") + [Record(id="pX", labels=["x"], text=(
+        "FINDINGS: Left ventricular assist device projects over the cardiac apex. Seven intact sternotomy wires. A 1.7 cm calcified "
+        "granuloma in the lingula and a healed left seventh rib fracture. IMPRESSION: LVAD in place; lingular granuloma."))]
+    holdout = _corpus(80, 2, "h")
+    para = Record(id="leak", labels=["x"], text=(
+        "IMPRESSION: LVAD in place with a lingular granuloma. FINDINGS: Healed fracture of the left seventh rib; granuloma in the lingula, "
+        "calcified, measuring 1.7 cm; seven sternotomy wires intact; ventricular assist device over the cardiac apex."))
+    syn = _corpus(60, 3, "s") + [para]
+    res = RareContentAudit().run(syn, private, holdout)
+    assert "leak" in res.flagged_ids
+    assert len(res.flagged_ids - {"leak"}) <= 1  # new patients' reports share only boilerplate and common findings
+    f = next(x for x in res.findings if x.record_id == "leak")
+    assert f.value["private_id"] == "pX" and "text" not in f.value
+    assert res.sections["specific_overlap_hist"]["plot"]["kind"] == "histogram"
+    assert all(x["how"] for x in res.figures)
+    small = RareContentAudit().run(syn, private, holdout[:5])
+    assert small.verdict == "fail" and "holdout" in small.release_reasons[0]
+
+
+def test_every_policy_threshold_documents_what_it_protects_against():
+    import re
+
+    import yaml
+
+    from medsynth.audit.policy import DEFAULT_POLICY_PATH
+
+    mine = ["phi_replay", "verbatim_copy", "near_duplicate", "dcr", "rare_content"]
+    for name in mine:
+        for field, info in AUDITS.get(name).Policy.model_fields.items():
+            if field != "enabled":
+                assert info.description and len(info.description) > 15, f"{name}.{field} has no description"
+    text = DEFAULT_POLICY_PATH.read_text()
+    sections = re.split(r"\n  (?=[a-z_]+:\n)", text.split("audits:", 1)[1])
+    documented = {sec.split(":", 1)[0].strip(): sec for sec in sections if sec.strip()}
+    assert set(yaml.safe_load(text)["audits"]) == set(documented)
+    for name, sec in documented.items():
+        assert "Protects against" in sec, f"policy.yaml section {name} does not say what it protects against"
+    load_policy()  # the shipped policy validates
+
+
+def test_policy_unknown_phi_label_is_a_clear_error(tmp_path):
+    p = tmp_path / "policy.yaml"
+    p.write_text("version: 1\naudits:\n  phi_replay: {labels: [NAME, SOCIAL]}\n  rare_content: {quantil: 0.9}\n")
+    with pytest.raises(RecipeError) as ei:
+        load_policy(p)
+    msgs = dict(ei.value.problems)
+    assert any("SOCIAL" in m and "known labels" in m for m in msgs.values())
+    assert any("quantil" in loc for loc in msgs)
+
+
+def test_phi_replay_labels_filter():
+    phi = [{"label": "NAME", "text": "Alvarez"}, {"label": "DATE", "text": "03/14/2020"}]
+    syn = _recs(["Seen on 03/14/2020", "Dr. Alvarez"], "s")
+    from medsynth.audit.replay import PhiReplayPolicy
+
+    allp = PhiReplayAudit().run(syn, _recs(PRIVATE, "p"), None, phi_strings=phi)
+    names = PhiReplayAudit(PhiReplayPolicy(labels=["NAME"])).run(syn, _recs(PRIVATE, "p"), None, phi_strings=phi)
+    assert allp.flagged_ids == {"s0", "s1"} and names.flagged_ids == {"s1"}
