@@ -106,18 +106,44 @@ def real_data() -> dict[str, Any]:
     return out
 
 
+def partial_run(run_dir: Path) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
+    """Records and figures of a generate step that is still running: its committed batches, read-only."""
+    import sqlite3
+
+    from medsynth.data.records import Record
+
+    con = sqlite3.connect(f"file:{run_dir / 'ledger.sqlite'}?mode=ro", uri=True)
+    recs, stats = [], Counter()
+    for payload, meta in con.execute("SELECT records, meta FROM batches WHERE step='generate' ORDER BY idx"):
+        recs += [Record.from_json(ln) for ln in payload.splitlines() if ln]
+        stats.update(json.loads(meta).get("stats", {}))
+    con.close()
+    figs = {"yield": round(stats.get("valid", 0) / max(stats.get("documents", 1), 1), 4),
+            "rejections": {k.split(":", 1)[1]: v for k, v in stats.items() if k.startswith("rejected:")},
+            "generated_tokens": stats.get("tokens", 0) + stats.get("sentence_tokens", 0), "partial": True}
+    return recs, figs, {}
+
+
 def evaluate(run_dir: Path, real: dict[str, Any], real_f1: dict[str, Any], n_limit: int | None = None) -> dict[str, Any]:
     import random
+
+    import yaml
 
     from medsynth.data.io import read_records
     from medsynth.data.records import invalid_spans
 
-    rep = json.loads((run_dir / "report.json").read_text())
-    gen = next(s for s in rep["steps"] if s["type"] == "generate")
-    syn = read_records(run_dir / gen["outputs"][gen["output"]])
+    if (run_dir / "report.json").exists():
+        rep = json.loads((run_dir / "report.json").read_text())
+        gen = next(s for s in rep["steps"] if s["type"] == "generate")
+        syn = read_records(run_dir / gen["outputs"][gen["output"]])
+        figs = {f["name"]: f["value"] for f in gen["figures"]}
+    else:  # still running: what is committed so far
+        syn, figs, _ = partial_run(run_dir)
+        raw = yaml.safe_load((run_dir / "recipe.yaml").read_text())
+        g = next(s for s in raw["steps"] if s["type"] == "generate")
+        gen = {"config": {"model": g.get("model", "gemma3-270m"), "strategies": g.get("strategies")}, "seconds": None}
     if n_limit:
         syn = syn[:n_limit]
-    figs = {f["name"]: f["value"] for f in gen["figures"]}
     label_set = real["label_set"]
     texts = [r.text or "" for r in syn]
     res: dict[str, Any] = {"n_synthetic": len(syn), "model": gen["config"]["model"], "strategies": gen["config"]["strategies"]}
@@ -154,7 +180,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=300, help="records per configuration")
     ap.add_argument("--only", default="", help="comma-separated configuration names (default: all)")
-    ap.add_argument("--eval-only", action="store_true", help="only evaluate existing run dirs")
+    ap.add_argument("--eval-only", action="store_true", help="only evaluate existing run dirs (also runs still in progress: their committed batches)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/textgen.json")
     a = ap.parse_args()
     import torch
@@ -180,7 +206,7 @@ def main() -> None:
             t0 = time.time()
             run_recipe(load_recipe(recipe(name, a.n, CONFIGS[name])), run_dir=run_dir, show_progress=False)
             print(f"{name}: generated in {time.time() - t0:.0f}s", flush=True)
-        if not (run_dir / "report.json").exists():
+        if not (run_dir / "report.json").exists() and not (a.eval_only and (run_dir / "ledger.sqlite").exists()):
             continue
         res = evaluate(run_dir, real, real_f1)
         res["run"] = str(run_dir.relative_to(ROOT))

@@ -294,7 +294,8 @@ class GenerateStep(Step):
                                top_p=c.top_p, repetition_penalty=c.repetition_penalty, stop=list(schema.document.stop) if not sentence_mode else ["\n"],
                                seed=ctx.seed, batch_size=bs)
         close_params = doc_params.model_copy(update={"max_new_tokens": c.close_tokens, "stop": ["\n"]})
-        sent_params = doc_params.model_copy(update={"max_new_tokens": getattr(entity_first.options, "max_sentence_tokens", 40) if entity_first else 40, "stop": ["\n"]})
+        sent_params = doc_params.model_copy(update={"max_new_tokens": entity_first.options.max_sentence_tokens if entity_first else 32, "stop": ["\n"],
+                                                    "batch_size": entity_first.options.sentence_batch_size if entity_first else bs})
 
         with ctx.progress(c.n_records, f"generate ({c.model})", completed=min(valid, c.n_records)) as bar:
             for b in ctx.pending_batches(max_batches):
