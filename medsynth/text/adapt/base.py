@@ -273,6 +273,7 @@ def train_adapter(model: Any, tokenizer: Any, documents: list[str], method: Meth
         return _train_dp(pm, opt, ids, pad, train, dp_info, losses, progress)
 
     if dp is not None:
+        _check_dp_supported(pm)  # before the debit: an unsupported layer must not cost ε
         dp_info = plan_dp(dp, len(ids), train)
         if ledger is None or not budget:
             raise RecipeError("DP adaptation needs a privacy budget to debit: set `privacy.budget` in the recipe (and "
@@ -291,6 +292,21 @@ def train_adapter(model: Any, tokenizer: Any, documents: list[str], method: Meth
     return TrainResult(model=pm, method=method.type, steps=n_steps, seconds=round(time.time() - t0, 2), losses=losses,
                        trainable_params=n_train, total_params=n_total, n_documents=len(ids), truncated=truncated,
                        max_weight_delta=delta_w, dp=dp_info, debit_id=debit_id)
+
+
+def _check_dp_supported(pm: Any) -> None:
+    """Every trainable parameter must belong to a module type Opacus computes per-sample gradients for (hooks)."""
+    from opacus import GradSampleModule
+
+    supported = set(GradSampleModule.GRAD_SAMPLERS)
+    bad = []
+    for name, mod in pm.named_modules():
+        if any(p.requires_grad for p in mod.parameters(recurse=False)) and type(mod) not in supported:
+            bad.append(f"{name.removeprefix('base_model.model.')} ({type(mod).__name__})")
+    if bad:
+        raise RecipeError(f"DP-SGD cannot compute per-sample gradients for {len(bad)} trainable module(s), e.g. {bad[0]}: Opacus "
+                          f"supports {', '.join(sorted(t.__name__ for t in supported))}. Adapt only linear projections "
+                          "(LoRA target_modules such as q_proj/v_proj, not the embedding), or train without dp. Nothing was debited.")
 
 
 def _train_dp(pm: Any, opt: Any, ids: list[list[int]], pad: int, train: TrainConfig, dp_info: dict[str, Any],

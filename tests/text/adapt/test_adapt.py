@@ -131,6 +131,18 @@ def test_dp_over_budget_fails_before_any_training(tmp_path, fresh_lm):
     assert all(bool((before[k] == after[k]).all()) for k in before if k in after)
 
 
+def test_dp_refuses_unsupported_layers_before_debiting(tmp_path, fresh_lm):
+    from medsynth.exceptions import RecipeError
+
+    model, tok = fresh_lm
+    led = BudgetLedger(tmp_path / "b.sqlite")
+    led.create("x", epsilon=10, delta=1e-2)
+    with pytest.raises(RecipeError, match=r"embed_tokens.*Nothing was debited"):
+        train_adapter(model, tok, DOCS, METHODS.get("lora")(target_modules=["embed_tokens", "q_proj"]), TrainConfig(epochs=1),
+                      DPConfig(epsilon=4.0, delta=1e-3), ledger=led, budget="x")
+    assert led.history("x") == []
+
+
 def test_dp_delta_must_be_below_one_over_n(fresh_lm, tmp_path):
     from medsynth.exceptions import RecipeError
 
