@@ -181,6 +181,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=300, help="records per configuration")
     ap.add_argument("--only", default="", help="comma-separated configuration names (default: all)")
     ap.add_argument("--eval-only", action="store_true", help="only evaluate existing run dirs (also runs still in progress: their committed batches)")
+    ap.add_argument("--limit", type=int, default=None, help="evaluate only the first N records of each run (equal-size comparisons)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/textgen.json")
     a = ap.parse_args()
     import torch
@@ -189,6 +190,12 @@ def main() -> None:
     from medsynth.recipe.engine import run_recipe
     from medsynth.recipe.schema import load_recipe
 
+    names = [x for x in a.only.split(",") if x] or list(CONFIGS)
+    if not a.eval_only:  # generate first (the expensive part), evaluate afterwards
+        for name in names:
+            t0 = time.time()
+            run_recipe(load_recipe(recipe(name, a.n, CONFIGS[name])), run_dir=ROOT / "benchmarks/work" / f"textgen-{name}-{a.n}", show_progress=False)
+            print(f"{name}: generated in {time.time() - t0:.0f}s", flush=True)
     real = real_data()
     label_set = real["label_set"]
     real_f1 = {s: clf_f1([t for t, _ in real["train"]], [lab for _, lab in real["train"]], [t for t, _ in real[s]], [lab for _, lab in real[s]], label_set)
@@ -199,16 +206,11 @@ def main() -> None:
                     "real_trained": {s: {k: v for k, v in f.items()} for s, f in real_f1.items()},
                     "real_diversity_full_train": diversity([t for t, _ in real["train"]])})
     results.setdefault("configs", {})
-    names = [x for x in a.only.split(",") if x] or list(CONFIGS)
     for name in names:
         run_dir = ROOT / "benchmarks/work" / f"textgen-{name}-{a.n}"
-        if not a.eval_only:
-            t0 = time.time()
-            run_recipe(load_recipe(recipe(name, a.n, CONFIGS[name])), run_dir=run_dir, show_progress=False)
-            print(f"{name}: generated in {time.time() - t0:.0f}s", flush=True)
         if not (run_dir / "report.json").exists() and not (a.eval_only and (run_dir / "ledger.sqlite").exists()):
             continue
-        res = evaluate(run_dir, real, real_f1)
+        res = evaluate(run_dir, real, real_f1, a.limit)
         res["run"] = str(run_dir.relative_to(ROOT))
         results["configs"][f"{name}@{a.n}"] = res
         print(json.dumps({k: res[k] for k in ("usefulness_val", "usefulness_test", "yield", "label_fidelity", "normal_share") if k in res}), flush=True)
