@@ -1,8 +1,9 @@
 """scikit-learn compatible imputers for clinical tables.
 
 ``Imputer()`` (``method="auto"``, the default) is a **stack of chained-equation learners** — Bayesian ridge /
-logistic regression (``linear``), extremely randomised trees (``extra_trees``, MissForest-like) and the column mean
-(``mean``, the shrinkage target) — whose per-column blend weights are learned on a validation mask drawn from the
+logistic regression (``linear``), extremely randomised trees (``extra_trees``, MissForest-like), a multivariate
+normal fitted by EM (``gaussian``: each cell's conditional mean given the cells observed in its row, no chaining;
+it also warm-starts the chain) and the column mean (``mean``, the shrinkage target) — whose per-column blend weights are learned on a validation mask drawn from the
 training table itself so that it mimics the table's missingness (MAR-aware: rows likely to lose a value are the
 ones whose observed cells are hidden). See :mod:`medsynth.tabular._chain` for the algorithm.
 
@@ -52,7 +53,7 @@ __all__ = ["Imputer", "METHODS", "DEFAULT_LEARNERS"]
 METHODS = ["auto", "select", "chained", "hgb", "mice", "missforest", "knn", "mean"]
 _ENGINE = ("auto", "select", "chained", "mean")
 #: the stack of ``method="auto"`` / ``"select"``
-DEFAULT_LEARNERS: tuple[str, ...] = ("linear", "extra_trees", "mean")
+DEFAULT_LEARNERS: tuple[str, ...] = ("linear", "extra_trees", "gaussian", "mean")
 
 
 def _is_missing(v: Any) -> bool:
