@@ -144,7 +144,7 @@ class ImputeStep(Step):
 
     type = "impute"
     Config = ImputeConfig
-    version = "1"
+    version = "2"  # 2: the EM-Gaussian learner joined the default stack
 
     def check(self, recipe: Any) -> list[tuple[str, str]]:
         c: ImputeConfig = self.config  # type: ignore[assignment]
