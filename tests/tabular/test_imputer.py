@@ -201,3 +201,26 @@ def test_unseen_category_is_reimputed():
 def test_registered_methods_and_learners():
     assert set(METHODS) <= set(IMPUTERS.names())
     assert {"linear", "extra_trees", "gaussian", "mean", "hgb"} <= set(LEARNERS)
+
+
+def test_bad_input_in_dataframes_names_the_column():
+    rng = np.random.default_rng(3)
+    n = 60
+    df = pd.DataFrame({"age": rng.normal(60, 10, n), "ward": rng.choice(["a", "b"], n), "site": ["x"] * n, "lab": rng.normal(size=n)})
+    df.loc[::7, "age"] = np.nan
+    df.loc[::5, "ward"] = np.nan
+    df.loc[::6, "site"] = np.nan  # constant categorical column: filled with its only level
+    inf = df.copy()
+    inf.loc[3, "lab"] = -np.inf
+    with pytest.raises(DataFormatError, match="infinite"):
+        Imputer(method="chained").fit(inf)
+    empty = df.copy()
+    empty["lab"] = np.nan
+    with pytest.raises(DataFormatError, match="lab.*no observed value"):
+        Imputer(method="chained").fit(empty)
+    out = Imputer(method="chained").fit_transform(df)
+    assert (out["site"] == "x").all() and set(out["ward"]) == {"a", "b"} and not out.isna().any().any()
+    # no missing cell: returned unchanged (values, dtypes, index)
+    full = out.copy()
+    again = Imputer(method="chained").fit_transform(full)
+    pd.testing.assert_frame_equal(again, full)
