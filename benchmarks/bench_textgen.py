@@ -182,6 +182,7 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated configuration names (default: all)")
     ap.add_argument("--eval-only", action="store_true", help="only evaluate existing run dirs (also runs still in progress: their committed batches)")
     ap.add_argument("--limit", type=int, default=None, help="evaluate only the first N records of each run (equal-size comparisons)")
+    ap.add_argument("--tag", default="", help="suffix of the run dirs and result keys (e.g. a code change measured against the same configuration)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/textgen.json")
     a = ap.parse_args()
     import torch
@@ -194,7 +195,7 @@ def main() -> None:
     if not a.eval_only:  # generate first (the expensive part), evaluate afterwards
         for name in names:
             t0 = time.time()
-            run_recipe(load_recipe(recipe(name, a.n, CONFIGS[name])), run_dir=ROOT / "benchmarks/work" / f"textgen-{name}-{a.n}", show_progress=False)
+            run_recipe(load_recipe(recipe(name, a.n, CONFIGS[name])), run_dir=ROOT / "benchmarks/work" / f"textgen-{name}-{a.n}{a.tag}", show_progress=False)
             print(f"{name}: generated in {time.time() - t0:.0f}s", flush=True)
     real = real_data()
     label_set = real["label_set"]
@@ -207,12 +208,12 @@ def main() -> None:
                     "real_diversity_full_train": diversity([t for t, _ in real["train"]])})
     results.setdefault("configs", {})
     for name in names:
-        run_dir = ROOT / "benchmarks/work" / f"textgen-{name}-{a.n}"
+        run_dir = ROOT / "benchmarks/work" / f"textgen-{name}-{a.n}{a.tag}"
         if not (run_dir / "report.json").exists() and not (a.eval_only and (run_dir / "ledger.sqlite").exists()):
             continue
         res = evaluate(run_dir, real, real_f1, a.limit)
         res["run"] = str(run_dir.relative_to(ROOT))
-        results["configs"][f"{name}@{a.n}"] = res
+        results["configs"][f"{name}@{a.n}{a.tag}"] = res
         print(json.dumps({k: res[k] for k in ("usefulness_val", "usefulness_test", "yield", "label_fidelity", "normal_share") if k in res}), flush=True)
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(results, indent=2))

@@ -151,7 +151,7 @@ class GenerateStep(Step):
 
     type = "generate"
     Config = GenerateConfig
-    version = "4"
+    version = "5"
 
     def check(self, recipe: Any) -> list[tuple[str, str]]:
         c: GenerateConfig = self.config  # type: ignore[assignment]

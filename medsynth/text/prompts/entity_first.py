@@ -22,6 +22,7 @@ In both modes the final text is re-annotated; planned-entity recall is reported,
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections import Counter, defaultdict
@@ -35,6 +36,7 @@ from .base import Job, Plan, PlannedEntity, PlannedRelation, Stage, Strategy, St
 __all__ = ["EntityFirstStrategy", "split_sentences", "mentions_line"]
 
 _SPLIT = re.compile(r"(?<=[.!?])\s+(?=\S)")
+_WORD = re.compile(r"[a-z]+")
 
 
 def split_sentences(body: str) -> list[str]:
@@ -80,6 +82,9 @@ class EntityFirstOptions(StrategyOptions):
     verbalizer_rate: float = Field(0.5, ge=0.0, le=1.0, description="with a verbalizer: share of mentions worded from its bank instead of the seeds' mentions")
     max_context_sentences: int = Field(8, ge=0, le=32)
     types: list[str] | None = Field(None, description="entity types to plan (default: the schema's sample-able types)")
+    rare_word_share: float = Field(0.1, ge=0.0, le=1.0, description="a word used by fewer than max(3, this share of the seeds) seeds is rare: a "
+                                   "seed sentence with a rare word (or a number) that only one seed has may not be copied verbatim; templated "
+                                   "sentences made of common words may")
     seed_pair_rate: float = Field(0.5, ge=0.0, le=1.0, description="without document labels: share of planned relations whose argument pair "
                                   "occurs in the seeds (plausible), the rest combine arguments freely (novel)")
 
@@ -124,9 +129,13 @@ class EntityFirstStrategy(Strategy):
                 ann = annotate(s, sch, env.label_set)
                 ents, rels = self._plan_from_annotation(ann, s)
                 positive = [e for e in ents if e.label in self.types and not e.negated]
-                kind = "entity" if positive else "context"
+                # with document labels, a sentence is an entity sentence only if it states a finding/device: anatomy
+                # alone ("The lungs are clear.", "The cardiomediastinal silhouette is normal.") is context, the
+                # normal statements every real report is made of (counted as entity sentences they were never planned)
+                carrying = [e for e in positive if e.label in self.doc_types] if self.doc_types else positive
+                kind = "entity" if carrying else "context"
                 sent_count[s.lower()] += 1
-                self.sentences.append({"text": s, "line": mentions_line(ents, rels, sch) if positive else "none", "kind": kind, "seed": r.id,
+                self.sentences.append({"text": s, "line": mentions_line(ents, rels, sch) if carrying else "none", "kind": kind, "seed": r.id,
                                        "canon": sorted({e.canonical or e.label for e in positive}), "types": sorted({e.label for e in positive})})
                 if kind == "context":
                     n_ctx += 1
@@ -156,7 +165,13 @@ class EntityFirstStrategy(Strategy):
                         self.by_type[e.name].setdefault(form(t), 0)
                         if e.doc_label:
                             self.by_label[canon].setdefault(form(t), 0)
-        self.distinctive = {s for s, k in sent_count.items() if k == 1 and len(s.split()) >= 6}
+        # a sentence is private-looking (never to be copied verbatim) if only one seed has it, it is not short and it
+        # carries a rare word or a number; templated sentences made only of words most seeds use ("The
+        # cardiomediastinal silhouette is normal in size and contour.") identify no one and may be reused
+        df: Counter[str] = Counter(w for r in env.seeds for w in set(_WORD.findall((r.text or "").lower())))
+        rare_below = max(3, math.ceil(o.rare_word_share * len(env.seeds)))
+        self.distinctive = {s for s, k in sent_count.items() if k == 1 and len(s.split()) >= 6
+                            and (any(ch.isdigit() for ch in s) or any(df[w] < rare_below for w in _WORD.findall(s)))}
         missing = [lab for lab in env.label_set if lab != env.normal_label and not self.by_label.get(lab)]
         if missing:
             env.figure("labels_without_seed_mentions", missing, "labels with no mention in any seed: their mentions are the schema's label words")
