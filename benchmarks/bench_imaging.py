@@ -52,6 +52,25 @@ def _phantoms(seed: int, size: int = 64) -> dict:
     return out
 
 
+def _cfg(args: argparse.Namespace, unet_over: dict | None = None):
+    """The cpu preset, with the step/batch overrides given on the command line (a smaller honest configuration
+    when the machine's time is short; the figures record which configuration was run)."""
+    from medsynth.imaging.pipelines import LDMConfig
+
+    vae, unet = {}, dict(unet_over or {})
+    if args.vae_steps:
+        vae["steps"] = args.vae_steps
+    if args.vae_batch:
+        vae["batch_size"] = args.vae_batch
+    if args.unet_steps:
+        unet["steps"] = args.unet_steps
+    if args.unet_batch:
+        unet["batch_size"] = args.unet_batch
+    if args.quick:
+        vae["steps"], unet["steps"] = 100, 100
+    return LDMConfig.from_preset("cpu", vae=vae, unet=unet)
+
+
 def part_conditioning(args: argparse.Namespace) -> dict:
     import torch
 
@@ -64,9 +83,7 @@ def part_conditioning(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     d = _phantoms(args.seed)
     tr, va, te = d["train"], d["validation"], d["test"]
-    cfg = LDMConfig.from_preset("cpu")
-    if args.quick:
-        cfg = LDMConfig.from_preset("cpu", vae={"steps": 100}, unet={"steps": 100})
+    cfg = _cfg(args)
     t0, c0 = time.time(), time.process_time()
     gen = LDMGenerator.fit(tr["standard"], tr["labels"], config=cfg, labels=list(FINDINGS), seed=args.seed, runtime=Runtime("cpu"))
     train_wall, train_cpu = time.time() - t0, time.process_time() - c0
@@ -114,6 +131,7 @@ def part_conditioning(args: argparse.Namespace) -> dict:
                      "vae": {k: ti["vae"][k] for k in ("steps", "images_per_second", "seconds", "cpu_seconds")},
                      "unet": {k: ti["unet"][k] for k in ("steps", "images_per_second", "seconds", "cpu_seconds")},
                      "how": f"LDMGenerator.fit, preset cpu, torch threads {args.threads}, nice 10 on a shared machine; VAE images/s count 32×32 crops for 80% of steps"},
+        "config": {"vae": cfg.vae.model_dump(), "unet": cfg.unet.model_dump()},
         "vae_reconstruction_ssim_test": round(rec, 4),
         "sampling_seconds_per_image": {"wall": round(samp_wall, 4), "cpu": round(samp_cpu, 4),
                                        "how": f"DDIM {args.sample_steps} steps, classifier-free guidance (2 UNet passes per step), batch 32"},
@@ -168,9 +186,7 @@ def part_impute(args: argparse.Namespace, dataset: str) -> dict:
             te = {"src": stack(is_test, "t1")[:, None], "tgt": stack(is_test, "gm")}
         unet_over = {"steps": 1500}
         desc = f"MNI152 2009 template axial slices: {tgt_name} from {src_name}; {len(tr['tgt'])} train / {len(te['tgt'])} test slices (blocks of 8 contiguous slices, every 5th block held out)"
-    cfg = LDMConfig.from_preset("cpu", unet=unet_over)
-    if args.quick:
-        cfg = LDMConfig.from_preset("cpu", vae={"steps": 100}, unet={"steps": 100})
+    cfg = _cfg(args, unet_over)
     srcs = {f"s{i}": tr["src"][:, i] for i in range(tr["src"].shape[1])}
     t0, c0 = time.time(), time.process_time()
     imp = ModalityImputer.fit(srcs, tr["tgt"], config=cfg, target_name=tgt_name, seed=args.seed, runtime=Runtime("cpu"))
@@ -207,6 +223,7 @@ def part_impute(args: argparse.Namespace, dataset: str) -> dict:
         "how": (f"MONAI SSIM/PSNR/MAE at 64px on held-out pairs; LDM = ModalityImputer (preset cpu, {cfg.unet.steps} UNet steps), {K} samples per case, "
                 f"DDIM {args.sample_steps} steps; U-Net regression = MONAI UNet (16,32,64,128), L1, same pairs, {cfg.unet.steps} steps of batch 32; "
                 "FD = Fréchet distance of a feature network trained on the real training targets (labels if any + rotation task)"),
+        "config": {"vae": cfg.vae.model_dump(), "unet": cfg.unet.model_dump()},
         "vae_reconstruction_ssim_test": round(rec, 4),
         "uncertainty_error_spearman": float(spearmanr(std, err).statistic),
         "training": {"ldm_wall_seconds": round(ldm_wall, 1), "ldm_cpu_seconds": round(ldm_cpu, 1), "unet_regression_wall_seconds": round(reg_wall, 1),
@@ -272,7 +289,8 @@ def part_memorization(args: argparse.Namespace) -> dict:
         "planted": {"kinds": ["exact copy", "gain 1.05 + noise σ 0.01", "shifted 3 px"],
                     "flagged": {k: flagged2.get(f"planted-{i:05d}") for i, k in enumerate(["exact", "noisy", "shifted"])},
                     "other_flagged": sorted(k for k in flagged2 if not k.startswith("planted")), "verdict": res2.verdict},
-        "how": "image_copy audit with the default policy: 600 generated images (conditioning part) vs the 1000 training images, holdout = validation split",
+        "how": (f"image_copy audit with the default policy: {len(synthetic)} generated images (conditioning part) vs the 1000 training images, "
+                "holdout = the 200 validation images; planted run = 97 generated + 3 planted copies of random training images"),
     }
 
 
@@ -287,6 +305,10 @@ def main() -> None:
     ap.add_argument("--n-samples", type=int, default=300)
     ap.add_argument("--n-val-samples", type=int, default=120)
     ap.add_argument("--n-impute-samples", type=int, default=4)
+    ap.add_argument("--vae-steps", type=int, default=None, help="override the cpu preset's VAE steps")
+    ap.add_argument("--vae-batch", type=int, default=None)
+    ap.add_argument("--unet-steps", type=int, default=None, help="override the cpu preset's UNet steps")
+    ap.add_argument("--unet-batch", type=int, default=None)
     ap.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0, 3.0])
     args = ap.parse_args()
     (ROOT / "benchmarks" / "work").mkdir(parents=True, exist_ok=True)

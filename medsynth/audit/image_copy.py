@@ -3,15 +3,17 @@
 For every synthetic image the audit finds its nearest private image
 
 * by **SSIM** (MONAI; searched exactly among the ``candidates`` nearest private images by pixel L2 and in
-  feature space) — a pixel-level copy, also after noise or re-windowing;
+  feature space, tolerating translations of up to ``max_shift`` pixels) — a pixel-level copy, also after noise,
+  re-windowing or a small shift;
 * in the **feature space** of a small CNN trained on the private images only (medsynth.imaging.metrics.FeatureNet,
   shift-augmented) — a copy that was shifted or re-contrasted, which SSIM misses.
 
 A synthetic image is flagged (and quarantined by the gate) when
 
 * its SSIM to the nearest private image reaches ``min_ssim`` — raised, when a holdout is given, to the
-  ``holdout_quantile`` of the SSIM that *unseen* real images reach with their nearest private image (so that
-  images of one protocol/positioning are not flagged merely for looking alike); or
+  ``holdout_quantile`` *q* of the SSIM that *unseen* real images reach with their nearest private image, moved
+  ``holdout_margin`` of the way from *q* to 1 (so that images of one protocol/positioning are not flagged merely
+  for looking alike, and a small holdout's maximum does not set the bar); or
 * its feature distance to the nearest private image is below ``loo_ratio`` × that private image's distance to
   its own nearest *other* private image (it is closer to one patient's image than any other patient's image is).
 
@@ -44,9 +46,11 @@ __all__ = ["ImageCopyAudit", "ImageCopyPolicy", "load_record_images", "png_data_
 class ImageCopyPolicy(AuditPolicy):
     min_ssim: float = Field(0.95, gt=0, le=1, description="a synthetic image with SSIM ≥ this to a private image is a copy (protects against pixel-level reproduction of a patient's image, incl. noisy or re-windowed copies)")
     holdout_quantile: float = Field(0.999, gt=0.5, le=1, description="with a holdout, the SSIM threshold rises to this quantile of unseen real images' nearest-private SSIM (protects against flagging images only because one protocol makes all images alike)")
+    holdout_margin: float = Field(0.5, ge=0, lt=1, description="with a holdout, the threshold is moved this fraction of the way from the holdout quantile to 1 (protects against flagging novel images because a small holdout's maximum underestimates the tail of unseen images)")
     loo_ratio: float = Field(0.25, gt=0, le=1, description="flagged when closer (feature space) to a private image than this fraction of that image's distance to its nearest other private image (protects against shifted or re-contrasted copies that SSIM misses)")
     max_flagged_share: float = Field(0.0, ge=0, le=1, description="release fails if more than this share of synthetic images are flagged copies (0: any copy fails the release)")
     alpha: float | None = Field(None, gt=0, lt=1, description="if set (and a holdout is given): release fails if synthetic images are significantly closer to private images than unseen real images are (one-sided Mann-Whitney U on nearest-private SSIM): protects against memorization spread over the whole set")
+    max_shift: int = Field(3, ge=0, le=16, description="the SSIM search tolerates translations of up to this many pixels (at image_size): protects against a copied image that was only shifted, which plain SSIM misses")
     candidates: int = Field(16, ge=1, le=256, description="private images compared exactly by SSIM per synthetic image (nearest by pixel L2 and by features)")
     image_size: int = Field(64, ge=16, le=512, description="images are compared at this size")
     feature_steps: int = Field(300, ge=0, le=20000, description="training steps of the audit's feature network (on private images); 0 disables the feature criterion")
@@ -104,13 +108,14 @@ class ImageCopyAudit(Audit):
                                   seed=int(context.get("seed", 0)), width=8, rotation=True)
             sf, pf = net.features(S), net.features(P)
             hf = net.features(H) if H is not None else None
-        ns = nearest_neighbours(S, P, candidates=p.candidates, q_feats=sf, r_feats=pf)
+        ns = nearest_neighbours(S, P, candidates=p.candidates, q_feats=sf, r_feats=pf, max_shift=p.max_shift)
         thr = p.min_ssim
         hs = None
         if H is not None and len(H):
-            nh = nearest_neighbours(H, P, candidates=p.candidates, q_feats=hf, r_feats=pf)
+            nh = nearest_neighbours(H, P, candidates=p.candidates, q_feats=hf, r_feats=pf, max_shift=p.max_shift)
             hs = nh.ssim
-            thr = max(p.min_ssim, float(np.quantile(hs, p.holdout_quantile)))
+            q = float(np.quantile(hs, p.holdout_quantile))
+            thr = max(p.min_ssim, q + p.holdout_margin * (1.0 - q))
         loo = None
         if pf is not None:
             npp = nearest_neighbours(P, P, candidates=1, q_feats=pf, r_feats=pf, exclude_self=True)
@@ -131,9 +136,9 @@ class ImageCopyAudit(Audit):
                 res.findings.append(Finding(syn[i].id, reason, val))
         share = len(flagged) / len(syn)
         how_ssim = (f"MONAI SSIM at {p.image_size}px to the nearest of {len(private)} private images (exact among the {p.candidates} nearest by "
-                    f"pixel L2{' and by features' if sf is not None else ''})")
+                    f"pixel L2{' and by features' if sf is not None else ''}; translations up to {p.max_shift} px tolerated)")
         res.figure("images", len(syn), "synthetic image records audited")
-        res.figure("ssim_threshold", round(thr, 4), f"max(min_ssim={p.min_ssim}, {p.holdout_quantile} quantile of holdout nearest-private SSIM)" if hs is not None
+        res.figure("ssim_threshold", round(thr, 4), f"max(min_ssim={p.min_ssim}, q + {p.holdout_margin}·(1 − q)) with q the {p.holdout_quantile} quantile of holdout nearest-private SSIM" if hs is not None
                    else f"min_ssim={p.min_ssim} (no holdout given)")
         res.figure("nearest_ssim_median", round(float(np.median(ns.ssim)), 4), how_ssim + ", median over synthetic images")
         res.figure("nearest_ssim_max", round(float(np.max(ns.ssim)), 4), how_ssim + ", maximum over synthetic images")

@@ -243,16 +243,41 @@ class NearestResult:
 
 
 def nearest_neighbours(queries: np.ndarray, refs: np.ndarray, *, candidates: int = 16, q_feats: np.ndarray | None = None,
-                       r_feats: np.ndarray | None = None, exclude_self: bool = False) -> NearestResult:
+                       r_feats: np.ndarray | None = None, exclude_self: bool = False, max_shift: int = 0) -> NearestResult:
     """Nearest reference of each query by SSIM — searched exactly among the ``candidates`` nearest by pixel L2
     and the ``candidates`` nearest in feature space — and by feature cosine distance. ``exclude_self`` skips
-    reference ``i`` for query ``i`` (queries = refs, leave-one-out)."""
+    reference ``i`` for query ``i`` (queries = refs, leave-one-out).
+
+    ``max_shift`` > 0 makes the pixel search translation-tolerant: the central crop of each reference (a margin of
+    ``max_shift`` pixels removed) is compared with every crop of the query shifted by up to ``max_shift`` pixels in
+    each direction; the L2 distance is the minimum over shifts, and the SSIM of a candidate pair is computed at its
+    best-L2 shift (so a copied image moved by a few pixels still reaches SSIM ≈ 1)."""
     import torch
 
-    q = torch.as_tensor(np.asarray(queries, dtype=np.float32)).reshape(len(queries), -1)
-    r = torch.as_tensor(np.asarray(refs, dtype=np.float32)).reshape(len(refs), -1)
-    k = min(candidates, len(refs) - (1 if exclude_self else 0))
-    d = torch.cdist(q, r)
+    Q, R = np.asarray(queries, dtype=np.float32), np.asarray(refs, dtype=np.float32)
+    nq, nr = len(Q), len(R)
+    s = int(max_shift)
+    if s > 0 and min(Q.shape[-2:]) <= 4 * s:
+        raise ValueError(f"max_shift={s} is too large for {Q.shape[-1]}-pixel images")
+    H, W = Q.shape[-2:]
+    shifts = [(dy, dx) for dy in range(-s, s + 1) for dx in range(-s, s + 1)] if s > 0 else [(0, 0)]
+
+    def q_crop(dy: int, dx: int, idx: Any = slice(None)) -> np.ndarray:
+        return Q[idx, s + dy:H - s + dy, s + dx:W - s + dx] if s > 0 else Q[idx]
+
+    Rc = R[:, s:H - s, s:W - s] if s > 0 else R
+    r = torch.as_tensor(Rc.reshape(nr, -1))
+    d = best_shift = None
+    for k, (dy, dx) in enumerate(shifts):
+        dk = torch.cdist(torch.as_tensor(np.ascontiguousarray(q_crop(dy, dx)).reshape(nq, -1)), r)
+        if d is None:
+            d, best_shift = dk, torch.zeros(dk.shape, dtype=torch.long)
+        else:
+            better = dk < d
+            d = torch.where(better, dk, d)
+            best_shift[better] = k
+    assert d is not None and best_shift is not None
+    k = min(candidates, nr - (1 if exclude_self else 0))
     if exclude_self:
         d.fill_diagonal_(float("inf"))
     cand = [torch.topk(d, k, largest=False).indices]
@@ -267,7 +292,14 @@ def nearest_neighbours(queries: np.ndarray, refs: np.ndarray, *, candidates: int
         v, ix = cd.min(dim=1)
         fd, fi = v.clamp(min=0).numpy(), ix.numpy()
     C = torch.cat(cand, dim=1).numpy()
-    qi = np.repeat(np.arange(len(queries)), C.shape[1])
-    s = ssim(np.asarray(queries)[qi], np.asarray(refs)[C.reshape(-1)]).reshape(len(queries), -1)
-    best = s.argmax(axis=1)
-    return NearestResult(ssim=s[np.arange(len(queries)), best], ssim_index=C[np.arange(len(queries)), best], feat_dist=fd, feat_index=fi)
+    qi = np.repeat(np.arange(nq), C.shape[1])
+    rj = C.reshape(-1)
+    sh = best_shift.numpy()[qi, rj]
+    qa = np.empty((len(qi),) + Rc.shape[1:], dtype=np.float32)
+    for k2, (dy, dx) in enumerate(shifts):
+        m = sh == k2
+        if m.any():
+            qa[m] = q_crop(dy, dx, qi[m])
+    sv = ssim(qa, Rc[rj]).reshape(nq, -1)
+    best = sv.argmax(axis=1)
+    return NearestResult(ssim=sv[np.arange(nq), best], ssim_index=C[np.arange(nq), best], feat_dist=fd, feat_index=fi)

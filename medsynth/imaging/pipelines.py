@@ -170,7 +170,7 @@ class LDMGenerator(_Bundle):
             raise ValueError(f"images are {images.shape[1:]} but the model is configured for {config.size}×{config.size}")
         t0 = time.time()
         vae, vinfo, scaling = _fit_vae(images, config, seed, rt, (lambda k: progress("vae", k)) if progress else None,
-                                       max_seconds / 4 if max_seconds else None)
+                                       max_seconds / 4 if max_seconds is not None else None)
         lat = encode_latents(vae, images) * scaling
         c, h, _ = lat.shape[1:]
         torch.manual_seed(int(seed) + 1)
@@ -180,7 +180,7 @@ class LDMGenerator(_Bundle):
         unet = build_unet(config.unet, latent_channels=c, latent_size=h, n_labels=len(labels),
                           report_dim=int(rep.shape[-1]) if rep is not None else None)
         sched = build_scheduler(config.unet)
-        left = (max_seconds - (time.time() - t0)) if max_seconds else None
+        left = max(0.0, max_seconds - (time.time() - t0)) if max_seconds is not None else None
         unet, uinfo = train_diffusion(unet, sched, lat, config.unet, class_vecs=condition_vectors(label_sets, labels), reports=rep,
                                       seed=int(seed) + 2, runtime=rt, progress=(lambda k: progress("unet", k)) if progress else None,
                                       max_seconds=left)
@@ -273,7 +273,7 @@ class ModalityImputer(_Bundle):
         t0 = time.time()
         allimg = np.concatenate([target, *[sources[k] for k in names]])
         vae, vinfo, scaling = _fit_vae(allimg, config, seed, rt, (lambda k: progress("vae", k)) if progress else None,
-                                       max_seconds / 4 if max_seconds else None)
+                                       max_seconds / 4 if max_seconds is not None else None)
         tl = encode_latents(vae, target) * scaling
         sl = torch.cat([encode_latents(vae, sources[k]) * scaling for k in names], dim=1)
         c, h, _ = tl.shape[1:]
@@ -281,7 +281,7 @@ class ModalityImputer(_Bundle):
         unet = build_unet(config.unet, latent_channels=c, latent_size=h, cond_channels=int(sl.shape[1]))
         sched = build_scheduler(config.unet)
         ucfg = config.unet.model_copy(update={"cond_dropout": 0.0})
-        left = (max_seconds - (time.time() - t0)) if max_seconds else None
+        left = max(0.0, max_seconds - (time.time() - t0)) if max_seconds is not None else None
         unet, uinfo = train_diffusion(unet, sched, tl, ucfg, cond_latents=sl, seed=int(seed) + 2, runtime=rt,
                                       progress=(lambda k: progress("unet", k)) if progress else None, max_seconds=left)
         meta = {"kind": cls.kind, "size": config.size, "sources": names, "target": target_name, "scaling_factor": scaling,

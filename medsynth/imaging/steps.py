@@ -191,7 +191,7 @@ class ImageFolderConfig(StepConfig):
     type: Literal["image_folder"] = "image_folder"
     path: str | None = Field(None, description="folder of DICOM/PNG/JPEG images (recursive); empty: demo data (see `demo`)")
     demo: Literal["chest_phantom"] = Field("chest_phantom", description="data used when `path` is empty (procedural phantoms, never patients)")
-    phantom: PhantomOptions = Field(default_factory=PhantomOptions, description="demo phantom options (when `path` is empty)")
+    phantom: PhantomOptions = Field(default_factory=PhantomOptions, description="demo phantom options (when `path` is empty; their size defaults to `size`)")
     labels_from: Literal["auto", "csv", "folder", "dicom_tags", "none"] = Field(
         "auto", description="auto: the labels CSV if given or labels.csv exists in the folder, else none")
     labels_csv: str | None = Field(None, description="CSV with one row per image (default: <path>/labels.csv if present)")
@@ -265,7 +265,8 @@ class ImageFolderStep(_StepFolderKey, Step):
         c: ImageFolderConfig = self.config  # type: ignore[assignment]
         root, csvp = self._paths(ctx.recipe)
         if root is None:
-            recs = _write_phantoms(ctx, c.phantom, c.splits, "phantom")
+            opts = c.phantom if "size" in c.phantom.model_fields_set else c.phantom.model_copy(update={"size": c.size})
+            recs = _write_phantoms(ctx, opts, c.splits, "phantom")
             ctx.add_figure("source", "demo: chest_phantom", "no `path` given: procedural phantoms (set `--set steps.<name>.path=/your/folder`)")
             ctx.write_output(recs)
             return

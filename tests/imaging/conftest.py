@@ -65,3 +65,14 @@ def phantom_img():
     from medsynth.imaging.phantom import PhantomGenerator
 
     return PhantomGenerator(size=48, seed=3).case(0).images["standard"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """The test machine is shared: one torch thread is several times faster than two on a loaded 2-core box."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

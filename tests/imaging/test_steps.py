@@ -199,6 +199,7 @@ def test_model_config_errors_name_the_field():
     assert "unet.stepz" in msg and "allowed keys" in msg and "vae: every VAE channel count must be divisible" in msg
 
 
+@pytest.mark.slow  # the fast path is tests/imaging/test_recipes.py::test_impute_modality_recipe
 def test_modality_impute_step_with_baselines(tmp_path, medsynth_home):
     rec = {"name": "tiny_impute", "seed": 1, "steps": [
         {"type": "phantom", "name": "data", "n": 40, "size": 16, "modalities": ["standard", "soft_tissue"], "splits": {"validation": 0.2, "test": 0.0}},

@@ -1,0 +1,119 @@
+import json
+
+import numpy as np
+import pytest
+
+from medsynth.exceptions import ModelNotAvailableError
+from medsynth.imaging.models import SamplerConfig, UNetConfig, VAEConfig
+from medsynth.imaging.phantom import PhantomGenerator
+from medsynth.imaging.pipelines import LDMConfig, LDMGenerator, ModalityImputer, condition_vectors
+
+CFG = LDMConfig.from_preset("tiny", size=16, vae={"steps": 8, "batch_size": 8}, unet={"steps": 8, "batch_size": 8})
+
+
+@pytest.fixture(scope="module")
+def data():
+    cs = PhantomGenerator(size=16, seed=1).cases(24)
+    return np.stack([c.images["standard"] for c in cs]), np.stack([c.images["soft_tissue"] for c in cs]), [c.labels for c in cs]
+
+
+@pytest.fixture(scope="module")
+def gen(data):
+    X, _, L = data
+    return LDMGenerator.fit(X, L, config=CFG, seed=0)
+
+
+def test_generator_deterministic_batch_independent_and_bundle_roundtrip(gen, data, tmp_path):
+    conds = [["Cardiomegaly"], [], ["Nodule", "Opacity"]]
+    a = gen.generate(conds, sampler=SamplerConfig(steps=3, batch_size=3), seed=4)
+    b = gen.generate(conds, sampler=SamplerConfig(steps=3, batch_size=1), seed=4)
+    c = gen.generate(conds, sampler=SamplerConfig(steps=3), seed=5)
+    assert a.shape == (3, 16, 16) and a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert not np.allclose(a, c)
+    # image j depends on (seed, j) only: generating image 2 alone with start_index=2 gives the same picture
+    np.testing.assert_allclose(gen.generate(conds[2:], sampler=SamplerConfig(steps=3), seed=4, start_index=2)[0], a[2], atol=1e-5)
+    sha = gen.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "medsynth_ldm.json").read_text())
+    assert meta["sha256"] == sha and meta["kind"] == "generator" and meta["labels"] == gen.labels
+    assert meta["training"]["unet"]["steps"] == 8 and meta["training"]["vae"]["images_seen"] == 64
+    g2 = LDMGenerator.load(tmp_path / "m")
+    np.testing.assert_allclose(g2.generate(conds, sampler=SamplerConfig(steps=3), seed=4), a, atol=1e-5)
+    # schedulers and guidance paths
+    for s in (SamplerConfig(steps=3, scheduler="dpm"), SamplerConfig(steps=3, scheduler="ddpm"), SamplerConfig(steps=2, guidance_scale=0.0),
+              SamplerConfig(steps=2, guidance_scale=1.0), SamplerConfig(steps=2, eta=1.0)):
+        assert g2.generate(conds[:1], sampler=s, seed=1).shape == (1, 16, 16)
+    with pytest.raises(ValueError, match="not trained on label"):
+        g2.generate([["Pneumothorax"]])
+    # a changed weight file is refused
+    w = next((tmp_path / "m" / "unet").glob("*.safetensors"))
+    blob = bytearray(w.read_bytes())
+    blob[-1] ^= 0xFF
+    w.write_bytes(bytes(blob))
+    with pytest.raises(ModelNotAvailableError, match="changed or missing"):
+        LDMGenerator.load(tmp_path / "m")
+    with pytest.raises(ModelNotAvailableError, match="not a medsynth"):
+        LDMGenerator.load(tmp_path)
+
+
+def test_conditioning_and_cfg_null_are_distinct():
+    v = condition_vectors([[], ["B"], ["A", "B", "zzz"]], ["A", "B"])
+    assert v.tolist() == [[0, 0, 1], [0, 1, 1], [1, 1, 1]]  # "no finding" ≠ the all-zero null condition
+
+
+def test_ema_weights_are_what_is_saved(data):
+    import torch
+
+    from medsynth.imaging.models import build_scheduler, build_unet
+    from medsynth.imaging.train import train_diffusion
+
+    X, _, L = data
+    lat = torch.randn(24, 4, 8, 8)
+    cfg = CFG.unet.model_copy(update={"steps": 6, "ema_decay": 0.99})
+    torch.manual_seed(0)
+    unet = build_unet(cfg, latent_channels=4, latent_size=8, n_labels=2)
+    init = [p.detach().clone() for p in unet.parameters()]
+    ema, info = train_diffusion(unet, build_scheduler(cfg), lat, cfg, class_vecs=condition_vectors(L, ["Nodule", "Opacity"]), seed=0)
+    raw = list(unet.parameters())
+    diff_raw = sum(float((a - b).abs().sum()) for a, b in zip(raw, init, strict=True))
+    diff_ema = sum(float((a - b).abs().sum()) for a, b in zip(ema.parameters(), init, strict=True))
+    assert info.steps == 6 and info.images_seen == 48 and diff_raw > 0
+    assert 0 < diff_ema < diff_raw  # the EMA lags the raw weights
+
+
+def test_report_conditioning_and_time_budget(data):
+    X, _, L = data
+    rep = np.random.default_rng(0).normal(size=(len(X), 384)).astype(np.float32)
+    g = LDMGenerator.fit(X, L, config=CFG, report_embeddings=rep, seed=0, max_seconds=0.0)
+    assert g.uses_reports and g.meta["training"]["unet"]["stopped_early"] and g.meta["training"]["unet"]["steps"] == 1
+    out = g.generate([["Nodule"]], report_embeddings=rep[:1], sampler=SamplerConfig(steps=2), seed=0)
+    assert out.shape == (1, 16, 16)
+    with pytest.raises(ValueError, match="report_embeddings"):
+        g.generate([["Nodule"]])
+
+
+def test_imputer_samples_and_shapes(data, tmp_path):
+    X, S, _ = data
+    imp = ModalityImputer.fit({"standard": X}, S, config=CFG, target_name="soft_tissue", seed=0)
+    out = imp.impute({"standard": X[:3]}, n_samples=2, sampler=SamplerConfig(steps=3, guidance_scale=1.0), seed=1)
+    assert out.shape == (3, 2, 16, 16)
+    assert not np.allclose(out[:, 0], out[:, 1])  # samples differ: that spread is the uncertainty
+    imp.save(tmp_path / "imp")
+    imp2 = ModalityImputer.load(tmp_path / "imp")
+    assert imp2.sources == ["standard"] and imp2.target == "soft_tissue"
+    np.testing.assert_allclose(imp2.impute({"standard": X[:3]}, n_samples=2, sampler=SamplerConfig(steps=3), seed=1), out, atol=1e-5)
+    with pytest.raises(ValueError, match="needs source modality"):
+        imp2.impute({"bone": X[:1]})
+    with pytest.raises(ModelNotAvailableError, match="imputer"):
+        LDMGenerator.load(tmp_path / "imp")
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="divisible"):
+        VAEConfig(block_out_channels=[12, 24], norm_num_groups=8)
+    with pytest.raises(ValueError, match="one entry per level"):
+        UNetConfig(block_out_channels=[16, 32], attention=[True])
+    with pytest.raises(ValueError, match="unknown preset"):
+        LDMConfig.from_preset("huge")
+    with pytest.raises(ValueError, match="configured for"):
+        LDMGenerator.fit(np.zeros((4, 20, 20), np.float32), [[]] * 4, config=CFG)
