@@ -53,7 +53,12 @@ def main() -> None:
     ap.add_argument("--dp-epsilon", type=float, default=8.0)
     ap.add_argument("--generate", type=int, default=0, help="records asked per model for the yield comparison (0 = skip)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--canaries", type=int, default=8)
+    ap.add_argument("--repeats", default="1,4,16")
+    ap.add_argument("--out", default=str(OUT), help="results JSON (merged into if it exists)")
+    ap.add_argument("--adapters", default="", help="name=folder,... : skip training, compare the yield of these adapters")
     a = ap.parse_args()
+    out_path = Path(a.out)
     import torch
 
     torch.set_num_threads(a.threads)
@@ -62,7 +67,7 @@ def main() -> None:
     from medsynth.text.adapt.steps import AdaptConfig, run_adaptation
     from medsynth.text.models import load_model
 
-    res: dict = json.loads(OUT.read_text()) if OUT.exists() else {}
+    res: dict = json.loads(out_path.read_text()) if out_path.exists() else {}
     res.update({"protocol": __doc__.split("Usage:")[0].strip(), "seeds": a.seeds, "heldout": a.heldout, "epochs": a.epochs,
                 "threads": a.threads, "machine": "2 shared CPU cores (other engineers' jobs running); bf16 where the CPU supports it"})
     res.setdefault("conditions", {})
@@ -73,15 +78,16 @@ def main() -> None:
     seeds_raw, _ = _run_step("select", {"sample": a.seeds, "min_per_label": 1}, {"private": private}, ["private"], tmp, "seeds_raw")
     seeds, _ = _run_step("scrub", {"mode": "surrogate"}, {"seeds_raw": seeds_raw}, ["seeds_raw"], tmp, "seeds")
     res["n_seeds"], res["n_holdout_pool"] = len(seeds), len(holdout)
-    canary_cfg = {"n": 8, "repeats": [1, 4, 16], "digits": 6}
+    canary_cfg = {"n": a.canaries, "repeats": [int(x) for x in a.repeats.split(",")], "digits": 6}
+    res["canaries"] = canary_cfg
     pol = CanaryPolicy()
 
     def save() -> None:
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        OUT.write_text(json.dumps(res, indent=2, default=str))
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(json.dumps(res, indent=2, default=str))
 
-    adapters: dict[str, str] = {}
-    for m in [x.strip() for x in a.methods.split(",") if x.strip()]:
+    adapters: dict[str, str] = dict(kv.split("=", 1) for kv in a.adapters.split(",") if "=" in kv)
+    for m in ([] if adapters else [x.strip() for x in a.methods.split(",") if x.strip()]):
         method = {"type": "lora", "r": 8, "alpha": 16} if m.startswith("lora") else {"type": m, "num_virtual_tokens": 16}
         cfg = {"type": "adapt", "model": "gemma3-270m", "method": method, "canaries": canary_cfg, "heldout": "holdout",
                "heldout_n": a.heldout, "train": {"epochs": a.epochs, "batch_size": 8, "micro_batch_size": 4,

@@ -41,6 +41,16 @@ def test_broken_quickstart_lists_every_problem(tmp_path):
     assert "generate).model" in locs and "load).path" in locs and "audit).audits" in locs
 
 
-def test_strategy_registry_matches_generate_config():
-    allowed = set(GenerateConfig.model_fields["strategies"].annotation.__args__[0].__args__)
-    assert allowed == set(STRATEGIES.names())
+def test_every_registered_strategy_is_accepted_and_unknown_ones_are_named():
+    from pydantic import ValidationError
+
+    names = STRATEGIES.names()
+    assert {"label", "attributes", "verbalizer", "fewshot", "feedback", "entity_first"} <= set(names)
+    for name in names:
+        assert GenerateConfig(strategies=[name]).strategy_names() == [name]
+    with pytest.raises(ValidationError) as ei:
+        GenerateConfig(strategies=["labl"])
+    assert "did you mean 'label'" in str(ei.value)
+    with pytest.raises(ValidationError) as ei:
+        GenerateConfig(strategies=["label", "label"])
+    assert "listed twice" in str(ei.value)

@@ -169,14 +169,25 @@ def test_parallel_workers_give_identical_spans(spans_scrubber):
 
 
 class _Run:
-    def __init__(self, r: subprocess.CompletedProcess):
-        self.returncode = r.returncode
-        self.stderr = " ".join(r.stderr.split())  # rich wraps long lines
+    def __init__(self, returncode: int, stderr: str):
+        self.returncode = returncode
+        self.stderr = " ".join(stderr.split())  # rich wraps long lines
 
 
 def _cli(*args):
-    env = {**__import__("os").environ, "COLUMNS": "400"}
-    return _Run(subprocess.run([sys.executable, "-m", "medsynth.cli", "scrub", *map(str, args)], capture_output=True, text=True, env=env))
+    """`medsynth scrub ...` in-process (the spaCy engine loads once for all these tests), with `medsynth.cli.main`'s
+    error handling: a MedsynthError exits 2 with its message on stderr. One test above runs the real subprocess."""
+    from typer.testing import CliRunner
+
+    from medsynth.cli import app
+    from medsynth.exceptions import MedsynthError
+
+    r = CliRunner().invoke(app, ["scrub", *map(str, args)], terminal_width=400)
+    if isinstance(r.exception, MedsynthError):
+        return _Run(2, r.stderr + "\n" + str(r.exception))
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return _Run(r.exit_code, r.stderr)
 
 
 def test_cli_txt_folder_non_utf8_and_skip(tmp_path):
