@@ -68,7 +68,7 @@ def _cfg(args: argparse.Namespace, unet_over: dict | None = None):
         unet["batch_size"] = args.unet_batch
     if args.quick:
         vae["steps"], unet["steps"] = 100, 100
-    return LDMConfig.from_preset("cpu", vae=vae, unet=unet)
+    return LDMConfig.from_preset("cpu", size=args.size, vae=vae, unet=unet)
 
 
 def part_conditioning(args: argparse.Namespace) -> dict:
@@ -81,13 +81,22 @@ def part_conditioning(args: argparse.Namespace) -> dict:
     from medsynth.imaging.train import Runtime
 
     torch.set_num_threads(args.threads)
-    d = _phantoms(args.seed)
+    d = _phantoms(args.seed, args.size)
     tr, va, te = d["train"], d["validation"], d["test"]
     cfg = _cfg(args)
-    t0, c0 = time.time(), time.process_time()
-    gen = LDMGenerator.fit(tr["standard"], tr["labels"], config=cfg, labels=list(FINDINGS), seed=args.seed, runtime=Runtime("cpu"))
-    train_wall, train_cpu = time.time() - t0, time.process_time() - c0
-    gen.save(ROOT / "benchmarks" / "work" / "imaging_generator")
+    bundle = ROOT / "benchmarks" / "work" / "imaging_generator"
+    if args.reuse_generator:
+        # the generator trained by an earlier run of this part (same seed/config); its training figures are kept
+        gen = LDMGenerator.load(bundle)
+        if gen.meta["config"]["unet"]["steps"] != cfg.unet.steps or gen.meta["size"] != cfg.size:
+            raise SystemExit("--reuse-generator: the saved generator was trained with another configuration")
+        prev = json.loads(RESULTS.read_text())["conditioning"]["training"]
+        train_wall, train_cpu = prev["wall_seconds"], prev["cpu_seconds"]
+    else:
+        t0, c0 = time.time(), time.process_time()
+        gen = LDMGenerator.fit(tr["standard"], tr["labels"], config=cfg, labels=list(FINDINGS), seed=args.seed, runtime=Runtime("cpu"))
+        train_wall, train_cpu = time.time() - t0, time.process_time() - c0
+        gen.save(bundle)
     rec = float(np.mean(ssim(gen.reconstruct(te["standard"][:200]), te["standard"][:200])))
     print(f"trained in {train_wall:.0f}s wall / {train_cpu:.0f} CPU-s; VAE recon SSIM {rec:.4f}", flush=True)
 
@@ -126,7 +135,7 @@ def part_conditioning(args: argparse.Namespace) -> dict:
     ti = gen.meta["training"]
     out = {
         "threads": args.threads, "seed": args.seed,
-        "data": "phantom standard radiographs 64×64: train 1000 / validation 200 / test 400 (disjoint indices)",
+        "data": f"phantom standard radiographs {args.size}×{args.size}: train 1000 / validation 200 / test 400 (disjoint indices)",
         "training": {"wall_seconds": round(train_wall, 1), "cpu_seconds": round(train_cpu, 1),
                      "vae": {k: ti["vae"][k] for k in ("steps", "images_per_second", "seconds", "cpu_seconds")},
                      "unet": {k: ti["unet"][k] for k in ("steps", "images_per_second", "seconds", "cpu_seconds")},
@@ -163,7 +172,7 @@ def part_impute(args: argparse.Namespace, dataset: str) -> dict:
 
     torch.set_num_threads(args.threads)
     if dataset == "phantom":
-        d = _phantoms(args.seed)
+        d = _phantoms(args.seed, args.size)
         src_name, tgt_name = "standard", "soft_tissue"
         tr = {"src": d["train"][src_name][:, None], "tgt": d["train"][tgt_name], "labels": d["train"]["labels"]}
         te = {"src": d["test"][src_name][:200, None], "tgt": d["test"][tgt_name][:200]}
@@ -172,7 +181,7 @@ def part_impute(args: argparse.Namespace, dataset: str) -> dict:
     else:
         from medsynth.imaging.mni import mni152_slices
 
-        sl = mni152_slices(size=64, axis="axial", lo=0.2, hi=0.85)
+        sl = mni152_slices(size=args.size, axis="axial", lo=0.2, hi=0.85)
         blocks = np.array([k // 8 for k in range(len(sl))])
         is_test = (blocks % 5) == 2
         src_name, tgt_name = ("gm+wm", "t1") if dataset == "mni_t1" else ("t1", "gm")
@@ -220,7 +229,7 @@ def part_impute(args: argparse.Namespace, dataset: str) -> dict:
     return {
         "threads": args.threads, "seed": args.seed, "data": desc,
         "metrics": rows, "fd_real_train_vs_test": real_fd,
-        "how": (f"MONAI SSIM/PSNR/MAE at 64px on held-out pairs; LDM = ModalityImputer (preset cpu, {cfg.unet.steps} UNet steps), {K} samples per case, "
+        "how": (f"MONAI SSIM/PSNR/MAE at {args.size}px on held-out pairs; LDM = ModalityImputer (preset cpu, {cfg.unet.steps} UNet steps), {K} samples per case, "
                 f"DDIM {args.sample_steps} steps; U-Net regression = MONAI UNet (16,32,64,128), L1, same pairs, {cfg.unet.steps} steps of batch 32; "
                 "FD = Fréchet distance of a feature network trained on the real training targets (labels if any + rotation task)"),
         "config": {"vae": cfg.vae.model_dump(), "unet": cfg.unet.model_dump()},
@@ -249,7 +258,7 @@ def part_memorization(args: argparse.Namespace) -> dict:
     if not gen_path.exists():
         raise SystemExit("run --part conditioning first (it saves the generated images)")
     G = np.load(gen_path).astype(np.float32)
-    d = _phantoms(args.seed)
+    d = _phantoms(args.seed, args.size)
     work = ROOT / "benchmarks" / "work" / "imaging_audit"
     import shutil
 
@@ -266,7 +275,7 @@ def part_memorization(args: argparse.Namespace) -> dict:
     private = recs(d["train"]["standard"], "private", d["train"]["labels"])
     holdout = recs(d["validation"]["standard"], "holdout", d["validation"]["labels"])
     synthetic = recs(G, "synthetic")
-    pol = ImageCopyPolicy()
+    pol = ImageCopyPolicy(image_size=args.size)
     t0 = time.time()
     res = ImageCopyAudit(pol).run(synthetic, private, holdout, seed=args.seed)
     audit_s = time.time() - t0
@@ -289,7 +298,7 @@ def part_memorization(args: argparse.Namespace) -> dict:
         "planted": {"kinds": ["exact copy", "gain 1.05 + noise σ 0.01", "shifted 3 px"],
                     "flagged": {k: flagged2.get(f"planted-{i:05d}") for i, k in enumerate(["exact", "noisy", "shifted"])},
                     "other_flagged": sorted(k for k in flagged2 if not k.startswith("planted")), "verdict": res2.verdict},
-        "how": (f"image_copy audit with the default policy: {len(synthetic)} generated images (conditioning part) vs the 1000 training images, "
+        "how": (f"image_copy audit with the default policy (image_size {args.size}): {len(synthetic)} generated images (conditioning part) vs the 1000 training images, "
                 "holdout = the 200 validation images; planted run = 97 generated + 3 planted copies of random training images"),
     }
 
@@ -305,6 +314,8 @@ def main() -> None:
     ap.add_argument("--n-samples", type=int, default=300)
     ap.add_argument("--n-val-samples", type=int, default=120)
     ap.add_argument("--n-impute-samples", type=int, default=4)
+    ap.add_argument("--reuse-generator", action="store_true", help="conditioning: sample from the generator saved by an earlier run")
+    ap.add_argument("--size", type=int, default=64, help="image size (phantoms, MNI slices, model)")
     ap.add_argument("--vae-steps", type=int, default=None, help="override the cpu preset's VAE steps")
     ap.add_argument("--vae-batch", type=int, default=None)
     ap.add_argument("--unet-steps", type=int, default=None, help="override the cpu preset's UNet steps")

@@ -57,9 +57,9 @@ def make_scheduler(train_config: dict[str, Any], kind: str, eta: float = 0.0) ->
 
     cfg = dict(train_config)
     if kind == "ddim":
-        return DDIMScheduler.from_config(cfg, clip_sample=False, set_alpha_to_one=False, timestep_spacing="trailing")
+        return DDIMScheduler.from_config(cfg, clip_sample=False, set_alpha_to_one=False, timestep_spacing="leading", steps_offset=1)
     if kind == "dpm":
-        return DPMSolverMultistepScheduler.from_config(cfg, algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="trailing")
+        return DPMSolverMultistepScheduler.from_config(cfg, algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="leading", steps_offset=1)
     return DDPMScheduler.from_config(cfg)
 
 
