@@ -15,3 +15,15 @@ def medsynth_home(tmp_path, monkeypatch):
     home.mkdir()
     monkeypatch.setenv("MEDSYNTH_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run fastest single-threaded, and the CPU is shared; restored after the module.
+    Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

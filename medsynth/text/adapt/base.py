@@ -38,6 +38,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...exceptions import MedsynthError, ModelNotAvailableError, RecipeError
+from ...data.io import sha256_file
 from ...registry import Registry
 
 __all__ = ["MethodConfig", "METHODS", "TrainConfig", "DPConfig", "TrainResult", "render_document", "train_adapter",
@@ -368,16 +369,8 @@ def _train_dp(pm: Any, opt: Any, ids: list[list[int]], pad: int, train: TrainCon
 # adapter folders
 
 
-def _sha256_file(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _files_sha(d: Path) -> dict[str, str]:
-    return {p.relative_to(d).as_posix(): _sha256_file(p) for p in sorted(d.rglob("*")) if p.is_file() and p.name != ADAPTER_MANIFEST}
+    return {p.relative_to(d).as_posix(): sha256_file(p) for p in sorted(d.rglob("*")) if p.is_file() and p.name != ADAPTER_MANIFEST}
 
 
 def _combined(files: dict[str, str]) -> str:

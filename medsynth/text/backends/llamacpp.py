@@ -21,19 +21,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ...data.io import sha256_file
 from ...exceptions import MissingDependencyError, ModelNotAvailableError
 from ...registry import BACKENDS
 from .base import Backend, Completion, GenParams
 
 __all__ = ["LlamaCppBackend", "gguf_path", "probe_native"]
-
-
-def _sha256(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def gguf_path(model: str) -> tuple[Path, str]:
@@ -77,7 +70,7 @@ def _cached_sha(p: Path) -> str:
                 return str(m["sha256"])
         except (ValueError, KeyError, OSError):
             pass
-    sha = _sha256(p)
+    sha = sha256_file(p)
     try:
         side.write_text(json.dumps({"size": st.st_size, "mtime": st.st_mtime, "sha256": sha}))
     except OSError:  # read-only location: recompute next time

@@ -14,15 +14,7 @@ from tests.text.conftest import CORPUS, build_tiny_lm
 DOCS = [c for c in CORPUS] * 3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models run fastest single-threaded, and the CPU is shared (restored afterwards)."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture()

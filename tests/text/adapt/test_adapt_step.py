@@ -11,14 +11,7 @@ from medsynth.registry import STEPS
 from tests.text.conftest import CORPUS
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _recs(prefix, n):
