@@ -124,7 +124,7 @@ def partial_run(run_dir: Path) -> tuple[list[Any], dict[str, Any], dict[str, Any
     return recs, figs, {}
 
 
-def evaluate(run_dir: Path, real: dict[str, Any], real_f1: dict[str, Any], n_limit: int | None = None) -> dict[str, Any]:
+def evaluate(run_dir: Path, real: dict[str, Any], real_f1: dict[str, Any], n_limit: int | None = None, with_diversity: bool = True) -> dict[str, Any]:
     import random
 
     import yaml
@@ -156,12 +156,14 @@ def evaluate(run_dir: Path, real: dict[str, Any], real_f1: dict[str, Any], n_lim
         res[f"usefulness_{key}"] = round(v["micro_f1"] / real_f1[split]["micro_f1"], 4)
         res[f"usefulness_{key}_conditioning_labels"] = round(cond["micro_f1"] / real_f1[split]["micro_f1"], 4)
     for k in ("yield", "rejections", "repairs", "label_fidelity", "conditioned_label_present", "normal_share", "generated_tokens",
-              "sentence_rejections", "planned_units_written", "span_integrity", "shortfall"):
+              "sentence_rejections", "planned_units_written", "span_integrity", "shortfall", "partial"):
         if k in figs:
             res[k] = figs[k]
     res["span_validation_pass_rate"] = round(sum(1 for r in syn if not invalid_spans(r)) / max(len(syn), 1), 4)
     res["generate_seconds"] = gen.get("seconds")
     res["label_share"] = {lab: round(sum(lab in r.labels for r in syn) / max(len(syn), 1), 4) for lab in label_set}
+    if not with_diversity:
+        return res
     rng = random.Random(0)
     real_sample = [t for t, _ in rng.sample(real["train"], min(len(syn), len(real["train"])))] if syn else []
     res["diversity"] = {"synthetic": diversity(texts), "real_same_size": diversity(real_sample)}
@@ -182,6 +184,7 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated configuration names (default: all)")
     ap.add_argument("--eval-only", action="store_true", help="only evaluate existing run dirs (also runs still in progress: their committed batches)")
     ap.add_argument("--limit", type=int, default=None, help="evaluate only the first N records of each run (equal-size comparisons)")
+    ap.add_argument("--no-diversity", action="store_true", help="skip Self-BLEU/distinct-n (the slow part of the evaluation)")
     ap.add_argument("--tag", default="", help="suffix of the run dirs and result keys (e.g. a code change measured against the same configuration)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/textgen.json")
     a = ap.parse_args()
@@ -205,15 +208,15 @@ def main() -> None:
     results.update({"protocol": __doc__.split("Usage:")[0].strip(), "label_set": label_set, "real_train_size": len(real["train"]),
                     "real_validation_size": len(real["validation"]), "real_test_size": len(real["test"]),
                     "real_trained": {s: {k: v for k, v in f.items()} for s, f in real_f1.items()},
-                    "real_diversity_full_train": diversity([t for t, _ in real["train"]])})
+                    **({} if a.no_diversity else {"real_diversity_full_train": diversity([t for t, _ in real["train"]])})})
     results.setdefault("configs", {})
     for name in names:
         run_dir = ROOT / "benchmarks/work" / f"textgen-{name}-{a.n}{a.tag}"
         if not (run_dir / "report.json").exists() and not (a.eval_only and (run_dir / "ledger.sqlite").exists()):
             continue
-        res = evaluate(run_dir, real, real_f1, a.limit)
+        res = evaluate(run_dir, real, real_f1, a.limit, not a.no_diversity)
         res["run"] = str(run_dir.relative_to(ROOT))
-        results["configs"][f"{name}@{a.n}{a.tag}"] = res
+        results["configs"][f"{name}@{a.n}{a.tag}" + (f"[first {a.limit}]" if a.limit else "")] = res
         print(json.dumps({k: res[k] for k in ("usefulness_val", "usefulness_test", "yield", "label_fidelity", "normal_share") if k in res}), flush=True)
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(results, indent=2))
