@@ -17,13 +17,13 @@ __all__ = ["Audit", "AuditPolicy", "AuditResult", "Finding", "run_audits"]
 
 
 def run_audits(synthetic, private, holdout=None, names=None, policy=None, **context):  # type: ignore[no-untyped-def]
-    """Run the named audits (default: every audit enabled in the policy) and return their results."""
+    """Run the named audits (default: ``policy.default_audits()``) and return their results."""
     from ..registry import AUDITS
     from .policy import load_policy
 
     pol = policy or load_policy()
     out = []
-    for name in names or [n for n in AUDITS.names() if n in pol.audits]:
+    for name in names or pol.default_audits():
         ap = pol.audit_policy(name)
         if not ap.enabled:
             continue

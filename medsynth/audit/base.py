@@ -52,6 +52,9 @@ class Audit(ABC):
     name: ClassVar[str]
     Policy: ClassVar[type[AuditPolicy]] = AuditPolicy
     needs_holdout: ClassVar[bool] = False
+    # True: runs only when an audit step lists it (it needs inputs a text release does not have: canaries, a
+    # trained model, images); a policy section alone only sets its thresholds.
+    explicit_only: ClassVar[bool] = False
 
     def __init__(self, policy: AuditPolicy | None = None):
         self.policy = policy or self.Policy()

@@ -211,6 +211,7 @@ def canary_exposures(model: Any, tokenizer: Any, canaries: list[Record], policy:
 
 @AUDITS.register("canary_exposure")
 class CanaryExposureAudit(Audit):
+    explicit_only = True
     name = "canary_exposure"
     Policy = CanaryPolicy
 

@@ -80,6 +80,7 @@ def png_data_uri(img: np.ndarray) -> str:
 
 @AUDITS.register("image_copy")
 class ImageCopyAudit(Audit):
+    explicit_only = True
     name = "image_copy"
     Policy = ImageCopyPolicy
     needs_holdout = False

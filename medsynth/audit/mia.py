@@ -106,6 +106,7 @@ def _default_refit(model: Any) -> Callable[[list[Record], int], Any] | None:
 
 @AUDITS.register("membership_inference")
 class MembershipInferenceAudit(Audit):
+    explicit_only = True
     name = "membership_inference"
     Policy = MIAPolicy
     needs_holdout = True

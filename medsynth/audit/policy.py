@@ -27,6 +27,11 @@ class Policy(BaseModel):
         cls = AUDITS.get(name)
         return cls.Policy.model_validate(self.audits.get(name) or {})
 
+    def default_audits(self) -> list[str]:
+        """The audits run when none are named: every registered audit with a section here, except those that run
+        only when named (``Audit.explicit_only``: they need canaries, a trained model or images)."""
+        return [n for n in AUDITS.names() if n in self.audits and not AUDITS.get(n).explicit_only]
+
 
 def load_policy(path: str | Path | None = None) -> Policy:
     """Load and validate a policy; every problem is reported at once (unknown audit names, unknown keys, types)."""

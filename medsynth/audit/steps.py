@@ -71,7 +71,7 @@ class AuditStep(Step):
             if dirs:
                 # the generator only saw the scrub step's output, so its PHI list is what could be replayed
                 context["phi_strings"] = load_phi_strings(dirs[0], with_labels=True)
-        names = c.audits or [n for n in AUDITS.names() if n in policy.audits]
+        names = c.audits or policy.default_audits()
         context["seed"] = ctx.seed
         if c.model and "prefix_extraction" in names:
             from ..text.backends.transformers import TransformersBackend

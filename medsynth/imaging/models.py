@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..data.io import sha256_file
 from ..exceptions import MissingDependencyError, ModelNotAvailableError
 
 __all__ = ["VAEConfig", "UNetConfig", "SamplerConfig", "PRESETS", "preset", "build_vae", "build_unet", "build_scheduler",
@@ -171,14 +172,6 @@ def build_scheduler(cfg: UNetConfig) -> Any:
                          clip_sample=False)
 
 
-def _sha_file(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def bundle_sha256(path: str | Path) -> str:
     """sha256 over the sorted (relative path, sha256) of every weight/config file of a bundle (except the
     bundle json's own ``sha256`` bookkeeping)."""
@@ -186,7 +179,7 @@ def bundle_sha256(path: str | Path) -> str:
     h = hashlib.sha256()
     for p in sorted(root.rglob("*")):
         if p.is_file() and p.name != BUNDLE_FILE:
-            h.update(f"{p.relative_to(root).as_posix()}:{_sha_file(p)}\n".encode())
+            h.update(f"{p.relative_to(root).as_posix()}:{sha256_file(p)}\n".encode())
     return h.hexdigest()
 
 
@@ -203,7 +196,7 @@ def save_bundle(out_dir: str | Path, *, vae: Any, unet: Any, scheduler: Any, met
     unet.save_pretrained(tmp / "unet", safe_serialization=True)
     scheduler.save_pretrained(tmp / "scheduler")
     sha = bundle_sha256(tmp)
-    files = {p.relative_to(tmp).as_posix(): _sha_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+    files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
     (tmp / BUNDLE_FILE).write_text(json.dumps({"format": "medsynth-ldm/1", **meta, "files": files, "sha256": sha}, indent=2, default=str),
                                    encoding="utf-8")
     if out.exists():
@@ -222,7 +215,7 @@ def load_bundle(path: str | Path, verify: bool = True) -> tuple[Any, Any, Any, d
                                      "`ldm_train` or `modality_impute` step, or point `model:` at its model/ folder.")
     meta = json.loads(mf.read_text(encoding="utf-8"))
     if verify:
-        bad = [rel for rel, sha in meta.get("files", {}).items() if not (root / rel).exists() or _sha_file(root / rel) != sha]
+        bad = [rel for rel, sha in meta.get("files", {}).items() if not (root / rel).exists() or sha256_file(root / rel) != sha]
         if bad:
             raise ModelNotAvailableError(f"{root}: {len(bad)} model file(s) changed or missing since training (e.g. {bad[0]}). "
                                          "Re-train, or restore the bundle from the run directory.")

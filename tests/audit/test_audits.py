@@ -75,6 +75,17 @@ def test_run_audits_default_policy():
     assert [r.audit for r in res] == ["verbatim_copy", "near_duplicate"]
 
 
+def test_default_audits_leave_out_those_that_need_canaries_models_or_images():
+    pol = load_policy()
+    assert {"canary_exposure", "membership_inference", "image_copy"} <= set(pol.audits)  # thresholds documented
+    default = pol.default_audits()
+    assert {"phi_replay", "verbatim_copy", "near_duplicate", "dcr", "rare_content"} <= set(default)
+    assert not {"canary_exposure", "membership_inference", "image_copy"} & set(default)
+    # a text release audited with the shipped policy and no audit list runs without image records
+    res = run_audits(_recs(HOLDOUT[:5], "s"), _recs(PRIVATE, "p"), _recs(HOLDOUT[5:], "h"))
+    assert [r.audit for r in res] == default
+
+
 def test_prefix_extraction_detects_a_memorising_generator():
     from medsynth.audit.extraction import ExtractionPolicy, PrefixExtractionAudit
 
