@@ -120,6 +120,30 @@ def test_prior_matches_seed_label_distribution(tiny_lm):
     assert abs(n_normal / 400 - 0.2) < 0.07  # 1 of 5 seeds is normal
 
 
+def test_prior_power_flattens_abnormal_labels_and_keeps_the_normal_share(tiny_lm):
+    from collections import Counter
+
+    env = _env(tiny_lm, ["prior"])
+    shares = {}
+    for power in (1.0, 0.5):
+        (prior,) = build_strategies([{"type": "prior", "steer": False, "joint": 0.0, "power": power}])
+        prior.setup(env)
+        cnt, n_normal = Counter(), 0
+        for i in range(3000):
+            job = Job(batch=i // 8, index=i % 8, rng=rng_for(2, i))
+            prior.plan(job, env)
+            n_normal += job.plan.labels == ["normal"]
+            cnt.update(lab for lab in job.plan.labels if lab != "normal")
+        tot = sum(cnt.values())
+        shares[power] = ({lab: cnt[lab] / tot for lab in cnt}, n_normal / 3000)
+    # seeds: Cardiomegaly 2, Opacity / Pleural Effusion / Lung 1 each -> weights 2:1:1:1 vs sqrt(2):1:1:1
+    assert shares[1.0][0]["Cardiomegaly"] - shares[0.5][0]["Cardiomegaly"] > 0.04
+    assert shares[0.5][0]["Pleural Effusion"] > shares[1.0][0]["Pleural Effusion"]
+    assert abs(shares[1.0][1] - shares[0.5][1]) < 0.04
+    with pytest.raises(ValidationError):
+        build_strategies([{"type": "prior", "power": 0.0}])
+
+
 def test_influence_estimator_prefers_examples_that_fit_the_real_data():
     from medsynth.text.prompts.feedback import influence_scores
 

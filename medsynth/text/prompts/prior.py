@@ -27,6 +27,7 @@ class PriorOptions(StrategyOptions):
     warmup: int = Field(16, ge=1, description="records written before steering starts")
     joint: float = Field(0.3, ge=0.0, le=1.0, description="share of targets that copy a seed's whole label set")
     smoothing: float = Field(0.5, ge=0.0, description="pseudo-count of labels of the label set that no seed carries")
+    power: float = Field(1.0, gt=0.0, le=1.0, description="abnormal label weights are seed counts ** power: 1 matches the seeds' frequencies; < 1 flattens them towards uniform (more examples of rare findings for a downstream classifier; the normal share is unchanged)")
 
 
 @STRATEGIES.register("prior")
@@ -51,7 +52,7 @@ class PriorStrategy(Strategy):
 
     def _weights(self, env: StrategyEnv) -> tuple[float, list[float]]:
         o: PriorOptions = self.options  # type: ignore[assignment]
-        base = [self.prior[lab] or o.smoothing for lab in self.abnormal]
+        base = [(self.prior[lab] or o.smoothing) ** o.power for lab in self.abnormal]
         pn = self.p_normal
         if not (o.steer and env.n_observed >= o.warmup):
             return pn, base
