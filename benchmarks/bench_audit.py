@@ -16,7 +16,11 @@ the constructions. Paraphrases differ between constructions:
               merged into compound sentences, a generic sentence added.
 Thresholds were set on the validation construction only (``--construction validation``); the reported figures
 are the test construction's. Goal: every planted leak flagged, ≤ 1% of clean records flagged.
-Usage: python benchmarks/bench_audit.py [--construction test|validation|both]
+Thresholds: since 2026-12-02 the policy's clean_flag_budget (1 %) is split among the four holdout-calibrated audits
+(0.25 % each, split-conformal on the holdout); the earlier per-audit 99 % quantiles flagged 1.33 % of the clean
+test records (the union of audits each allowed ~1 %). That test construction (partition seed 0) had been seen, so
+the fresh test construction is ``--partition-seed 7 --construction test``, run once.
+Usage: python benchmarks/bench_audit.py [--construction test|validation|both] [--partition-seed N]
 """
 
 from __future__ import annotations
@@ -164,10 +168,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--construction", default="both", choices=["test", "validation", "both"])
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/audit.json")
+    ap.add_argument("--partition-seed", type=int, default=0, help="seed of the corpus partition: another seed draws new private / holdout / clean "
+                    "sets and new planted records from the same corpus (a fresh test construction)")
     a = ap.parse_args()
-    parts = partition()
-    res = {"partition": {k: len(v) for k, v in parts.items()}, "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
-           "note": "shared machine: seconds are indicative only"}
+    parts = partition(a.partition_seed)
+    res = {"partition": {k: len(v) for k, v in parts.items()}, "partition_seed": a.partition_seed,
+           "load_avg_at_start": [round(x, 2) for x in os.getloadavg()], "note": "shared machine: seconds are indicative only"}
     for which in (["validation", "test"] if a.construction == "both" else [a.construction]):
         res[which] = evaluate(parts, which, seed=1 if which == "validation" else 2)
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,9 @@ def run_audits(synthetic, private, holdout=None, names=None, policy=None, **cont
 
     pol = policy or load_policy()
     out = []
-    for name in names or pol.default_audits():
-        ap = pol.audit_policy(name)
+    names = list(names or pol.default_audits())
+    for name in names:
+        ap = pol.audit_policy(name, names)
         if not ap.enabled:
             continue
         out.append(AUDITS.get(name)(ap).run(synthetic, private, holdout, **context))

@@ -10,11 +10,43 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..data.records import Record
 
-__all__ = ["Audit", "AuditResult", "Finding", "AuditPolicy"]
+__all__ = ["Audit", "AuditResult", "Finding", "AuditPolicy", "CalibratedPolicy", "conformal_threshold", "DEFAULT_FALSE_FLAG_RATE"]
+
+# used when an audit runs without a policy file (its share of the default clean-flag budget of 1% over 4 audits)
+DEFAULT_FALSE_FLAG_RATE = 0.0025
+
+
+def conformal_threshold(scores: Any, rate: float, tail: str = "upper") -> tuple[float, str, float]:
+    """Split-conformal threshold on holdout scores: a record from the same population as the holdout (a real new
+    patient's record) lands beyond it with probability at most ``rate`` (exchangeability; ties only lower that rate).
+
+    ``upper``: flag strictly above the returned value, the ceil((n+1)(1-rate))-th smallest score;
+    ``lower``: flag strictly below it, the floor((n+1)·rate)-th smallest. When (n+1)·rate < 1 the holdout is too
+    small to certify ``rate``: the extreme holdout score is used and the guaranteed rate is 1/(n+1), which the
+    returned text and rate say. Returns (threshold, how, guaranteed_rate)."""
+    import math
+
+    import numpy as np
+
+    x = np.sort(np.asarray(scores, dtype=float))
+    n = len(x)
+    if n == 0:
+        raise ValueError("conformal_threshold needs at least one holdout score")
+    if tail == "upper":
+        k = math.ceil((n + 1) * (1 - rate))
+        if k > n:
+            return float(x[-1]), (f"maximum of {n} holdout scores (a holdout of {n} is too small to certify a false-flag rate of {rate:.2%}; "
+                                  f"guaranteed ≤ 1/(n+1) = {1 / (n + 1):.2%})"), 1 / (n + 1)
+        return float(x[k - 1]), f"split-conformal: {k}-th smallest of {n} holdout scores = ceil((n+1)(1−{rate:.4g})); false-flag rate ≤ {rate:.2%}", rate
+    k = math.floor((n + 1) * rate)
+    if k < 1:
+        return float(x[0]), (f"minimum of {n} holdout scores (a holdout of {n} is too small to certify a false-flag rate of {rate:.2%}; "
+                             f"guaranteed ≤ 1/(n+1) = {1 / (n + 1):.2%})"), 1 / (n + 1)
+    return float(x[k - 1]), f"split-conformal: {k}-th smallest of {n} holdout scores = floor((n+1)·{rate:.4g}); false-flag rate ≤ {rate:.2%}", rate
 
 
 class AuditPolicy(BaseModel):
@@ -22,6 +54,21 @@ class AuditPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     enabled: bool = True
+
+
+class CalibratedPolicy(AuditPolicy):
+    """Policy of an audit whose per-record threshold is calibrated on a holdout of real records of patients outside
+    the private set. Its false-flag rate is its share of the policy file's ``clean_flag_budget`` unless set here."""
+
+    false_flag_rate: float | None = Field(None, gt=0, lt=0.5, description="share of real new patients' records this audit may flag (split-conformal threshold on the holdout); default: its budget_weight's share of the policy's clean_flag_budget among the holdout-calibrated audits that run")
+    budget_weight: float = Field(1.0, gt=0, description="this audit's weight in the split of clean_flag_budget (shares are proportional to the weights of the calibrated audits that run)")
+
+    def legacy_rate(self) -> float | None:
+        """A rate given by an older quantile field of this section (1 − quantile), if any."""
+        return None
+
+    def rate(self) -> float:
+        return self.false_flag_rate or self.legacy_rate() or DEFAULT_FALSE_FLAG_RATE
 
 
 @dataclass
@@ -55,6 +102,9 @@ class Audit(ABC):
     # True: runs only when an audit step lists it (it needs inputs a text release does not have: canaries, a
     # trained model, images); a policy section alone only sets its thresholds.
     explicit_only: ClassVar[bool] = False
+    # True: the per-record threshold is calibrated on the holdout (its policy is a CalibratedPolicy): it takes a share
+    # of the policy's clean_flag_budget, so the whole gate flags at most that share of real new patients' records.
+    calibrated: ClassVar[bool] = False
 
     def __init__(self, policy: AuditPolicy | None = None):
         self.policy = policy or self.Policy()

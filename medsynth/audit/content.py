@@ -36,7 +36,7 @@ from pydantic import Field
 
 from ..data.records import Record
 from ..registry import AUDITS
-from .base import Audit, AuditPolicy, AuditResult, Finding
+from .base import Audit, AuditPolicy, AuditResult, CalibratedPolicy, Finding, conformal_threshold
 
 __all__ = ["RareContentAudit", "RareContentPolicy", "content_units", "RareContentIndex"]
 
@@ -149,13 +149,16 @@ class RareContentIndex:
         return best, margin, arg
 
 
-class RareContentPolicy(AuditPolicy):
+class RareContentPolicy(CalibratedPolicy):
     max_df: float = Field(0.2, gt=0, le=1, description="units found in more than this share of the reference corpus (private ∪ holdout) carry no weight: boilerplate")
     bigrams: bool = Field(True, description="also use adjacent content-word bigrams ('spiculated mass', '2.3 cm') as units")
-    quantile: float = Field(0.99, gt=0.5, le=1, description="calibration: quantile of the holdout records' specific overlap with the private set (what real reports of patients outside the private set share with one private record)")
+    quantile: float | None = Field(None, gt=0.5, lt=1, description="legacy: flag above this quantile of the holdout records' specific overlap (false_flag_rate = 1 − quantile); default: the policy's clean-flag budget share, split-conformal")
     margin: float = Field(1.0, ge=1, description="a record is flagged when its specific overlap exceeds `margin` × that holdout quantile: protects against paraphrased copies of one patient's record (rare findings, measurements and their combination reproduced in other words)")
     min_specific: float = Field(15.0, ge=0, description="absolute floor on the specific overlap (IDF units) below which nothing is flagged (too little content to single out a record)")
     max_flagged_share: float = Field(0.01, ge=0, le=1, description="release fails if more records reproduce one private record's specific content (systematic memorisation)")
+
+    def legacy_rate(self) -> float | None:
+        return 1 - self.quantile if self.quantile is not None else None
 
 
 @AUDITS.register("rare_content")
@@ -163,6 +166,7 @@ class RareContentAudit(Audit):
     name = "rare_content"
     Policy = RareContentPolicy
     needs_holdout = True
+    calibrated = True
 
     def run(self, synthetic: list[Record], private: list[Record], holdout: list[Record] | None = None, **context: Any) -> AuditResult:
         p: RareContentPolicy = self.policy  # type: ignore[assignment]
@@ -177,7 +181,7 @@ class RareContentAudit(Audit):
         idx = RareContentIndex(ptexts, ptexts + htexts, max_df=p.max_df, bigrams=p.bigrams, other_texts=htexts)
         _, hm, _ = idx.scores(htexts, exclude_other=list(range(len(htexts))))
         sb, sm, sarg = idx.scores([r.text or "" for r in synthetic])
-        q = float(np.quantile(hm, p.quantile))
+        q, how_q, guar = conformal_threshold(hm, p.rate(), "upper")
         thr = max(p.min_specific, p.margin * q)
         for r, m, b, j in zip(synthetic, sm, sb, sarg, strict=True):
             if m > thr and j >= 0:
@@ -185,11 +189,12 @@ class RareContentAudit(Audit):
                                                                   "threshold": round(thr, 2), "private_id": private[int(j)].id}))
         how_m = ("specific overlap M = S(best private record) − S(runner-up), S = Σ IDF of shared content units (content words and "
                  f"content bigrams; IDF over {idx.n_reference} private ∪ holdout records; units in > {p.max_df:.0%} of them weigh 0)")
-        res.figure("threshold", round(thr, 2), f"max({p.min_specific}, {p.margin} × the {p.quantile:.0%} quantile of M over {len(holdout)} holdout records = {q:.2f})")
+        res.figure("threshold", round(thr, 2), f"max({p.min_specific}, {p.margin} × q), q = {q:.2f}: {how_q} (M of each holdout record)")
+        res.figure("false_flag_rate_certified", round(guar, 5), f"share of real new patients' records this audit can flag at most (split-conformal on the holdout; 1/(n+1) when the holdout is too small for the policy's share of clean_flag_budget = {p.rate():.3%})")
         res.figure("holdout_specific_overlap_median", round(float(np.median(hm)), 2), how_m + ", holdout records")
         res.figure("synthetic_specific_overlap_median", round(float(np.median(sm)), 2) if len(sm) else None, how_m + ", synthetic records")
         res.figure("share_above_holdout_quantile", round(float((sm > q).mean()), 4) if len(sm) else 0.0,
-                   f"share of synthetic records with M above the holdout's {p.quantile:.0%} quantile (≈{1 - p.quantile:.0%} expected without memorisation)")
+                   f"share of synthetic records with M above q (≤ {p.rate():.2%} expected without memorisation)")
         res.figure("flagged", len(res.findings), "synthetic records with M above the threshold (quarantined; matched private id in the finding)")
         res.sections["specific_overlap_hist"] = {
             "plot": {"kind": "histogram", "title": "Patient-specific content shared with one private record", "xlabel": "specific overlap M (IDF units)",

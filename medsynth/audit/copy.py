@@ -19,7 +19,7 @@ from pydantic import Field
 
 from ..data.records import Record
 from ..registry import AUDITS
-from .base import Audit, AuditPolicy, AuditResult, Finding
+from .base import Audit, AuditPolicy, AuditResult, CalibratedPolicy, Finding, conformal_threshold
 
 __all__ = ["VerbatimCopyAudit", "NearDuplicateAudit", "copy_stats"]
 
@@ -115,37 +115,46 @@ def copy_stats(texts: list[str], private: list[str], n: int = 8) -> list[tuple[i
     return [idx.stats(t)[:2] for t in texts]
 
 
-class VerbatimPolicy(AuditPolicy):
+class VerbatimPolicy(CalibratedPolicy):
     ngram: int = Field(8, ge=3, description="word n-gram size for overlap")
     min_lcs_chars: int = Field(80, ge=10, description="absolute floor: a shared passage shorter than this is never flagged (boilerplate)")
     min_ngram_overlap: float = Field(0.5, gt=0, le=1, description="absolute floor on the share of a record's n-grams found in one private record")
-    holdout_quantile: float | None = Field(0.99, gt=0.5, le=1, description="also require exceeding this quantile of the same figure over the holdout records (what real reports of patients outside the private set share with it, templates included); null disables")
+    holdout_calibration: bool = Field(True, description="with a holdout, also require exceeding a split-conformal threshold of the same figures over the holdout records (what real reports of patients outside the private set share with it, templates included); false: policy floors only")
+    holdout_quantile: float | None = Field(None, gt=0.5, lt=1, description="legacy: that threshold as a plain quantile (false_flag_rate = 1 − holdout_quantile)")
     min_private_copies: int = Field(2, ge=2, description="a shared passage found in at least this many private records is boilerplate (not specific to one patient)")
     generic_ratio: float = Field(0.8, gt=0, le=1, description="not flagged when some holdout record shares at least this fraction of the same passage (boilerplate common to unrelated patients)")
     max_flagged_share: float = Field(0.01, ge=0, le=1, description="release fails if more records are copies (protects against systematic memorisation)")
+
+    def legacy_rate(self) -> float | None:
+        return 1 - self.holdout_quantile if self.holdout_quantile is not None else None
 
 
 @AUDITS.register("verbatim_copy")
 class VerbatimCopyAudit(Audit):
     name = "verbatim_copy"
     Policy = VerbatimPolicy
+    calibrated = True
 
     def run(self, synthetic: list[Record], private: list[Record], holdout: list[Record] | None = None, **context: Any) -> AuditResult:
         p: VerbatimPolicy = self.policy  # type: ignore[assignment]
         idx = _Index([r.text or "" for r in private], p.ngram)
         syn = [idx.stats(r.text or "") for r in synthetic]
         lcs_thr, ov_thr = float(p.min_lcs_chars), p.min_ngram_overlap
+        guar = None
         how_thr = "policy floors"
-        if holdout and p.holdout_quantile:
+        if holdout and p.holdout_calibration:
             # calibrate on what real reports of patients outside the private set share with it: on templated
             # corpora some of them repeat a private report word for word, and a synthetic record doing the same is
             # no more evidence of memorisation than they are
             htexts = [r.text or "" for r in holdout]
             if len(htexts) >= 20:
                 hs = [idx.stats(t) for t in htexts]
-                lcs_thr = max(lcs_thr, float(np.quantile([h[0] for h in hs], p.holdout_quantile)))
-                ov_thr = max(ov_thr, float(np.quantile([h[1] for h in hs], p.holdout_quantile)))
-                how_thr = f"max(policy floor, {p.holdout_quantile:.0%} quantile of the same figure over {len(htexts)} holdout records vs the private set)"
+                # two figures, each at half the audit's rate: a new patient's record exceeds either with probability ≤ rate
+                ql, how_l, g1 = conformal_threshold([h[0] for h in hs], p.rate() / 2, "upper")
+                qo, _, g2 = conformal_threshold([h[1] for h in hs], p.rate() / 2, "upper")
+                guar = g1 + g2
+                lcs_thr, ov_thr = max(lcs_thr, ql), max(ov_thr, qo)
+                how_thr = f"max(policy floor, split-conformal threshold of the same figure over the holdout records vs the private set at rate {p.rate():.2%}/2 per figure: {how_l})"
         hidx = _Index([r.text or "" for r in holdout], p.ngram) if holdout else None
         res = AuditResult(self.name, "pass")
         generic = 0
@@ -163,6 +172,8 @@ class VerbatimCopyAudit(Audit):
                         continue
                 res.findings.append(Finding(r.id, "verbatim_copy", {"lcs_chars": lcs, "ngram_overlap": round(ov, 3), "private_id": private[j].id if j is not None else None}))
         res.figure("lcs_threshold_chars", round(lcs_thr, 1), how_thr)
+        if guar is not None:
+            res.figure("false_flag_rate_certified", round(guar, 5), f"share of real new patients' records this audit can flag at most (split-conformal on the holdout; 1/(n+1) per threshold when the holdout is too small for the policy's share of clean_flag_budget = {p.rate():.3%})")
         res.figure("ngram_overlap_threshold", round(ov_thr, 3), how_thr)
         res.figure("max_lcs_chars", int(max((s[0] for s in syn), default=0)), "longest common substring (chars) between any synthetic record and its 3 most overlapping private records")
         res.figure("flagged", len(res.findings), "synthetic records above either threshold whose shared passage is in no other private record and not matched as closely by a holdout record")
@@ -175,17 +186,22 @@ class VerbatimCopyAudit(Audit):
         return res
 
 
-class NearDupPolicy(AuditPolicy):
+class NearDupPolicy(CalibratedPolicy):
     jaccard_threshold: float = Field(0.7, gt=0, le=1, description="estimated Jaccard of word 3-gram shingles at which a record is a near-duplicate of a private one")
     num_perm: int = Field(128, ge=16, description="MinHash permutations (estimate precision)")
-    holdout_quantile: float | None = Field(0.99, gt=0.5, le=1, description="also require a Jaccard above this quantile of the holdout records' Jaccard to their closest non-template private record (on corpora where real new patients' reports repeat private ones, such repeats are not evidence); null disables")
+    holdout_calibration: bool = Field(True, description="with a holdout of ≥ 20 records, also require a Jaccard above a split-conformal threshold of the holdout records' Jaccard to their closest non-template private record (on corpora where real new patients' reports repeat private ones, such repeats are not evidence); false: jaccard_threshold only")
+    holdout_quantile: float | None = Field(None, gt=0.5, lt=1, description="legacy: that threshold as a plain quantile (false_flag_rate = 1 − holdout_quantile)")
     max_flagged_share: float = Field(0.01, ge=0, le=1, description="release fails above this share (protects against lightly edited copies)")
+
+    def legacy_rate(self) -> float | None:
+        return 1 - self.holdout_quantile if self.holdout_quantile is not None else None
 
 
 @AUDITS.register("near_duplicate")
 class NearDuplicateAudit(Audit):
     name = "near_duplicate"
     Policy = NearDupPolicy
+    calibrated = True
 
     def run(self, synthetic: list[Record], private: list[Record], holdout: list[Record] | None = None, **context: Any) -> AuditResult:
         from datasketch import MinHash, MinHashLSH
@@ -231,14 +247,15 @@ class NearDuplicateAudit(Audit):
             return m.jaccard(pm[best]), best, False
 
         thr = p.jaccard_threshold
+        guar = None
         how_thr = f"policy jaccard_threshold {p.jaccard_threshold}"
-        if hm and p.holdout_quantile and len(hm) >= 20:
+        if hm and p.holdout_calibration and len(hm) >= 20:
             hj_all = [best_specific(m)[0] for m in hm.values()]
-            q = float(np.quantile(hj_all, p.holdout_quantile))
+            q, how_q, guar = conformal_threshold(hj_all, p.rate(), "upper")
             if q >= thr:
                 thr = min(q + 1e-9, 1.0 + 1e-9)
-                how_thr = (f"{p.holdout_quantile:.0%} quantile ({q:.3f}) of the holdout records' Jaccard to their closest non-template private record "
-                           f"(above the policy's {p.jaccard_threshold}); a record must exceed it")
+                how_thr = (f"{q:.3f} = {how_q} (Jaccard of each holdout record to its closest non-template private record; "
+                           f"above the policy's {p.jaccard_threshold}); a record must exceed it")
         for r in synthetic:
             m = mh(r.text or "")
             jac, best, templ = best_specific(m)
@@ -254,6 +271,8 @@ class NearDuplicateAudit(Audit):
                 continue
             res.findings.append(Finding(r.id, "near_duplicate", {"jaccard": round(jac, 3), "private_id": best}))
         res.figure("jaccard_threshold", round(min(thr, 1.0), 4), how_thr)
+        if guar is not None:
+            res.figure("false_flag_rate_certified", round(guar, 5), f"share of real new patients' records this audit can flag at most (split-conformal on the holdout; 1/(n+1) per threshold when the holdout is too small for the policy's share of clean_flag_budget = {p.rate():.3%})")
         res.figure("flagged", len(res.findings), f"synthetic records with a private record at estimated Jaccard ≥ {p.jaccard_threshold} (MinHash, {p.num_perm} permutations, word 3-gram shingles)")
         res.figure("generic_not_flagged", generic, "near-duplicates only of private records that have near-duplicates among other private records, or as close to a holdout record (templated reports)")
         share = len(res.findings) / max(len(synthetic), 1)

@@ -3,7 +3,8 @@
 If the generator memorised the private set, synthetic records sit closer to private records than unseen real
 records (the holdout) do. Release test: one-sided Mann–Whitney U (synthetic DCR stochastically smaller than
 holdout DCR) at level ``alpha``, plus the share of synthetic records closer than the holdout's q-quantile.
-Per record: flagged when its DCR is below the holdout's ``record_quantile`` quantile *and* below ``max_distance``.
+Per record: flagged when its DCR is below a split-conformal lower threshold of the holdout DCR (at the audit's share of
+the policy's clean-flag budget) *and* below ``max_distance``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pydantic import Field
 
 from ..data.records import Record
 from ..registry import AUDITS
-from .base import Audit, AuditPolicy, AuditResult, Finding
+from .base import Audit, AuditPolicy, AuditResult, CalibratedPolicy, Finding, conformal_threshold
 
 __all__ = ["DCRAudit", "dcr"]
 
@@ -31,12 +32,16 @@ def dcr(queries: np.ndarray, reference: np.ndarray, chunk: int = 2048) -> tuple[
     return dist, arg
 
 
-class DCRPolicy(AuditPolicy):
+class DCRPolicy(CalibratedPolicy):
     alpha: float = Field(0.01, gt=0, lt=1, description="release fails if synthetic records are significantly closer to private records than holdout records are (one-sided Mann-Whitney U p < alpha): protects against memorisation across the whole set")
     max_distance: float = Field(0.05, ge=0, le=2, description="a record within this cosine distance of a private record ...")
     loo_ratio: float = Field(0.5, gt=0, le=1, description="... and closer to it than this fraction of that record's distance to its nearest other private record is quarantined (protects against paraphrased copies of one patient's record; templated reports shared by patients are not flagged)")
-    record_quantile: float | None = Field(0.01, gt=0, lt=0.5, description="per-record threshold is also capped at this quantile of the holdout DCR (a record no closer to a private one than 1% of real new patients' reports are is not evidence); null: max_distance only")
+    holdout_calibration: bool = Field(True, description="per-record threshold is also capped at a split-conformal lower threshold of the holdout DCR (a record no closer to a private one than real new patients' reports can be is not evidence); false: max_distance only")
+    record_quantile: float | None = Field(None, gt=0, lt=0.5, description="legacy: that cap as a plain lower quantile (false_flag_rate = record_quantile)")
     max_close_share: float = Field(0.05, ge=0, le=1, description="release fails if more synthetic records than this are closer than the holdout's 5% DCR quantile (expected ≈5% for a generator that does not memorise)")
+
+    def legacy_rate(self) -> float | None:
+        return self.record_quantile
 
 
 @AUDITS.register("dcr")
@@ -44,6 +49,7 @@ class DCRAudit(Audit):
     name = "dcr"
     Policy = DCRPolicy
     needs_holdout = True
+    calibrated = True
 
     def run(self, synthetic: list[Record], private: list[Record], holdout: list[Record] | None = None, **context: Any) -> AuditResult:
         from scipy.stats import mannwhitneyu
@@ -63,12 +69,13 @@ class DCRAudit(Audit):
         sd, sarg = dcr(se, pe)
         hd, _ = dcr(he, pe)
         thr = p.max_distance
+        guar = None
         how_thr = "policy max_distance (cosine)"
-        if p.record_quantile is not None and len(hd) >= 20:
-            hq = float(np.quantile(hd, p.record_quantile))
+        if p.holdout_calibration and len(hd) >= 20:
+            hq, how_q, guar = conformal_threshold(hd, p.rate(), "lower")
             if hq < thr:
                 thr = hq
-                how_thr = f"min(policy max_distance {p.max_distance}, {p.record_quantile:.0%} quantile of the holdout DCR = {hq:.4f}); flagged strictly below"
+                how_thr = f"min(policy max_distance {p.max_distance}, {hq:.4f} = {how_q} (holdout DCR)); flagged strictly below"
         # leave-one-out: how close is each matched private record to its nearest *other* patient's record (other
         # private records and the holdout)? A synthetic record is flagged only if it is closer to a private record
         # than any other patient's record is (it reproduces something specific to that record), and below thr.
@@ -97,6 +104,8 @@ class DCRAudit(Audit):
         res.figure("mannwhitney_p_synthetic_closer", float(stat.pvalue), "one-sided Mann-Whitney U test, H1: synthetic DCR < holdout DCR")
         res.figure("share_closer_than_holdout_q05", round(close_share, 4), "share of synthetic records with DCR below the holdout's 5% quantile (≈0.05 expected without memorisation)")
         res.figure("record_threshold", round(thr, 5), how_thr)
+        if guar is not None:
+            res.figure("false_flag_rate_certified", round(guar, 5), f"share of real new patients' records this audit can flag at most (split-conformal on the holdout; 1/(n+1) per threshold when the holdout is too small for the policy's share of clean_flag_budget = {p.rate():.3%})")
         res.figure("close_but_generic", generic, f"records within max_distance of a private record that has another private record at least as close (≥ {p.loo_ratio} × its leave-one-out distance)")
         res.figure("flagged", len(res.findings), "synthetic records at or below the record threshold")
         res.sections["dcr_hist"] = {"synthetic": [round(float(x), 5) for x in sd], "holdout": [round(float(x), 5) for x in hd]}

@@ -21,11 +21,34 @@ class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: int = 1
     description: str = ""
+    clean_flag_budget: float = Field(0.01, gt=0, lt=0.5, description="share of real new patients' records the whole gate may quarantine; split among the holdout-calibrated audits that run (Bonferroni, by their budget_weight), each with a split-conformal threshold")
     audits: dict[str, Any] = Field(default_factory=dict)
 
-    def audit_policy(self, name: str) -> Any:
+    def audit_policy(self, name: str, active: list[str] | None = None) -> Any:
+        """The validated policy section of one audit. For a holdout-calibrated audit without its own
+        ``false_flag_rate`` (or legacy quantile), the rate is ``clean_flag_budget`` / (number of enabled calibrated
+        audits among ``active``, default: the audits run when none are named)."""
         cls = AUDITS.get(name)
-        return cls.Policy.model_validate(self.audits.get(name) or {})
+        ap = cls.Policy.model_validate(self.audits.get(name) or {})
+        if getattr(cls, "calibrated", False) and ap.false_flag_rate is None and ap.legacy_rate() is None:
+            names = list(active) if active is not None else self.default_audits()
+            total = 0.0
+            for n in dict.fromkeys(names + [name]):
+                if getattr(AUDITS.get(n), "calibrated", False):
+                    other = AUDITS.get(n).Policy.model_validate(self.audits.get(n) or {})
+                    if other.enabled and other.false_flag_rate is None and other.legacy_rate() is None:
+                        total += other.budget_weight
+            # audits with their own rate spend it first; the rest of the budget is shared by weight
+            fixed = sum((AUDITS.get(n).Policy.model_validate(self.audits.get(n) or {}).false_flag_rate
+                         or AUDITS.get(n).Policy.model_validate(self.audits.get(n) or {}).legacy_rate() or 0.0)
+                        for n in dict.fromkeys(names + [name]) if getattr(AUDITS.get(n), "calibrated", False)
+                        and AUDITS.get(n).Policy.model_validate(self.audits.get(n) or {}).enabled)
+            left = self.clean_flag_budget - fixed
+            if left <= 0:
+                raise RecipeError(f"privacy policy: the audits' own false_flag_rate values ({fixed:.2%}) use up clean_flag_budget "
+                                  f"({self.clean_flag_budget:.2%}); raise the budget or lower those rates.")
+            ap = ap.model_copy(update={"false_flag_rate": left * ap.budget_weight / max(total, ap.budget_weight)})
+        return ap
 
     def default_audits(self) -> list[str]:
         """The audits run when none are named: every registered audit with a section here, except those that run
@@ -60,4 +83,9 @@ def load_policy(path: str | Path | None = None) -> Policy:
                 problems.append((f"audits.{name}." + ".".join(map(str, er["loc"])), er["msg"]))
     if problems:
         raise RecipeError(f"{p}: {len(problems)} problem(s) in the privacy policy.", problems)
+    for name in pol.default_audits():  # the budget split is checked before any compute, too
+        try:
+            pol.audit_policy(name)
+        except RecipeError as e:
+            raise RecipeError(f"{p}: {e}") from None
     return pol

@@ -82,7 +82,7 @@ class AuditStep(Step):
         summary = {}
         with ctx.progress(len(names), "audit", unit="audits") as bar:
             for name in names:
-                ap = policy.audit_policy(name)
+                ap = policy.audit_policy(name, names)
                 if not ap.enabled:
                     continue
                 res = AUDITS.get(name)(ap).run(synthetic, private, holdout, **context)
