@@ -25,30 +25,26 @@ class Policy(BaseModel):
     audits: dict[str, Any] = Field(default_factory=dict)
 
     def audit_policy(self, name: str, active: list[str] | None = None) -> Any:
-        """The validated policy section of one audit. For a holdout-calibrated audit without its own
-        ``false_flag_rate`` (or legacy quantile), the rate is ``clean_flag_budget`` / (number of enabled calibrated
-        audits among ``active``, default: the audits run when none are named)."""
+        """The validated policy section of one audit. A holdout-calibrated audit without its own
+        ``false_flag_rate`` (or legacy quantile) gets its ``budget_weight`` share of what ``clean_flag_budget`` leaves
+        after the own rates of the enabled calibrated audits among ``active`` (default: the audits run when none are
+        named)."""
         cls = AUDITS.get(name)
         ap = cls.Policy.model_validate(self.audits.get(name) or {})
-        if getattr(cls, "calibrated", False) and ap.false_flag_rate is None and ap.legacy_rate() is None:
-            names = list(active) if active is not None else self.default_audits()
-            total = 0.0
-            for n in dict.fromkeys(names + [name]):
-                if getattr(AUDITS.get(n), "calibrated", False):
-                    other = AUDITS.get(n).Policy.model_validate(self.audits.get(n) or {})
-                    if other.enabled and other.false_flag_rate is None and other.legacy_rate() is None:
-                        total += other.budget_weight
-            # audits with their own rate spend it first; the rest of the budget is shared by weight
-            fixed = sum((AUDITS.get(n).Policy.model_validate(self.audits.get(n) or {}).false_flag_rate
-                         or AUDITS.get(n).Policy.model_validate(self.audits.get(n) or {}).legacy_rate() or 0.0)
-                        for n in dict.fromkeys(names + [name]) if getattr(AUDITS.get(n), "calibrated", False)
-                        and AUDITS.get(n).Policy.model_validate(self.audits.get(n) or {}).enabled)
-            left = self.clean_flag_budget - fixed
-            if left <= 0:
-                raise RecipeError(f"privacy policy: the audits' own false_flag_rate values ({fixed:.2%}) use up clean_flag_budget "
-                                  f"({self.clean_flag_budget:.2%}); raise the budget or lower those rates.")
-            ap = ap.model_copy(update={"false_flag_rate": left * ap.budget_weight / max(total, ap.budget_weight)})
-        return ap
+        if not (getattr(cls, "calibrated", False) and ap.false_flag_rate is None and ap.legacy_rate() is None):
+            return ap
+        names = list(active) if active is not None else self.default_audits()
+        sections = [AUDITS.get(n).Policy.model_validate(self.audits.get(n) or {}) for n in dict.fromkeys(names + [name])
+                    if getattr(AUDITS.get(n), "calibrated", False)]
+        sections = [sp for sp in sections if sp.enabled]
+        own = [sp.false_flag_rate or sp.legacy_rate() for sp in sections]
+        fixed = sum(r for r in own if r is not None)  # audits with their own rate spend it first
+        total = sum(sp.budget_weight for sp, r in zip(sections, own, strict=True) if r is None)
+        left = self.clean_flag_budget - fixed
+        if left <= 0:
+            raise RecipeError(f"privacy policy: the audits' own false_flag_rate values ({fixed:.2%}) use up clean_flag_budget "
+                              f"({self.clean_flag_budget:.2%}); raise the budget or lower those rates.")
+        return ap.model_copy(update={"false_flag_rate": left * ap.budget_weight / max(total, ap.budget_weight)})
 
     def default_audits(self) -> list[str]:
         """The audits run when none are named: every registered audit with a section here, except those that run
