@@ -90,6 +90,12 @@ class AuditResult:
     def figure(self, name: str, value: Any, how: str) -> None:
         self.figures.append({"name": f"{self.audit}.{name}", "value": value, "how": how})
 
+    def certified_rate_figure(self, guaranteed: float, rate: float) -> None:
+        """The false-flag rate a holdout-calibrated audit can guarantee (see ``conformal_threshold``)."""
+        self.figure("false_flag_rate_certified", round(guaranteed, 5),
+                    "share of real new patients' records this audit can flag at most (split-conformal on the holdout; 1/(n+1) per threshold "
+                    f"when the holdout is too small for the policy's share of clean_flag_budget = {rate:.3%})")
+
     @property
     def flagged_ids(self) -> set[str]:
         return {f.record_id for f in self.findings}

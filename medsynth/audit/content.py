@@ -36,7 +36,7 @@ from pydantic import Field
 
 from ..data.records import Record
 from ..registry import AUDITS
-from .base import Audit, AuditPolicy, AuditResult, CalibratedPolicy, Finding, conformal_threshold
+from .base import Audit, AuditResult, CalibratedPolicy, Finding, conformal_threshold
 
 __all__ = ["RareContentAudit", "RareContentPolicy", "content_units", "RareContentIndex"]
 
@@ -190,7 +190,7 @@ class RareContentAudit(Audit):
         how_m = ("specific overlap M = S(best private record) − S(runner-up), S = Σ IDF of shared content units (content words and "
                  f"content bigrams; IDF over {idx.n_reference} private ∪ holdout records; units in > {p.max_df:.0%} of them weigh 0)")
         res.figure("threshold", round(thr, 2), f"max({p.min_specific}, {p.margin} × q), q = {q:.2f}: {how_q} (M of each holdout record)")
-        res.figure("false_flag_rate_certified", round(guar, 5), f"share of real new patients' records this audit can flag at most (split-conformal on the holdout; 1/(n+1) when the holdout is too small for the policy's share of clean_flag_budget = {p.rate():.3%})")
+        res.certified_rate_figure(guar, p.rate())
         res.figure("holdout_specific_overlap_median", round(float(np.median(hm)), 2), how_m + ", holdout records")
         res.figure("synthetic_specific_overlap_median", round(float(np.median(sm)), 2) if len(sm) else None, how_m + ", synthetic records")
         res.figure("share_above_holdout_quantile", round(float((sm > q).mean()), 4) if len(sm) else 0.0,

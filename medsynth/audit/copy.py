@@ -19,7 +19,7 @@ from pydantic import Field
 
 from ..data.records import Record
 from ..registry import AUDITS
-from .base import Audit, AuditPolicy, AuditResult, CalibratedPolicy, Finding, conformal_threshold
+from .base import Audit, AuditResult, CalibratedPolicy, Finding, conformal_threshold
 
 __all__ = ["VerbatimCopyAudit", "NearDuplicateAudit", "copy_stats"]
 
@@ -173,7 +173,7 @@ class VerbatimCopyAudit(Audit):
                 res.findings.append(Finding(r.id, "verbatim_copy", {"lcs_chars": lcs, "ngram_overlap": round(ov, 3), "private_id": private[j].id if j is not None else None}))
         res.figure("lcs_threshold_chars", round(lcs_thr, 1), how_thr)
         if guar is not None:
-            res.figure("false_flag_rate_certified", round(guar, 5), f"share of real new patients' records this audit can flag at most (split-conformal on the holdout; 1/(n+1) per threshold when the holdout is too small for the policy's share of clean_flag_budget = {p.rate():.3%})")
+            res.certified_rate_figure(guar, p.rate())
         res.figure("ngram_overlap_threshold", round(ov_thr, 3), how_thr)
         res.figure("max_lcs_chars", int(max((s[0] for s in syn), default=0)), "longest common substring (chars) between any synthetic record and its 3 most overlapping private records")
         res.figure("flagged", len(res.findings), "synthetic records above either threshold whose shared passage is in no other private record and not matched as closely by a holdout record")
@@ -272,7 +272,7 @@ class NearDuplicateAudit(Audit):
             res.findings.append(Finding(r.id, "near_duplicate", {"jaccard": round(jac, 3), "private_id": best}))
         res.figure("jaccard_threshold", round(min(thr, 1.0), 4), how_thr)
         if guar is not None:
-            res.figure("false_flag_rate_certified", round(guar, 5), f"share of real new patients' records this audit can flag at most (split-conformal on the holdout; 1/(n+1) per threshold when the holdout is too small for the policy's share of clean_flag_budget = {p.rate():.3%})")
+            res.certified_rate_figure(guar, p.rate())
         res.figure("flagged", len(res.findings), f"synthetic records with a private record at estimated Jaccard ≥ {p.jaccard_threshold} (MinHash, {p.num_perm} permutations, word 3-gram shingles)")
         res.figure("generic_not_flagged", generic, "near-duplicates only of private records that have near-duplicates among other private records, or as close to a holdout record (templated reports)")
         share = len(res.findings) / max(len(synthetic), 1)

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from ..data.records import Record
 from ..registry import AUDITS
-from .base import Audit, AuditPolicy, AuditResult, CalibratedPolicy, Finding, conformal_threshold
+from .base import Audit, AuditResult, CalibratedPolicy, Finding, conformal_threshold
 
 __all__ = ["DCRAudit", "dcr"]
 
@@ -105,7 +105,7 @@ class DCRAudit(Audit):
         res.figure("share_closer_than_holdout_q05", round(close_share, 4), "share of synthetic records with DCR below the holdout's 5% quantile (≈0.05 expected without memorisation)")
         res.figure("record_threshold", round(thr, 5), how_thr)
         if guar is not None:
-            res.figure("false_flag_rate_certified", round(guar, 5), f"share of real new patients' records this audit can flag at most (split-conformal on the holdout; 1/(n+1) per threshold when the holdout is too small for the policy's share of clean_flag_budget = {p.rate():.3%})")
+            res.certified_rate_figure(guar, p.rate())
         res.figure("close_but_generic", generic, f"records within max_distance of a private record that has another private record at least as close (≥ {p.loo_ratio} × its leave-one-out distance)")
         res.figure("flagged", len(res.findings), "synthetic records at or below the record threshold")
         res.sections["dcr_hist"] = {"synthetic": [round(float(x), 5) for x in sd], "holdout": [round(float(x), 5) for x in hd]}

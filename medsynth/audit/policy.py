@@ -31,11 +31,11 @@ class Policy(BaseModel):
         named)."""
         cls = AUDITS.get(name)
         ap = cls.Policy.model_validate(self.audits.get(name) or {})
-        if not (getattr(cls, "calibrated", False) and ap.false_flag_rate is None and ap.legacy_rate() is None):
+        if not (cls.calibrated and ap.false_flag_rate is None and ap.legacy_rate() is None):
             return ap
         names = list(active) if active is not None else self.default_audits()
         sections = [AUDITS.get(n).Policy.model_validate(self.audits.get(n) or {}) for n in dict.fromkeys(names + [name])
-                    if getattr(AUDITS.get(n), "calibrated", False)]
+                    if AUDITS.get(n).calibrated]
         sections = [sp for sp in sections if sp.enabled]
         own = [sp.false_flag_rate or sp.legacy_rate() for sp in sections]
         fixed = sum(r for r in own if r is not None)  # audits with their own rate spend it first
