@@ -53,9 +53,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # the default, evaluated together with `default` through --union (a scaling point without regenerating)
     # rare findings: abnormal label weights = seed counts ** 0.5 (flatter than the seeds' prior; normal share unchanged)
     "default_flat": {"strategies": [{"type": "prior", "power": 0.5}, "entity_first", "fewshot", "feedback", "verify"]},
-    "default_more": {"strategies": ["prior", "entity_first", "fewshot", "feedback", "verify"], "_step": "generate_more"},
-    "default_more2": {"strategies": ["prior", "entity_first", "fewshot", "feedback", "verify"], "_step": "generate_more2"},
-    "default_more3": {"strategies": ["prior", "entity_first", "fewshot", "feedback", "verify"], "_step": "generate_more3"},
+    **{f"default_more{i}": {"strategies": ["prior", "entity_first", "fewshot", "feedback", "verify"], "_step": f"generate_more{i}"}
+       for i in ("", "2", "3", "4", "5", "6")},
     "default+verbalizer": {"strategies": ["prior", "verbalizer", "entity_first", "fewshot", "feedback", "verify"]},
     "default+attributes_llm": {"strategies": ["prior", "entity_first", {"type": "attributes", "source": "llm"}, "fewshot", "feedback", "verify"]},
     "default_smollm2": {"strategies": ["prior", "entity_first", "fewshot", "feedback", "verify"], "model": "smollm2-135m-instruct"},
