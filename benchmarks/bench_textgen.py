@@ -49,10 +49,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "entity_first_document": {"strategies": ["prior", {"type": "entity_first", "unit": "document"}, "fewshot", "verify"]},
     "entity_first_sentence": {"strategies": ["prior", "entity_first", "fewshot", "verify"]},
     "default": {"strategies": ["prior", "entity_first", "fewshot", "feedback", "verify"]},
-    # the same configuration under another step name, hence other sampling seeds (same 40 seeds): more records of
-    # the default, evaluated together with `default` through --union (a scaling point without regenerating)
     # rare findings: abnormal label weights = seed counts ** 0.5 (flatter than the seeds' prior; normal share unchanged)
     "default_flat": {"strategies": [{"type": "prior", "power": 0.5}, "entity_first", "fewshot", "feedback", "verify"]},
+    # the same configuration under another step name, hence other sampling seeds (same 40 seeds): more records of
+    # the default, evaluated together with `default` through --union (a scaling point without regenerating)
     **{f"default_more{i}": {"strategies": ["prior", "entity_first", "fewshot", "feedback", "verify"], "_step": f"generate_more{i}"}
        for i in ("", "2", "3", "4", "5", "6")},
     "default+verbalizer": {"strategies": ["prior", "verbalizer", "entity_first", "fewshot", "feedback", "verify"]},
