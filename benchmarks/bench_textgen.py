@@ -55,6 +55,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # the default, evaluated together with `default` through --union (a scaling point without regenerating)
     **{f"default_more{i}": {"strategies": ["prior", "entity_first", "fewshot", "feedback", "verify"], "_step": f"generate_more{i}"}
        for i in ("", "2", "3", "4", "5", "6")},
+    # likewise for default_flat (the flatter prior scored higher on validation than the default at 300 records)
+    **{f"default_flat_more{i}": {"strategies": [{"type": "prior", "power": 0.5}, "entity_first", "fewshot", "feedback", "verify"],
+                                 "_step": f"generate_flat_more{i}"} for i in ("", "2", "3")},
     "default+verbalizer": {"strategies": ["prior", "verbalizer", "entity_first", "fewshot", "feedback", "verify"]},
     "default+attributes_llm": {"strategies": ["prior", "entity_first", {"type": "attributes", "source": "llm"}, "fewshot", "feedback", "verify"]},
     "default_smollm2": {"strategies": ["prior", "entity_first", "fewshot", "feedback", "verify"], "model": "smollm2-135m-instruct"},
