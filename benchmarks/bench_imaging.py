@@ -303,9 +303,42 @@ def part_memorization(args: argparse.Namespace) -> dict:
     }
 
 
+def part_preset_timing(args: argparse.Namespace) -> dict:
+    """Training time of the ``cpu`` preset at ``--size`` (default 64 px), extrapolated from a short fit of the same
+    networks and batch sizes (``--timing-steps`` optimizer steps per stage): per-step cost is flat after warm-up, so
+    preset seconds = preset steps x measured seconds per step. The extrapolation, not a full run, is what is reported."""
+    import torch
+
+    from medsynth.imaging.pipelines import LDMConfig, LDMGenerator
+    from medsynth.imaging.phantom import FINDINGS
+    from medsynth.imaging.train import Runtime
+
+    torch.set_num_threads(args.threads)
+    full = LDMConfig.from_preset("cpu", size=args.size)
+    short = LDMConfig.from_preset("cpu", size=args.size, vae={"steps": args.timing_steps}, unet={"steps": args.timing_steps, "warmup_steps": 1})
+    tr = _phantoms(args.seed, args.size)["train"]
+    t0, c0 = time.time(), time.process_time()
+    gen = LDMGenerator.fit(tr["standard"], tr["labels"], config=short, labels=list(FINDINGS), seed=args.seed, runtime=Runtime("cpu"))
+    wall, cpu = time.time() - t0, time.process_time() - c0
+    ti = gen.meta["training"]
+    out = {"threads": args.threads, "size": args.size, "timing_steps": args.timing_steps, "short_fit_wall_seconds": round(wall, 1),
+           "short_fit_cpu_seconds": round(cpu, 1), "load_average_before": os.getloadavg()[0]}
+    total = 0.0
+    for stage, cfg in (("vae", full.vae), ("unet", full.unet)):
+        per_step = ti[stage]["seconds"] / ti[stage]["steps"]
+        out[stage] = {"preset_steps": cfg.steps, "batch_size": cfg.batch_size, "seconds_per_step": round(per_step, 4),
+                      "images_per_second": ti[stage]["images_per_second"], "extrapolated_seconds": round(per_step * cfg.steps, 1)}
+        total += per_step * cfg.steps
+    out["extrapolated_preset_minutes"] = round(total / 60, 1)
+    out["how"] = (f"LDMGenerator.fit on {len(tr['standard'])} phantoms at {args.size} px with the cpu preset's networks and batches for "
+                  f"{args.timing_steps} steps per stage, {args.threads} torch threads; preset time = preset steps x seconds per step")
+    print(json.dumps(out), flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["conditioning", "impute_phantom", "impute_mni_t1", "impute_mni_gm", "memorization", "all"], default="all")
+    ap.add_argument("--part", choices=["conditioning", "impute_phantom", "impute_mni_t1", "impute_mni_gm", "memorization", "preset_timing", "all"], default="all")
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="a few steps only (checks the script, figures meaningless)")
@@ -321,6 +354,7 @@ def main() -> None:
     ap.add_argument("--unet-steps", type=int, default=None, help="override the cpu preset's UNet steps")
     ap.add_argument("--unet-batch", type=int, default=None)
     ap.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0, 3.0])
+    ap.add_argument("--timing-steps", type=int, default=40, help="preset_timing: optimizer steps per stage of the short fit")
     args = ap.parse_args()
     (ROOT / "benchmarks" / "work").mkdir(parents=True, exist_ok=True)
     parts = ["conditioning", "memorization", "impute_phantom", "impute_mni_t1", "impute_mni_gm"] if args.part == "all" else [args.part]
@@ -330,6 +364,8 @@ def main() -> None:
             r = part_conditioning(args)
         elif p == "memorization":
             r = part_memorization(args)
+        elif p == "preset_timing":
+            r = part_preset_timing(args)
         else:
             r = part_impute(args, {"impute_phantom": "phantom", "impute_mni_t1": "mni_t1", "impute_mni_gm": "mni_gm"}[p])
         r["part_wall_seconds"] = round(time.time() - t0, 1)
