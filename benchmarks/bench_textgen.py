@@ -61,6 +61,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "default+verbalizer": {"strategies": ["prior", "verbalizer", "entity_first", "fewshot", "feedback", "verify"]},
     "default+attributes_llm": {"strategies": ["prior", "entity_first", {"type": "attributes", "source": "llm"}, "fewshot", "feedback", "verify"]},
     "default_smollm2": {"strategies": ["prior", "entity_first", "fewshot", "feedback", "verify"], "model": "smollm2-135m-instruct"},
+    "default_smollm2_more": {"strategies": ["prior", "entity_first", "fewshot", "feedback", "verify"], "model": "smollm2-135m-instruct",
+                             "_step": "generate_more"},
     "zerogen_smollm2": {"strategies": ["label", "fewshot"], "model": "smollm2-135m-instruct"},
 }
 

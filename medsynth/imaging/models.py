@@ -9,7 +9,7 @@ Two kinds of model share one VAE design:
 * **imputer** — a Palette-style conditional UNet: the latents of the available modality(ies) are concatenated to
   the noisy latent of the missing one as extra input channels.
 
-Presets: ``cpu`` (64×64, trains in about 20 CPU-core-minutes on the phantom demo; see docs/imaging.md), ``tiny``
+Presets: ``cpu`` (64×64; training extrapolated to ≈ 41 min on 2 CPU threads for the generator, see docs/imaging.md), ``tiny``
 (unit tests: 16/32 px, seconds), ``gpu`` (128/256 px, wider networks).
 
 A bundle is a folder: ``medsynth_ldm.json`` (format, kind, size, labels/modalities, latent scaling, training

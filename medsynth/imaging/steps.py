@@ -455,7 +455,7 @@ class MNI152Step(_StepFolderKey, Step):
 
 class _ModelOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    preset: Literal["cpu", "tiny", "gpu"] = Field("cpu", description="network sizes and step counts (cpu: 64 px in ~20 CPU-core-minutes on the demo)")
+    preset: Literal["cpu", "tiny", "gpu"] = Field("cpu", description="network sizes and step counts (cpu: 64 px, ≈ 41 min of training on 2 CPU threads, extrapolated; tiny: tests)")
     size: int | None = Field(None, ge=8, le=1024, description="image size (default: the preset's)")
     vae: dict[str, Any] = Field(default_factory=dict, description="overrides of the preset's VAE settings (see imaging/models.py VAEConfig)")
     unet: dict[str, Any] = Field(default_factory=dict, description="overrides of the preset's UNet settings (UNetConfig)")
