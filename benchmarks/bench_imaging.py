@@ -322,7 +322,7 @@ def part_preset_timing(args: argparse.Namespace) -> dict:
     wall, cpu = time.time() - t0, time.process_time() - c0
     ti = gen.meta["training"]
     out = {"threads": args.threads, "size": args.size, "timing_steps": args.timing_steps, "short_fit_wall_seconds": round(wall, 1),
-           "short_fit_cpu_seconds": round(cpu, 1), "load_average_before": os.getloadavg()[0]}
+           "short_fit_cpu_seconds": round(cpu, 1), "load_average_after": os.getloadavg()[0]}
     total = 0.0
     for stage, cfg in (("vae", full.vae), ("unet", full.unet)):
         per_step = ti[stage]["seconds"] / ti[stage]["steps"]
