@@ -52,6 +52,11 @@ def _phantoms(seed: int, size: int = 64) -> dict:
     return out
 
 
+def _tag(args: argparse.Namespace) -> str:
+    """Work-file suffix: the cpu preset keeps the original names (its saved generator is reused by --reuse-generator)."""
+    return "" if args.preset == "cpu" else f"_{args.preset}_{args.size}"
+
+
 def _cfg(args: argparse.Namespace, unet_over: dict | None = None):
     """The cpu preset, with the step/batch overrides given on the command line (a smaller honest configuration
     when the machine's time is short; the figures record which configuration was run)."""
@@ -68,7 +73,7 @@ def _cfg(args: argparse.Namespace, unet_over: dict | None = None):
         unet["batch_size"] = args.unet_batch
     if args.quick:
         vae["steps"], unet["steps"] = 100, 100
-    return LDMConfig.from_preset("cpu", size=args.size, vae=vae, unet=unet)
+    return LDMConfig.from_preset(args.preset, size=args.size, vae=vae, unet=unet)
 
 
 def part_conditioning(args: argparse.Namespace) -> dict:
@@ -84,13 +89,13 @@ def part_conditioning(args: argparse.Namespace) -> dict:
     d = _phantoms(args.seed, args.size)
     tr, va, te = d["train"], d["validation"], d["test"]
     cfg = _cfg(args)
-    bundle = ROOT / "benchmarks" / "work" / "imaging_generator"
+    bundle = ROOT / "benchmarks" / "work" / f"imaging_generator{_tag(args)}"
     if args.reuse_generator:
         # the generator trained by an earlier run of this part (same seed/config); its training figures are kept
         gen = LDMGenerator.load(bundle)
         if gen.meta["config"]["unet"]["steps"] != cfg.unet.steps or gen.meta["size"] != cfg.size:
             raise SystemExit("--reuse-generator: the saved generator was trained with another configuration")
-        prev = json.loads(RESULTS.read_text())["conditioning"]["training"]
+        prev = json.loads(RESULTS.read_text())[args.key or "conditioning"]["training"]
         train_wall, train_cpu = prev["wall_seconds"], prev["cpu_seconds"]
     else:
         t0, c0 = time.time(), time.process_time()
@@ -130,16 +135,16 @@ def part_conditioning(args: argparse.Namespace) -> dict:
     n = min(len(imgs_prior), len(te["standard"]))
     fd_gen = feature_distance(clf, imgs_prior[:n], te["standard"][:n])
     fd_floor = feature_distance(clf, tr["standard"][:n], te["standard"][:n])
-    np.save(ROOT / "benchmarks" / "work" / "imaging_generated.npy", np.concatenate([imgs, imgs_prior]).astype(np.float16))
-    (ROOT / "benchmarks" / "work" / "imaging_generated_labels.json").write_text(json.dumps(conds + prior))
+    np.save(ROOT / "benchmarks" / "work" / f"imaging_generated{_tag(args)}.npy", np.concatenate([imgs, imgs_prior]).astype(np.float16))
+    (ROOT / "benchmarks" / "work" / f"imaging_generated_labels{_tag(args)}.json").write_text(json.dumps(conds + prior))
     ti = gen.meta["training"]
     out = {
-        "threads": args.threads, "seed": args.seed,
+        "threads": args.threads, "seed": args.seed, "preset": args.preset, "size": args.size,
         "data": f"phantom standard radiographs {args.size}×{args.size}: train 1000 / validation 200 / test 400 (disjoint indices)",
         "training": {"wall_seconds": round(train_wall, 1), "cpu_seconds": round(train_cpu, 1),
                      "vae": {k: ti["vae"][k] for k in ("steps", "images_per_second", "seconds", "cpu_seconds")},
                      "unet": {k: ti["unet"][k] for k in ("steps", "images_per_second", "seconds", "cpu_seconds")},
-                     "how": f"LDMGenerator.fit, preset cpu, torch threads {args.threads}, nice 10 on a shared machine; VAE images/s count 32×32 crops for 80% of steps"},
+                     "how": f"LDMGenerator.fit, preset {args.preset}, torch threads {args.threads}, nice 10 on a shared machine; VAE images/s count crops of {cfg.vae.crop} px for {1 - cfg.vae.full_size_fraction:.0%} of steps"},
         "config": {"vae": cfg.vae.model_dump(), "unet": cfg.unet.model_dump()},
         "vae_reconstruction_ssim_test": round(rec, 4),
         "sampling_seconds_per_image": {"wall": round(samp_wall, 4), "cpu": round(samp_cpu, 4),
@@ -212,8 +217,11 @@ def part_impute(args: argparse.Namespace, dataset: str) -> dict:
     samp_wall = (time.time() - t1) / (len(te["tgt"]) * K)
     preds = {"ldm_mean_of_%d" % K: smp.mean(1), "ldm_single_sample": smp[:, 0], "unet_regression": reg.predict(te["src"]),
              "copy_input": te["src"][:, 0], "mean_image": np.repeat(tr["tgt"].mean(0, keepdims=True), len(te["tgt"]), 0)}
-    rec = float(np.mean(ssim(decode_latents(imp.vae, encode_latents(imp.vae, te["tgt"])), te["tgt"])))
+    recon = decode_latents(imp.vae, encode_latents(imp.vae, te["tgt"]))
+    rec = float(np.mean(ssim(recon, te["tgt"])))
     fnet = fit_feature_net(tr["tgt"], tr["labels"], None, steps=args.classifier_steps, seed=args.seed, rotation=True)
+    # the LDM's floor: its samples pass through the VAE decoder, so FD of the real targets' own reconstructions
+    rec_fd = feature_distance(fnet, recon, te["tgt"])
     rows = {}
     for k, P in preds.items():
         rows[k] = {"ssim": float(np.mean(ssim(P, te["tgt"]))), "psnr": float(np.mean(psnr(P, te["tgt"]))), "mae": float(np.mean(mae(P, te["tgt"]))),
@@ -234,6 +242,7 @@ def part_impute(args: argparse.Namespace, dataset: str) -> dict:
                 "FD = Fréchet distance of a feature network trained on the real training targets (labels if any + rotation task)"),
         "config": {"vae": cfg.vae.model_dump(), "unet": cfg.unet.model_dump()},
         "vae_reconstruction_ssim_test": round(rec, 4),
+        "vae_reconstruction_fd_test": round(rec_fd, 4),
         "uncertainty_error_spearman": float(spearmanr(std, err).statistic),
         "training": {"ldm_wall_seconds": round(ldm_wall, 1), "ldm_cpu_seconds": round(ldm_cpu, 1), "unet_regression_wall_seconds": round(reg_wall, 1),
                      "unet_regression_cpu_seconds": round(reg_cpu, 1), "ldm_unet_images_per_second": imp.meta["training"]["unet"]["images_per_second"],
@@ -254,7 +263,7 @@ def part_memorization(args: argparse.Namespace) -> dict:
     from medsynth.imaging.io import save_png16
 
     torch.set_num_threads(args.threads)
-    gen_path = ROOT / "benchmarks" / "work" / "imaging_generated.npy"
+    gen_path = ROOT / "benchmarks" / "work" / f"imaging_generated{_tag(args)}.npy"
     if not gen_path.exists():
         raise SystemExit("run --part conditioning first (it saves the generated images)")
     G = np.load(gen_path).astype(np.float32)
@@ -314,14 +323,14 @@ def part_preset_timing(args: argparse.Namespace) -> dict:
     from medsynth.imaging.train import Runtime
 
     torch.set_num_threads(args.threads)
-    full = LDMConfig.from_preset("cpu", size=args.size)
-    short = LDMConfig.from_preset("cpu", size=args.size, vae={"steps": args.timing_steps}, unet={"steps": args.timing_steps, "warmup_steps": 1})
+    full = LDMConfig.from_preset(args.preset, size=args.size)
+    short = LDMConfig.from_preset(args.preset, size=args.size, vae={"steps": args.timing_steps}, unet={"steps": args.timing_steps, "warmup_steps": 1})
     tr = _phantoms(args.seed, args.size)["train"]
     t0, c0 = time.time(), time.process_time()
     gen = LDMGenerator.fit(tr["standard"], tr["labels"], config=short, labels=list(FINDINGS), seed=args.seed, runtime=Runtime("cpu"))
     wall, cpu = time.time() - t0, time.process_time() - c0
     ti = gen.meta["training"]
-    out = {"threads": args.threads, "size": args.size, "timing_steps": args.timing_steps, "short_fit_wall_seconds": round(wall, 1),
+    out = {"preset": args.preset, "threads": args.threads, "size": args.size, "timing_steps": args.timing_steps, "short_fit_wall_seconds": round(wall, 1),
            "short_fit_cpu_seconds": round(cpu, 1), "load_average_after": os.getloadavg()[0]}
     total = 0.0
     for stage, cfg in (("vae", full.vae), ("unet", full.unet)):
@@ -330,7 +339,7 @@ def part_preset_timing(args: argparse.Namespace) -> dict:
                       "images_per_second": ti[stage]["images_per_second"], "extrapolated_seconds": round(per_step * cfg.steps, 1)}
         total += per_step * cfg.steps
     out["extrapolated_preset_minutes"] = round(total / 60, 1)
-    out["how"] = (f"LDMGenerator.fit on {len(tr['standard'])} phantoms at {args.size} px with the cpu preset's networks and batches for "
+    out["how"] = (f"LDMGenerator.fit on {len(tr['standard'])} phantoms at {args.size} px with the {args.preset} preset's networks and batches for "
                   f"{args.timing_steps} steps per stage, {args.threads} torch threads; preset time = preset steps x seconds per step")
     print(json.dumps(out), flush=True)
     return out
@@ -340,6 +349,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--part", choices=["conditioning", "impute_phantom", "impute_mni_t1", "impute_mni_gm", "memorization", "preset_timing", "all"], default="all")
     ap.add_argument("--seed", type=int, default=2024)
+    ap.add_argument("--preset", default="cpu", help="model preset (medsynth.imaging.models.PRESETS) of the conditioning/timing parts")
+    ap.add_argument("--key", default="", help="store the part's figures under this key instead of the part's name (e.g. a second preset)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="a few steps only (checks the script, figures meaningless)")
     ap.add_argument("--classifier-steps", type=int, default=800)
@@ -370,7 +381,7 @@ def main() -> None:
             r = part_impute(args, {"impute_phantom": "phantom", "impute_mni_t1": "mni_t1", "impute_mni_gm": "mni_gm"}[p])
         r["part_wall_seconds"] = round(time.time() - t0, 1)
         if not args.quick:
-            _save(p, r)
+            _save(args.key or p, r)
         else:
             print(json.dumps(r, indent=1, default=float)[:3000])
 

@@ -61,8 +61,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "default+verbalizer": {"strategies": ["prior", "verbalizer", "entity_first", "fewshot", "feedback", "verify"]},
     "default+attributes_llm": {"strategies": ["prior", "entity_first", {"type": "attributes", "source": "llm"}, "fewshot", "feedback", "verify"]},
     "default_smollm2": {"strategies": ["prior", "entity_first", "fewshot", "feedback", "verify"], "model": "smollm2-135m-instruct"},
-    "default_smollm2_more": {"strategies": ["prior", "entity_first", "fewshot", "feedback", "verify"], "model": "smollm2-135m-instruct",
-                             "_step": "generate_more"},
+    # more SmolLM2 records under other step names (other sampling seeds): the default-model comparison at >= 1,500
+    **{f"default_smollm2_more{i}": {"strategies": ["prior", "entity_first", "fewshot", "feedback", "verify"],
+                                    "model": "smollm2-135m-instruct", "_step": f"generate_more{i}"} for i in ("", "2", "3", "4")},
     "zerogen_smollm2": {"strategies": ["label", "fewshot"], "model": "smollm2-135m-instruct"},
 }
 

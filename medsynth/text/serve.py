@@ -14,6 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
+from .models import DEFAULT_MODEL
+
 __all__ = ["make_server", "serve_cmd"]
 
 
@@ -84,7 +86,7 @@ def make_server(backend: Any, host: str = "127.0.0.1", port: int = 8000, model_n
     return ThreadingHTTPServer((host, port), Handler)
 
 
-def serve_cmd(model: Annotated[str, typer.Option("--model", help="registry name or local HF folder")] = "gemma3-270m",
+def serve_cmd(model: Annotated[str, typer.Option("--model", help="registry name or local HF folder")] = DEFAULT_MODEL,
               host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
               port: Annotated[int, typer.Option("--port")] = 8000,
               adapter: Annotated[str | None, typer.Option("--adapter", help="PEFT adapter folder")] = None) -> None:

@@ -37,6 +37,7 @@ from ..exceptions import ModelNotAvailableError, RecipeError
 from ..recipe.step import Step, StepConfig, StepPlan
 from ..registry import STEPS
 from .backends.base import GenParams
+from .models import DEFAULT_MODEL
 
 __all__ = ["GenerateStep", "GenerateConfig", "ExportStep", "ExportConfig", "SpanPolicy", "DEFAULT_STRATEGIES"]
 
@@ -65,7 +66,7 @@ class GenerateConfig(StepConfig):
     type: Literal["generate"] = "generate"
     task: Literal["classification", "ner", "relations"] = "classification"
     schema_name: str = Field("radiology", alias="schema", description="built-in schema (radiology, i2b2_2010) or a YAML/JSON schema file")
-    model: str = Field("gemma3-270m", description="registry name (`medsynth models list`) or a local HF folder")
+    model: str = Field(DEFAULT_MODEL, description="registry name (`medsynth models list`) or a local HF folder")
     backend: Literal["transformers", "openai", "llamacpp"] = "transformers"
     backend_options: dict[str, Any] = Field(default_factory=dict, description="e.g. {base_url: http://gpu-server:8000/v1} for openai")
     adapter: str | None = Field(None, description="PEFT adapter: a folder, or step:<adapt step name> of this run")

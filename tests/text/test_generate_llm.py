@@ -1,4 +1,4 @@
-"""The generate step on the embedded Gemma 3 270M (marked llm + slow: minutes on a shared CPU)."""
+"""The generate step on the embedded models (marked llm + slow: minutes on a shared CPU)."""
 
 import json
 
@@ -20,12 +20,15 @@ SEEDS = [
 
 @pytest.mark.llm
 @pytest.mark.slow
-@pytest.mark.parametrize("strategies", [["prior", "entity_first", "fewshot", "verify"], ["prior", "label", "fewshot", "verify"]])
-def test_gemma_generates_valid_labelled_records(tmp_path, medsynth_home, strategies):
+@pytest.mark.parametrize(("model", "strategies"), [(None, ["prior", "entity_first", "fewshot", "verify"]),
+                                                   (None, ["prior", "label", "fewshot", "verify"]),
+                                                   ("gemma3-270m", ["prior", "entity_first", "fewshot", "verify"])])
+def test_embedded_model_generates_valid_labelled_records(tmp_path, medsynth_home, model, strategies):
     p = tmp_path / "seeds.jsonl"
     write_records([Record(id=i, text=t, labels=ls, provenance=Provenance(params={"scrubbed": "surrogate"})) for i, t, ls in SEEDS], p)
     r = {"name": "llm", "seed": 1, "steps": [{"type": "load", "name": "seeds", "path": str(p)},
-                                              {"type": "generate", "n_records": 4, "batch_size": 4, "strategies": strategies, "task": "ner"}]}
+                                              {"type": "generate", "n_records": 4, "batch_size": 4, "strategies": strategies, "task": "ner",
+                                               **({"model": model} if model else {})}]}
     res = run_recipe(load_recipe(r), run_dir=tmp_path / "run", show_progress=False, use_cache=False)
     recs = read_records(res.run_dir / "steps/01_generate/generate.jsonl")
     rep = json.loads((res.run_dir / "report.json").read_text())
