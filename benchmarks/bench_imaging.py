@@ -58,7 +58,7 @@ def _tag(args: argparse.Namespace) -> str:
 
 
 def _cfg(args: argparse.Namespace, unet_over: dict | None = None):
-    """The cpu preset, with the step/batch overrides given on the command line (a smaller honest configuration
+    """The ``--preset`` (default cpu), with the step/batch overrides given on the command line (a smaller honest configuration
     when the machine's time is short; the figures record which configuration was run)."""
     from medsynth.imaging.pipelines import LDMConfig
 
@@ -237,7 +237,7 @@ def part_impute(args: argparse.Namespace, dataset: str) -> dict:
     return {
         "threads": args.threads, "seed": args.seed, "data": desc,
         "metrics": rows, "fd_real_train_vs_test": real_fd,
-        "how": (f"MONAI SSIM/PSNR/MAE at {args.size}px on held-out pairs; LDM = ModalityImputer (preset cpu, {cfg.unet.steps} UNet steps), {K} samples per case, "
+        "how": (f"MONAI SSIM/PSNR/MAE at {args.size}px on held-out pairs; LDM = ModalityImputer (preset {args.preset}, {cfg.unet.steps} UNet steps), {K} samples per case, "
                 f"DDIM {args.sample_steps} steps; U-Net regression = MONAI UNet (16,32,64,128), L1, same pairs, {cfg.unet.steps} steps of batch 32; "
                 "FD = Fréchet distance of a feature network trained on the real training targets (labels if any + rotation task)"),
         "config": {"vae": cfg.vae.model_dump(), "unet": cfg.unet.model_dump()},
@@ -349,7 +349,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--part", choices=["conditioning", "impute_phantom", "impute_mni_t1", "impute_mni_gm", "memorization", "preset_timing", "all"], default="all")
     ap.add_argument("--seed", type=int, default=2024)
-    ap.add_argument("--preset", default="cpu", help="model preset (medsynth.imaging.models.PRESETS) of the conditioning/timing parts")
+    ap.add_argument("--preset", default="cpu", help="model preset (medsynth.imaging.models.PRESETS) of the conditioning, imputation and timing parts")
     ap.add_argument("--key", default="", help="store the part's figures under this key instead of the part's name (e.g. a second preset)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="a few steps only (checks the script, figures meaningless)")
