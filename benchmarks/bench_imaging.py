@@ -28,6 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results" / "imaging.json"
+WORK = ROOT / "benchmarks" / "work"
 SPLITS = {"train": (0, 1000), "validation": (1000, 200), "test": (1200, 400)}
 
 
@@ -53,8 +54,8 @@ def _phantoms(seed: int, size: int = 64) -> dict:
 
 
 def _tag(args: argparse.Namespace) -> str:
-    """Work-file suffix: the cpu preset keeps the original names (its saved generator is reused by --reuse-generator)."""
-    return "" if args.preset == "cpu" else f"_{args.preset}_{args.size}"
+    """Work-file suffix: preset and size (a saved generator is reused by --reuse-generator)."""
+    return f"_{args.preset}_{args.size}"
 
 
 def _cfg(args: argparse.Namespace, unet_over: dict | None = None):
@@ -62,7 +63,7 @@ def _cfg(args: argparse.Namespace, unet_over: dict | None = None):
     when the machine's time is short; the figures record which configuration was run)."""
     from medsynth.imaging.pipelines import LDMConfig
 
-    vae, unet = {}, dict(unet_over or {})
+    vae, unet = dict(json.loads(args.vae_json or "{}")), {**(unet_over or {}), **json.loads(args.unet_json or "{}")}
     if args.vae_steps:
         vae["steps"] = args.vae_steps
     if args.vae_batch:
@@ -89,7 +90,7 @@ def part_conditioning(args: argparse.Namespace) -> dict:
     d = _phantoms(args.seed, args.size)
     tr, va, te = d["train"], d["validation"], d["test"]
     cfg = _cfg(args)
-    bundle = ROOT / "benchmarks" / "work" / f"imaging_generator{_tag(args)}"
+    bundle = WORK / f"imaging_generator{_tag(args)}"
     if args.reuse_generator:
         # the generator trained by an earlier run of this part (same seed/config); its training figures are kept
         gen = LDMGenerator.load(bundle)
@@ -135,8 +136,8 @@ def part_conditioning(args: argparse.Namespace) -> dict:
     n = min(len(imgs_prior), len(te["standard"]))
     fd_gen = feature_distance(clf, imgs_prior[:n], te["standard"][:n])
     fd_floor = feature_distance(clf, tr["standard"][:n], te["standard"][:n])
-    np.save(ROOT / "benchmarks" / "work" / f"imaging_generated{_tag(args)}.npy", np.concatenate([imgs, imgs_prior]).astype(np.float16))
-    (ROOT / "benchmarks" / "work" / f"imaging_generated_labels{_tag(args)}.json").write_text(json.dumps(conds + prior))
+    np.save(WORK / f"imaging_generated{_tag(args)}.npy", np.concatenate([imgs, imgs_prior]).astype(np.float16))
+    (WORK / f"imaging_generated_labels{_tag(args)}.json").write_text(json.dumps(conds + prior))
     ti = gen.meta["training"]
     out = {
         "threads": args.threads, "seed": args.seed, "preset": args.preset, "size": args.size,
@@ -238,7 +239,7 @@ def part_impute(args: argparse.Namespace, dataset: str) -> dict:
         "threads": args.threads, "seed": args.seed, "data": desc,
         "metrics": rows, "fd_real_train_vs_test": real_fd,
         "how": (f"MONAI SSIM/PSNR/MAE at {args.size}px on held-out pairs; LDM = ModalityImputer (preset {args.preset}, {cfg.unet.steps} UNet steps), {K} samples per case, "
-                f"DDIM {args.sample_steps} steps; U-Net regression = MONAI UNet (16,32,64,128), L1, same pairs, {cfg.unet.steps} steps of batch 32; "
+                f"DDIM {args.sample_steps} steps; U-Net regression = MONAI UNet (16,32,64,128), batch norm, L1, same pairs, {cfg.unet.steps} steps of batch 32; "
                 "FD = Fréchet distance of a feature network trained on the real training targets (labels if any + rotation task)"),
         "config": {"vae": cfg.vae.model_dump(), "unet": cfg.unet.model_dump()},
         "vae_reconstruction_ssim_test": round(rec, 4),
@@ -263,12 +264,12 @@ def part_memorization(args: argparse.Namespace) -> dict:
     from medsynth.imaging.io import save_png16
 
     torch.set_num_threads(args.threads)
-    gen_path = ROOT / "benchmarks" / "work" / f"imaging_generated{_tag(args)}.npy"
+    gen_path = WORK / f"imaging_generated{_tag(args)}.npy"
     if not gen_path.exists():
         raise SystemExit("run --part conditioning first (it saves the generated images)")
     G = np.load(gen_path).astype(np.float32)
     d = _phantoms(args.seed, args.size)
-    work = ROOT / "benchmarks" / "work" / "imaging_audit"
+    work = WORK / "imaging_audit"
     import shutil
 
     if work.exists():
@@ -360,14 +361,16 @@ def main() -> None:
     ap.add_argument("--n-impute-samples", type=int, default=4)
     ap.add_argument("--reuse-generator", action="store_true", help="conditioning: sample from the generator saved by an earlier run")
     ap.add_argument("--size", type=int, default=64, help="image size (phantoms, MNI slices, model)")
-    ap.add_argument("--vae-steps", type=int, default=None, help="override the cpu preset's VAE steps")
+    ap.add_argument("--vae-steps", type=int, default=None, help="override the preset's VAE steps")
     ap.add_argument("--vae-batch", type=int, default=None)
-    ap.add_argument("--unet-steps", type=int, default=None, help="override the cpu preset's UNet steps")
+    ap.add_argument("--unet-steps", type=int, default=None, help="override the preset's UNet steps")
     ap.add_argument("--unet-batch", type=int, default=None)
+    ap.add_argument("--vae-json", default=None, help='further VAE overrides as JSON, e.g. \'{"block_out_channels": [32, 64]}\'')
+    ap.add_argument("--unet-json", default=None, help="further UNet overrides as JSON")
     ap.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0, 3.0])
     ap.add_argument("--timing-steps", type=int, default=40, help="preset_timing: optimizer steps per stage of the short fit")
     args = ap.parse_args()
-    (ROOT / "benchmarks" / "work").mkdir(parents=True, exist_ok=True)
+    (WORK).mkdir(parents=True, exist_ok=True)
     parts = ["conditioning", "memorization", "impute_phantom", "impute_mni_t1", "impute_mni_gm"] if args.part == "all" else [args.part]
     for p in parts:
         t0 = time.time()

@@ -13,8 +13,9 @@ __all__ = ["RegressionUNet", "train_regression_unet"]
 
 
 class RegressionUNet:
-    def __init__(self, net: Any):
+    def __init__(self, net: Any, residual: bool = False):
         self.net = net
+        self.residual = residual  # output = first source channel + network output
 
     def predict(self, sources: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """``sources`` [N, S, H, W] in [0, 1] → [N, H, W] in [0, 1]."""
@@ -26,13 +27,22 @@ class RegressionUNet:
         with torch.no_grad():
             for i in range(0, len(sources), batch_size):
                 x = torch.as_tensor(np.asarray(sources[i:i + batch_size], dtype=np.float32)).to(dev) * 2 - 1
-                out.append(((self.net(x).float().cpu()[:, 0] + 1) / 2).clamp(0, 1).numpy())
+                y = self.net(x).float()
+                if self.residual:
+                    y = y + x[:, :1]
+                out.append(((y.cpu()[:, 0] + 1) / 2).clamp(0, 1).numpy())
         return np.concatenate(out) if out else np.zeros((0,) + tuple(sources.shape[2:]), dtype=np.float32)
 
 
 def train_regression_unet(sources: np.ndarray, target: np.ndarray, *, steps: int = 3000, batch_size: int = 32, lr: float = 1e-3,
-                          channels: tuple[int, ...] = (16, 32, 64, 128), seed: int = 0, runtime: Any = None) -> tuple[RegressionUNet, dict[str, Any]]:
-    """L1 regression ``sources`` [N, S, H, W] → ``target`` [N, H, W] with MONAI's residual UNet."""
+                          channels: tuple[int, ...] = (16, 32, 64, 128), norm: str = "batch", residual: bool = False, seed: int = 0,
+                          runtime: Any = None) -> tuple[RegressionUNet, dict[str, Any]]:
+    """L1 regression ``sources`` [N, S, H, W] → ``target`` [N, H, W] with MONAI's residual UNet (``norm``: its
+    normalisation layers; ``residual``: predict the difference to the first source channel).
+
+    Batch norm by default: instance norm discards each image's intensity level, which a regression between
+    modalities needs (phantom bone suppression, 32 px, 1000 steps, validation SSIM: instance 0.849 — below copying
+    the input, 0.915 — batch 0.963, instance + residual 0.958; docs/imaging.md)."""
     import torch
     from monai.networks.nets import UNet
 
@@ -44,7 +54,7 @@ def train_regression_unet(sources: np.ndarray, target: np.ndarray, *, steps: int
     X = torch.as_tensor(np.asarray(sources, dtype=np.float32)) * 2 - 1
     Y = torch.as_tensor(np.asarray(target, dtype=np.float32))[:, None] * 2 - 1
     net = UNet(spatial_dims=2, in_channels=X.shape[1], out_channels=1, channels=channels, strides=(2,) * (len(channels) - 1),
-               num_res_units=1, norm="instance")
+               num_res_units=1, norm=norm)
     net, opt, sched = rt.prepare(net, lambda m: torch.optim.AdamW(m.parameters(), lr=lr, weight_decay=1e-4),
                                  lambda o: _cosine(o, min(100, steps // 10), steps))
     net.train()
@@ -54,7 +64,10 @@ def train_regression_unet(sources: np.ndarray, target: np.ndarray, *, steps: int
         idx = torch.randint(0, len(X), (batch_size,), generator=g)
         xb, yb = X[idx].to(rt.device), Y[idx].to(rt.device)
         with rt.autocast():
-            loss = (net(xb).float() - yb).abs().mean()
+            pred = net(xb).float()
+            if residual:
+                pred = pred + xb[:, :1]
+            loss = (pred - yb).abs().mean()
         opt.zero_grad(set_to_none=True)
         rt.backward(loss)
         opt.step()
@@ -65,4 +78,4 @@ def train_regression_unet(sources: np.ndarray, target: np.ndarray, *, steps: int
             "images_per_second": round(seen / secs, 2) if secs > 0 else 0.0}
     net = rt.unwrap(net)
     net.eval()
-    return RegressionUNet(net.to("cpu")), info
+    return RegressionUNet(net.to("cpu"), residual=residual), info

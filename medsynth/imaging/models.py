@@ -9,8 +9,9 @@ Two kinds of model share one VAE design:
 * **imputer** — a Palette-style conditional UNet: the latents of the available modality(ies) are concatenated to
   the noisy latent of the missing one as extra input channels.
 
-Presets: ``cpu`` (64×64; training extrapolated to ≈ 41 min on 2 CPU threads for the generator, see docs/imaging.md), ``tiny``
-(unit tests: 16/32 px, seconds), ``gpu`` (128/256 px, wider networks).
+Presets: ``cpu`` (64×64; the generator trains in ≈ 18 min on 2 CPU threads, see docs/imaging.md), ``cpu_long`` (the
+earlier, wider CPU configuration, ≈ 41 min at 64 px), ``tiny`` (unit tests: 16/32 px, seconds), ``gpu`` (128/256 px,
+wider networks).
 
 A bundle is a folder: ``medsynth_ldm.json`` (format, kind, size, labels/modalities, latent scaling, training
 facts, sha256 of every weight file), ``vae/``, ``unet/`` (EMA weights) and ``scheduler/`` in diffusers'
@@ -108,7 +109,13 @@ class SamplerConfig(_Closed):
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "cpu": {"size": 64, "vae": {}, "unet": {}},
+    # 64 px in <= 20 min on 2 CPU threads (bench_imaging.py conditioning_64): 16x16x4 latents (3-level VAE, 800 steps
+    # mostly on 32-px crops), a UNet with attention only at its 4x4 level, 2700 steps of batch 32
+    "cpu": {"size": 64, "vae": {"steps": 800, "full_size_fraction": 0.1},
+            "unet": {"attention": [False, False, True], "batch_size": 32, "steps": 2700, "warmup_steps": 200}},
+    # the earlier cpu preset (attention at two levels, batch 64, 1500/3000 steps): ≈ 41 min at 64 px (extrapolated);
+    # the 32 px figures of docs/imaging.md were measured with it (step counts overridden)
+    "cpu_long": {"size": 64, "vae": {}, "unet": {}},
     # an attempt at 64 px in <= 20 min (latent 8x8 via a 4-level VAE): measured NOT usable (bench_imaging.py
     # conditioning_cpu_fast: VAE recon SSIM 0.80, finding recognised 79 %, FD 664 vs floor 31); kept to reproduce that
     "cpu_fast": {"size": 64, "vae": {"block_out_channels": [16, 32, 64, 64], "latent_channels": 8, "steps": 800}, "unet": {}},
