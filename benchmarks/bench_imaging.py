@@ -370,7 +370,7 @@ def main() -> None:
     ap.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0, 3.0])
     ap.add_argument("--timing-steps", type=int, default=40, help="preset_timing: optimizer steps per stage of the short fit")
     args = ap.parse_args()
-    (WORK).mkdir(parents=True, exist_ok=True)
+    WORK.mkdir(parents=True, exist_ok=True)
     parts = ["conditioning", "memorization", "impute_phantom", "impute_mni_t1", "impute_mni_gm"] if args.part == "all" else [args.part]
     for p in parts:
         t0 = time.time()
