@@ -9,7 +9,7 @@ Two kinds of model share one VAE design:
 * **imputer** — a Palette-style conditional UNet: the latents of the available modality(ies) are concatenated to
   the noisy latent of the missing one as extra input channels.
 
-Presets: ``cpu`` (64×64; the generator trains in ≈ 18 min on 2 CPU threads, see docs/imaging.md), ``cpu_long`` (the
+Presets: ``cpu`` (64×64; the generator trains in ≈ 15 min (896 s measured) on 2 CPU threads, see docs/imaging.md), ``cpu_long`` (the
 earlier, wider CPU configuration, ≈ 41 min at 64 px), ``tiny`` (unit tests: 16/32 px, seconds), ``gpu`` (128/256 px,
 wider networks).
 

@@ -455,7 +455,7 @@ class MNI152Step(_StepFolderKey, Step):
 
 class _ModelOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    preset: Literal["cpu", "cpu_long", "tiny", "gpu"] = Field("cpu", description="network sizes and step counts (cpu: 64 px, the generator trains in ≈ 18 min on 2 CPU threads; cpu_long: the earlier wider configuration, ≈ 41 min; tiny: tests; gpu: 128 px)")
+    preset: Literal["cpu", "cpu_long", "tiny", "gpu"] = Field("cpu", description="network sizes and step counts (cpu: 64 px, the generator trains in ≈ 15 min (896 s measured) on 2 CPU threads; cpu_long: the earlier wider configuration, ≈ 41 min; tiny: tests; gpu: 128 px)")
     size: int | None = Field(None, ge=8, le=1024, description="image size (default: the preset's)")
     vae: dict[str, Any] = Field(default_factory=dict, description="overrides of the preset's VAE settings (see imaging/models.py VAEConfig)")
     unet: dict[str, Any] = Field(default_factory=dict, description="overrides of the preset's UNet settings (UNetConfig)")
