@@ -173,7 +173,7 @@ def part_impute(args: argparse.Namespace, dataset: str) -> dict:
     from medsynth.imaging.baselines import train_regression_unet
     from medsynth.imaging.metrics import feature_distance, fit_feature_net, mae, psnr, ssim
     from medsynth.imaging.models import SamplerConfig
-    from medsynth.imaging.pipelines import LDMConfig, ModalityImputer
+    from medsynth.imaging.pipelines import MeanModelConfig, ModalityImputer
     from medsynth.imaging.train import Runtime, decode_latents, encode_latents
 
     torch.set_num_threads(args.threads)
@@ -182,6 +182,7 @@ def part_impute(args: argparse.Namespace, dataset: str) -> dict:
         src_name, tgt_name = "standard", "soft_tissue"
         tr = {"src": d["train"][src_name][:, None], "tgt": d["train"][tgt_name], "labels": d["train"]["labels"]}
         te = {"src": d["test"][src_name][:200, None], "tgt": d["test"][tgt_name][:200]}
+        va = {"src": d["validation"][src_name][:200, None], "tgt": d["validation"][tgt_name][:200]}
         unet_over = {}
         desc = "phantom dual-energy pairs: standard radiograph → soft-tissue image (bone suppression); train 1000, test 200"
     else:
@@ -199,12 +200,14 @@ def part_impute(args: argparse.Namespace, dataset: str) -> dict:
         else:
             tr = {"src": stack(~is_test, "t1")[:, None], "tgt": stack(~is_test, "gm"), "labels": None}
             te = {"src": stack(is_test, "t1")[:, None], "tgt": stack(is_test, "gm")}
+        va = None  # one brain: every slice block is needed for training or test; the mode is chosen on the phantom's validation split
         unet_over = {"steps": 1500}
         desc = f"MNI152 2009 template axial slices: {tgt_name} from {src_name}; {len(tr['tgt'])} train / {len(te['tgt'])} test slices (blocks of 8 contiguous slices, every 5th block held out)"
     cfg = _cfg(args, unet_over)
     srcs = {f"s{i}": tr["src"][:, i] for i in range(tr["src"].shape[1])}
     t0, c0 = time.time(), time.process_time()
-    imp = ModalityImputer.fit(srcs, tr["tgt"], config=cfg, target_name=tgt_name, seed=args.seed, runtime=Runtime("cpu"))
+    mean_model = MeanModelConfig(steps=cfg.unet.steps, folds=args.mean_folds) if args.impute_mode == "residual" else None
+    imp = ModalityImputer.fit(srcs, tr["tgt"], config=cfg, target_name=tgt_name, seed=args.seed, runtime=Runtime("cpu"), mean_model=mean_model)
     ldm_wall, ldm_cpu = time.time() - t0, time.process_time() - c0
     print(f"[{dataset}] imputer trained {ldm_wall:.0f}s wall", flush=True)
     t0, c0 = time.time(), time.process_time()
@@ -213,21 +216,36 @@ def part_impute(args: argparse.Namespace, dataset: str) -> dict:
     print(f"[{dataset}] U-Net regression trained {reg_wall:.0f}s wall", flush=True)
     K = args.n_impute_samples
     s = SamplerConfig(steps=args.sample_steps, guidance_scale=1.0)
-    t1 = time.time()
-    smp = imp.impute({f"s{i}": te["src"][:, i] for i in range(te["src"].shape[1])}, n_samples=K, sampler=s, seed=args.seed + 5)
-    samp_wall = (time.time() - t1) / (len(te["tgt"]) * K)
-    preds = {"ldm_mean_of_%d" % K: smp.mean(1), "ldm_single_sample": smp[:, 0], "unet_regression": reg.predict(te["src"]),
-             "copy_input": te["src"][:, 0], "mean_image": np.repeat(tr["tgt"].mean(0, keepdims=True), len(te["tgt"]), 0)}
-    recon = decode_latents(imp.vae, encode_latents(imp.vae, te["tgt"]))
-    rec = float(np.mean(ssim(recon, te["tgt"])))
     fnet = fit_feature_net(tr["tgt"], tr["labels"], None, steps=args.classifier_steps, seed=args.seed, rotation=True)
+
+    def evaluate(split: dict, name: str) -> tuple[dict, np.ndarray, float]:
+        src = {f"s{i}": split["src"][:, i] for i in range(split["src"].shape[1])}
+        t1 = time.time()
+        smp = imp.impute(src, n_samples=K, sampler=s, seed=args.seed + 5)
+        wall = (time.time() - t1) / (len(split["tgt"]) * K)
+        preds = {"ldm_mean_of_%d" % K: smp.mean(1), "ldm_single_sample": smp[:, 0], "unet_regression": reg.predict(split["src"]),
+                 "copy_input": split["src"][:, 0], "mean_image": np.repeat(tr["tgt"].mean(0, keepdims=True), len(split["tgt"]), 0)}
+        if imp.mode == "residual":
+            preds["ldm_regression_mean"] = imp.predict_mean(src)
+        rows = {}
+        for k, P in preds.items():
+            rows[k] = {"ssim": float(np.mean(ssim(P, split["tgt"]))), "psnr": float(np.mean(psnr(P, split["tgt"]))),
+                       "mae": float(np.mean(mae(P, split["tgt"]))), "fd": feature_distance(fnet, P, split["tgt"])}
+            print(dataset, name, k, {a: round(b, 4) for a, b in rows[k].items()}, flush=True)
+        return rows, smp, wall
+
+    rows_val = evaluate(va, "validation")[0] if va is not None else None
+    rows, smp, samp_wall = evaluate(te, "test")
+    if imp.mode == "residual":  # the VAE models residuals: its floor is the mean plus the round trip of the true residual
+        mu = imp.predict_mean({f"s{i}": te["src"][:, i] for i in range(te["src"].shape[1])})
+        sc = imp.meta["mean_model"]["residual_scale"]
+        u = np.clip(0.5 + (te["tgt"] - mu) / (2 * sc), 0, 1)
+        recon = np.clip(mu + (2 * decode_latents(imp.vae, encode_latents(imp.vae, u)) - 1) * sc, 0, 1)
+    else:
+        recon = decode_latents(imp.vae, encode_latents(imp.vae, te["tgt"]))
+    rec = float(np.mean(ssim(recon, te["tgt"])))
     # the LDM's floor: its samples pass through the VAE decoder, so FD of the real targets' own reconstructions
     rec_fd = feature_distance(fnet, recon, te["tgt"])
-    rows = {}
-    for k, P in preds.items():
-        rows[k] = {"ssim": float(np.mean(ssim(P, te["tgt"]))), "psnr": float(np.mean(psnr(P, te["tgt"]))), "mae": float(np.mean(mae(P, te["tgt"]))),
-                   "fd": feature_distance(fnet, P, te["tgt"])}
-        print(dataset, k, {a: round(b, 4) for a, b in rows[k].items()}, flush=True)
     real_fd = None
     if len(tr["tgt"]) >= len(te["tgt"]):
         real_fd = feature_distance(fnet, tr["tgt"][: len(te["tgt"])], te["tgt"])
@@ -236,9 +254,13 @@ def part_impute(args: argparse.Namespace, dataset: str) -> dict:
     from scipy.stats import spearmanr
 
     return {
-        "threads": args.threads, "seed": args.seed, "data": desc,
-        "metrics": rows, "fd_real_train_vs_test": real_fd,
-        "how": (f"MONAI SSIM/PSNR/MAE at {args.size}px on held-out pairs; LDM = ModalityImputer (preset {args.preset}, {cfg.unet.steps} UNet steps), {K} samples per case, "
+        "threads": args.threads, "seed": args.seed, "data": desc, "mode": imp.mode,
+        "mean_model": imp.meta.get("mean_model"),
+        "metrics": rows, "metrics_validation": rows_val, "fd_real_train_vs_test": real_fd,
+        "how": (f"MONAI SSIM/PSNR/MAE at {args.size}px on held-out pairs ('metrics': test, 'metrics_validation': validation split); "
+                f"LDM = ModalityImputer mode {imp.mode} (preset {args.preset}, {cfg.unet.steps} UNet steps"
+                + (f"; regression mean: MONAI UNet, {cfg.unet.steps} steps, {args.mean_folds}-fold cross-fitted residuals" if imp.mode == "residual" else "")
+                + f"), {K} samples per case, "
                 f"DDIM {args.sample_steps} steps; U-Net regression = MONAI UNet (16,32,64,128), batch norm, L1, same pairs, {cfg.unet.steps} steps of batch 32; "
                 "FD = Fréchet distance of a feature network trained on the real training targets (labels if any + rotation task)"),
         "config": {"vae": cfg.vae.model_dump(), "unet": cfg.unet.model_dump()},
@@ -359,6 +381,8 @@ def main() -> None:
     ap.add_argument("--n-samples", type=int, default=300)
     ap.add_argument("--n-val-samples", type=int, default=120)
     ap.add_argument("--n-impute-samples", type=int, default=4)
+    ap.add_argument("--impute-mode", choices=["palette", "residual"], default="palette", help="ModalityImputer mode of the impute parts")
+    ap.add_argument("--mean-folds", type=int, default=2, help="residual mode: cross-fitting folds of the regression mean")
     ap.add_argument("--reuse-generator", action="store_true", help="conditioning: sample from the generator saved by an earlier run")
     ap.add_argument("--size", type=int, default=64, help="image size (phantoms, MNI slices, model)")
     ap.add_argument("--vae-steps", type=int, default=None, help="override the preset's VAE steps")

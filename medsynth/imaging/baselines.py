@@ -9,7 +9,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RegressionUNet", "train_regression_unet"]
+__all__ = ["RegressionUNet", "train_regression_unet", "build_regression_net"]
+
+
+def build_regression_net(in_channels: int, channels: tuple[int, ...] = (16, 32, 64, 128), norm: str = "batch") -> Any:
+    """MONAI's residual ``UNet`` (one residual unit per level, stride 2) mapping ``in_channels`` → 1 channel."""
+    from monai.networks.nets import UNet
+
+    return UNet(spatial_dims=2, in_channels=int(in_channels), out_channels=1, channels=tuple(channels), strides=(2,) * (len(channels) - 1),
+                num_res_units=1, norm=norm)
 
 
 class RegressionUNet:
@@ -36,7 +44,7 @@ class RegressionUNet:
 
 def train_regression_unet(sources: np.ndarray, target: np.ndarray, *, steps: int = 3000, batch_size: int = 32, lr: float = 1e-3,
                           channels: tuple[int, ...] = (16, 32, 64, 128), norm: str = "batch", residual: bool = False, seed: int = 0,
-                          runtime: Any = None) -> tuple[RegressionUNet, dict[str, Any]]:
+                          runtime: Any = None, progress: Any = None) -> tuple[RegressionUNet, dict[str, Any]]:
     """L1 regression ``sources`` [N, S, H, W] → ``target`` [N, H, W] with MONAI's residual UNet (``norm``: its
     normalisation layers; ``residual``: predict the difference to the first source channel).
 
@@ -44,7 +52,6 @@ def train_regression_unet(sources: np.ndarray, target: np.ndarray, *, steps: int
     modalities needs (phantom bone suppression, 32 px, 1000 steps, validation SSIM: instance 0.849 — below copying
     the input, 0.915 — batch 0.963, instance + residual 0.958; docs/imaging.md)."""
     import torch
-    from monai.networks.nets import UNet
 
     from .train import Runtime, _cosine
 
@@ -53,8 +60,9 @@ def train_regression_unet(sources: np.ndarray, target: np.ndarray, *, steps: int
     g = torch.Generator().manual_seed(int(seed))
     X = torch.as_tensor(np.asarray(sources, dtype=np.float32)) * 2 - 1
     Y = torch.as_tensor(np.asarray(target, dtype=np.float32))[:, None] * 2 - 1
-    net = UNet(spatial_dims=2, in_channels=X.shape[1], out_channels=1, channels=channels, strides=(2,) * (len(channels) - 1),
-               num_res_units=1, norm=norm)
+    if len(X) < 2:
+        raise ValueError("the U-Net regression needs at least 2 training pairs (batch norm)")
+    net = build_regression_net(X.shape[1], channels, norm)
     net, opt, sched = rt.prepare(net, lambda m: torch.optim.AdamW(m.parameters(), lr=lr, weight_decay=1e-4),
                                  lambda o: _cosine(o, min(100, steps // 10), steps))
     net.train()
@@ -73,6 +81,8 @@ def train_regression_unet(sources: np.ndarray, target: np.ndarray, *, steps: int
         opt.step()
         sched.step()
         seen += len(idx)
+        if progress:
+            progress(1)
     secs = time.time() - t0
     info = {"steps": steps, "seconds": round(secs, 2), "cpu_seconds": round(time.process_time() - c0, 2),
             "images_per_second": round(seen / secs, 2) if secs > 0 else 0.0}

@@ -7,7 +7,8 @@ Two kinds of model share one VAE design:
   embedding, one extra "conditioned" bit so that classifier-free guidance has a distinct null condition) and,
   optionally, on a report embedding (MiniLM, 384-d) through cross-attention;
 * **imputer** — a Palette-style conditional UNet: the latents of the available modality(ies) are concatenated to
-  the noisy latent of the missing one as extra input channels.
+  the noisy latent of the missing one as extra input channels; or, in ``residual`` mode, a regression U-Net predicts
+  the conditional mean and the latent diffusion model samples the residual around it (see pipelines.py).
 
 Presets: ``cpu`` (64×64; the generator trains in ≈ 15 min (896 s measured) on 2 CPU threads, see docs/imaging.md), ``cpu_long`` (the
 earlier, wider CPU configuration, ≈ 41 min at 64 px), ``tiny`` (unit tests: 16/32 px, seconds), ``gpu`` (128/256 px,
@@ -193,8 +194,11 @@ def bundle_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def save_bundle(out_dir: str | Path, *, vae: Any, unet: Any, scheduler: Any, meta: dict[str, Any]) -> str:
-    """Write the bundle (atomically: a temp folder renamed into place) and return its sha256."""
+def save_bundle(out_dir: str | Path, *, vae: Any, unet: Any, scheduler: Any, meta: dict[str, Any],
+                extra_state: dict[str, Any] | None = None) -> str:
+    """Write the bundle (atomically: a temp folder renamed into place) and return its sha256. ``extra_state``:
+    further networks as ``{folder: state_dict}``, each written to ``folder/model.safetensors`` (e.g. the residual
+    imputer's regression mean, ``mean/``)."""
     import shutil
 
     out = Path(out_dir)
@@ -205,6 +209,12 @@ def save_bundle(out_dir: str | Path, *, vae: Any, unet: Any, scheduler: Any, met
     vae.save_pretrained(tmp / "vae", safe_serialization=True)
     unet.save_pretrained(tmp / "unet", safe_serialization=True)
     scheduler.save_pretrained(tmp / "scheduler")
+    if extra_state:
+        from safetensors.torch import save_file
+
+        for name, state in extra_state.items():
+            (tmp / name).mkdir()
+            save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / name / "model.safetensors"))
     sha = bundle_sha256(tmp)
     files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
     (tmp / BUNDLE_FILE).write_text(json.dumps({"format": "medsynth-ldm/1", **meta, "files": files, "sha256": sha}, indent=2, default=str),

@@ -36,7 +36,7 @@ from .models import (
 )
 from .train import Runtime, TrainInfo, decode_latents, encode_latents, train_diffusion, train_vae
 
-__all__ = ["LDMConfig", "LDMGenerator", "ModalityImputer", "make_scheduler", "condition_vectors"]
+__all__ = ["LDMConfig", "LDMGenerator", "ModalityImputer", "MeanModelConfig", "make_scheduler", "condition_vectors"]
 
 
 class LDMConfig(BaseModel):
@@ -242,10 +242,51 @@ class LDMGenerator(_Bundle):
         return decode_latents(self.vae, encode_latents(self.vae, images))
 
 
+class MeanModelConfig(BaseModel):
+    """The regression half of a ``residual`` imputer (MONAI U-Net, L1; see :func:`.baselines.train_regression_unet`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    steps: int = Field(1500, ge=1, description="optimizer steps of each regression fit")
+    batch_size: int = Field(32, ge=2)
+    lr: float = Field(1e-3, gt=0)
+    channels: list[int] = Field(default_factory=lambda: [16, 32, 64, 128], description="U-Net channels per level (stride 2 between levels)")
+    folds: int = Field(2, ge=0, le=10, description="cross-fitting: the training residuals come from regressions that did not see "
+                                                   "those pairs, so they are as large as on new cases (0: in-sample residuals; "
+                                                   "costs folds + 1 regression fits)")
+    residual_quantile: float = Field(0.999, gt=0.5, le=1.0, description="the |residual| quantile mapped to the VAE's range (larger ones are clipped)")
+
+
+def _pixel_condition(stack: np.ndarray, factor: int) -> Any:
+    """[N, C, H, W] images in [0, 1] → [N, C·f², H/f, W/f] in [-1, 1] (pixel unshuffle: lossless, at latent size)."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.as_tensor(np.asarray(stack, dtype=np.float32)) * 2 - 1
+    return F.pixel_unshuffle(x, factor) if factor > 1 else x
+
+
 class ModalityImputer(_Bundle):
-    """Palette-style conditional LDM: noisy target latent ‖ source latents → target."""
+    """Conditional LDM that fills in a missing modality, in one of two modes:
+
+    * ``palette`` — noisy target latent ‖ source latents → target latent (Saharia et al. 2022, in latent space);
+    * ``residual`` — a regression U-Net predicts the conditional mean ``mu(sources)``; a VAE trained on the
+      residuals ``target − mu`` and a diffusion UNet conditioned on the pixel-unshuffled sources and ``mu`` sample the
+      residual, so a sample is ``mu + residual``. This is the predict-and-refine / residual-corrective design of
+      Whang et al. (CVPR 2022) and Mardani et al. (CorrDiff, 2023): where the mapping is nearly deterministic the
+      samples keep the regression's fidelity, and the diffusion model supplies what a conditional mean smooths
+      away (texture, noise, the spread of plausible answers). The training residuals come from cross-fitted
+      regressions (``MeanModelConfig.folds``) so that their size matches the errors on new cases.
+    """
 
     kind = "imputer"
+
+    def __init__(self, vae: Any, unet: Any, scheduler: Any, meta: dict[str, Any], mean_net: Any = None):
+        super().__init__(vae, unet, scheduler, meta)
+        self.mean_net = mean_net
+
+    @property
+    def mode(self) -> str:
+        return str(self.meta.get("mode", "palette"))
 
     @property
     def sources(self) -> list[str]:
@@ -255,11 +296,39 @@ class ModalityImputer(_Bundle):
     def target(self) -> str:
         return str(self.meta["target"])
 
+    def save(self, path: str | Path) -> str:
+        extra = {"mean": self.mean_net.net.state_dict()} if self.mean_net is not None else None
+        self.sha256 = save_bundle(path, vae=self.vae, unet=self.unet, scheduler=self.scheduler, meta=self.meta, extra_state=extra)
+        self.meta["sha256"] = self.sha256
+        return self.sha256
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModalityImputer:
+        vae, unet, sched, meta = load_bundle(path)
+        if meta.get("kind") != cls.kind:
+            from ..exceptions import ModelNotAvailableError
+
+            raise ModelNotAvailableError(f"{path}: this bundle is a {meta.get('kind')!r} model, not a {cls.kind!r} one.")
+        mean_net = None
+        if meta.get("mode") == "residual":
+            from safetensors.torch import load_file
+
+            from .baselines import RegressionUNet, build_regression_net
+
+            mm = meta["mean_model"]
+            net = build_regression_net(len(meta["sources"]), tuple(mm["config"]["channels"]))
+            net.load_state_dict(load_file(str(Path(path) / "mean" / "model.safetensors")))
+            net.eval()
+            mean_net = RegressionUNet(net)
+        return cls(vae, unet, sched, meta, mean_net=mean_net)
+
     @classmethod
     def fit(cls, sources: dict[str, np.ndarray], target: np.ndarray, *, config: LDMConfig, target_name: str = "target",
             seed: int = 0, runtime: Runtime | None = None, progress: Callable[[str, int], None] | None = None,
-            max_seconds: float | None = None) -> ModalityImputer:
-        """One VAE for all modalities (trained on sources and target together), then the conditional UNet."""
+            max_seconds: float | None = None, mean_model: MeanModelConfig | None = None) -> ModalityImputer:
+        """``mean_model=None``: palette mode, one VAE for all modalities (trained on sources and target together),
+        then the conditional UNet. With a :class:`MeanModelConfig`: residual mode (class docstring); the VAE is
+        trained on the residuals. ``max_seconds`` bounds the VAE and diffusion training (a quarter to the VAE)."""
         import torch
 
         rt = runtime or Runtime()
@@ -270,23 +339,51 @@ class ModalityImputer(_Bundle):
                 raise ValueError(f"source modality {k!r} has shape {v.shape}, the target {target.shape}; pairs must match")
         if target.shape[1:] != (config.size, config.size):
             raise ValueError(f"images are {target.shape[1:]} but the model is configured for {config.size}×{config.size}")
-        t0 = time.time()
-        allimg = np.concatenate([target, *[sources[k] for k in names]])
-        vae, vinfo, scaling = _fit_vae(allimg, config, seed, rt, (lambda k: progress("vae", k)) if progress else None,
-                                       max_seconds / 4 if max_seconds is not None else None)
-        tl = encode_latents(vae, target) * scaling
-        sl = torch.cat([encode_latents(vae, sources[k]) * scaling for k in names], dim=1)
+        meta: dict[str, Any] = {"kind": cls.kind, "mode": "palette" if mean_model is None else "residual"}
+        mean_net = None
+        if mean_model is None:
+            t0 = time.time()
+            allimg = np.concatenate([target, *[sources[k] for k in names]])
+            vae, vinfo, scaling = _fit_vae(allimg, config, seed, rt, (lambda k: progress("vae", k)) if progress else None,
+                                           max_seconds / 4 if max_seconds is not None else None)
+            tl = encode_latents(vae, target) * scaling
+            cond = torch.cat([encode_latents(vae, sources[k]) * scaling for k in names], dim=1)
+        else:
+            S = np.stack([np.asarray(sources[k], dtype=np.float32) for k in names], 1)
+            mean_net, mu, minfo = _fit_mean(S, np.asarray(target, dtype=np.float32), mean_model, seed, rt, progress)
+            R = np.asarray(target, dtype=np.float32) - mu
+            scale = max(float(np.quantile(np.abs(R), mean_model.residual_quantile)), 1e-4)
+            U = np.clip(0.5 + R / (2 * scale), 0.0, 1.0).astype(np.float32)
+            t0 = time.time()
+            vae, vinfo, scaling = _fit_vae(U, config, seed, rt, (lambda k: progress("vae", k)) if progress else None,
+                                           max_seconds / 4 if max_seconds is not None else None)
+            tl = encode_latents(vae, U) * scaling
+            cond = _pixel_condition(np.concatenate([S, mu[:, None]], 1), config.vae.downsample)
+            meta["mean_model"] = {"config": mean_model.model_dump(), "residual_scale": scale, "training": minfo,
+                                  "train_residual_mae": round(float(np.abs(R).mean()), 6)}
         c, h, _ = tl.shape[1:]
         torch.manual_seed(int(seed) + 1)
-        unet = build_unet(config.unet, latent_channels=c, latent_size=h, cond_channels=int(sl.shape[1]))
+        unet = build_unet(config.unet, latent_channels=c, latent_size=h, cond_channels=int(cond.shape[1]))
         sched = build_scheduler(config.unet)
         ucfg = config.unet.model_copy(update={"cond_dropout": 0.0})
         left = max(0.0, max_seconds - (time.time() - t0)) if max_seconds is not None else None
-        unet, uinfo = train_diffusion(unet, sched, tl, ucfg, cond_latents=sl, seed=int(seed) + 2, runtime=rt,
+        unet, uinfo = train_diffusion(unet, sched, tl, ucfg, cond_latents=cond, seed=int(seed) + 2, runtime=rt,
                                       progress=(lambda k: progress("unet", k)) if progress else None, max_seconds=left)
-        meta = {"kind": cls.kind, "size": config.size, "sources": names, "target": target_name, "scaling_factor": scaling,
-                "config": config.model_dump(), "n_train": int(n), "training": {"vae": vinfo.as_dict(), "unet": uinfo.as_dict()}}
-        return cls(vae, unet, sched, meta)
+        meta.update({"size": config.size, "sources": names, "target": target_name, "scaling_factor": scaling,
+                     "config": config.model_dump(), "n_train": int(n), "training": {"vae": vinfo.as_dict(), "unet": uinfo.as_dict()}})
+        return cls(vae, unet, sched, meta, mean_net=mean_net)
+
+    def _stack(self, sources: dict[str, np.ndarray]) -> np.ndarray:
+        missing = [k for k in self.sources if k not in sources]
+        if missing:
+            raise ValueError(f"the imputer needs source modality(ies) {missing}; it was trained on {self.sources}")
+        return np.stack([np.asarray(sources[k], dtype=np.float32) for k in self.sources], 1)
+
+    def predict_mean(self, sources: dict[str, np.ndarray]) -> np.ndarray:
+        """Residual mode: the regression's conditional mean [N, H, W] (what the samples scatter around)."""
+        if self.mean_net is None:
+            raise ValueError("this imputer is a palette-mode model: it has no regression mean (use impute(...).mean(1))")
+        return self.mean_net.predict(self._stack(sources))
 
     def impute(self, sources: dict[str, np.ndarray], *, n_samples: int = 4, sampler: SamplerConfig | None = None, seed: int = 0,
                start_index: int = 0, progress: Callable[[int], None] | None = None) -> np.ndarray:
@@ -294,14 +391,18 @@ class ModalityImputer(_Bundle):
         import torch
 
         s = sampler or SamplerConfig()
-        missing = [k for k in self.sources if k not in sources]
-        if missing:
-            raise ValueError(f"the imputer needs source modality(ies) {missing}; it was trained on {self.sources}")
-        n = len(sources[self.sources[0]])
-        sl = torch.cat([encode_latents(self.vae, sources[k]) * self.scaling for k in self.sources], dim=1)
+        S = self._stack(sources)
+        n = len(S)
+        mu = None
+        if self.mean_net is not None:
+            mu = self.mean_net.predict(S)
+            ds = 2 ** (len(self.vae.config.block_out_channels) - 1)
+            cond = _pixel_condition(np.concatenate([S, mu[:, None]], 1), ds)
+        else:
+            cond = torch.cat([encode_latents(self.vae, S[:, i]) * self.scaling for i in range(S.shape[1])], dim=1)
         shape = self._latent_shape()
         # case i, sample k → flat index i*K + k (independent of the batch size)
-        flat = sl.repeat_interleave(n_samples, dim=0)
+        flat = cond.repeat_interleave(n_samples, dim=0)
         out = []
         for b in range(0, len(flat), s.batch_size):
             cb = flat[b:b + s.batch_size]
@@ -315,6 +416,34 @@ class ModalityImputer(_Bundle):
             if progress:
                 progress(nb)
         arr = np.concatenate(out) if out else np.zeros((0, self.size, self.size), dtype=np.float32)
-        return arr.reshape(n, n_samples, self.size, self.size)
+        arr = arr.reshape(n, n_samples, self.size, self.size)
+        if mu is not None:
+            scale = float(self.meta["mean_model"]["residual_scale"])
+            arr = np.clip(mu[:, None] + (2.0 * arr - 1.0) * scale, 0.0, 1.0).astype(np.float32)
+        return arr
 
 
+def _fit_mean(S: np.ndarray, T: np.ndarray, cfg: MeanModelConfig, seed: int, rt: Runtime,
+              progress: Callable[[str, int], None] | None) -> tuple[Any, np.ndarray, dict[str, Any]]:
+    """The final regression on every pair, and the training-set predictions the residuals are taken from:
+    out-of-fold (``cfg.folds`` ≥ 2: each fold predicted by a regression trained on the other folds) or in-sample."""
+    from .baselines import train_regression_unet
+
+    n = len(T)
+    folds = cfg.folds if cfg.folds >= 2 and n >= 2 * cfg.folds else 0
+    kw = {"steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr, "channels": tuple(cfg.channels), "runtime": rt,
+          "progress": (lambda k: progress("mean", k)) if progress else None}
+    t0 = time.time()
+    final, info = train_regression_unet(S, T, seed=int(seed) + 3, **kw)
+    if folds:
+        perm = np.random.default_rng(int(seed) + 4).permutation(n)
+        mu = np.zeros_like(T)
+        for f in range(folds):
+            held = perm[f::folds]
+            keep = np.setdiff1d(perm, held)
+            reg, _ = train_regression_unet(S[keep], T[keep], seed=int(seed) + 5 + f, **kw)
+            mu[held] = reg.predict(S[held])
+    else:
+        mu = final.predict(S)
+    return final, mu, {"fits": 1 + folds, "folds": folds, "seconds": round(time.time() - t0, 2),
+                       "images_per_second": info["images_per_second"]}

@@ -4,7 +4,8 @@ Sources: ``phantom`` (procedural chest radiographs with dual-energy pairs), ``im
 folder + labels; demo data when no ``path`` is given), ``mni152`` (real paired T1 / grey / white-matter slices of the
 MNI152 template shipped with nilearn).
 Models: ``ldm_train`` (VAE + label-conditioned UNet), ``ldm_sample`` (synthetic radiographs, PNG and synthetic
-DICOM, optional evaluation), ``modality_impute`` (Palette-style imputation of a missing modality, with baselines).
+DICOM, optional evaluation), ``modality_impute`` (imputation of a missing modality by a conditional LDM — residual around a regression mean,
+or Palette-style — with baselines).
 Gate: ``image_audit`` (the ``image_copy`` memorization audit with quarantine and the release verdict).
 
 Image records: ``Record(kind="image", image_path=<path relative to the run directory>, labels=[...])``; paired
@@ -793,6 +794,12 @@ class ModalityImputeConfig(StepConfig, _ModelOptions):
     eval_options: ImputeEvalOptions = Field(default_factory=ImputeEvalOptions)
     model: str | None = Field(None, description="an imputer bundle folder to use instead of training one")
     min_pairs: int = Field(16, ge=2)
+    mode: Literal["residual", "palette"] = Field("residual", description=(
+        "residual: a regression U-Net predicts the conditional mean and the LDM samples the residual around it "
+        "(predict-and-refine / CorrDiff); palette: the LDM samples the target latent from the source latents alone"))
+    mean_model: dict[str, Any] = Field(default_factory=dict, description="residual mode: settings of the regression mean "
+                                       "(steps, batch_size, lr, channels, folds, residual_quantile; see imaging/pipelines.py MeanModelConfig); "
+                                       "steps default to the diffusion UNet's")
 
     @field_validator("sampler")
     @classmethod
@@ -802,6 +809,22 @@ class ModalityImputeConfig(StepConfig, _ModelOptions):
         SamplerConfig(**v)
         return v
 
+    @field_validator("mean_model")
+    @classmethod
+    def _mean_model(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from .pipelines import MeanModelConfig
+
+        MeanModelConfig(**v)
+        return v
+
+    def mean_model_config(self) -> Any:
+        """The residual mode's :class:`MeanModelConfig` (``None`` in palette mode)."""
+        from .pipelines import MeanModelConfig
+
+        if self.mode != "residual":
+            return None
+        return MeanModelConfig(**{"steps": self.ldm_config().unet.steps, **self.mean_model})
+
     @property
     def sources(self) -> list[str]:
         return [self.source] if isinstance(self.source, str) else list(self.source)
@@ -809,8 +832,9 @@ class ModalityImputeConfig(StepConfig, _ModelOptions):
 
 @STEPS.register("modality_impute")
 class ModalityImputeStep(_StepFolderKey, Step):
-    """Train a Palette-style conditional LDM on paired records (input) and impute the missing modality, with
-    several samples per case, their mean and per-pixel spread; evaluate against baselines on held-out pairs."""
+    """Train a conditional LDM on paired records (input) and impute the missing modality, with several samples
+    per case, their mean and per-pixel spread; evaluate against baselines on held-out pairs. ``mode: residual``
+    (default) samples the residual around a regression mean; ``mode: palette`` samples the target latent directly."""
 
     type = "modality_impute"
     Config = ModalityImputeConfig
@@ -847,21 +871,30 @@ class ModalityImputeStep(_StepFolderKey, Step):
             imp = ModalityImputer.load(ctx.recipe.resolve_path(c.model) if ctx.recipe else c.model)
             if imp.target != c.target or imp.sources != c.sources:
                 raise RecipeError(f"the bundle imputes {imp.target} from {imp.sources}, not {c.target} from {c.sources}")
+            if imp.mode != c.mode:
+                raise RecipeError(f"the bundle at {c.model} is a {imp.mode}-mode imputer; set mode: {imp.mode} (or train a new one)")
         else:
             if len(train) < c.min_pairs:
                 raise DataFormatError(f"step '{ctx.step_name}': {len(train)} training record(s) have both {c.sources} and {c.target}; "
                                       f"at least {c.min_pairs} pairs are needed (min_pairs).")
             Xs = {m: record_images(ctx, train, cfg.size, m) for m in c.sources}
             Xt = record_images(ctx, train, cfg.size, c.target)
-            with ctx.progress(cfg.vae.steps + cfg.unet.steps, "modality_impute (train)", unit="steps") as bar:
+            mm = c.mean_model_config()
+            mean_steps = mm.steps * (1 + (mm.folds if mm.folds >= 2 and len(train) >= 2 * mm.folds else 0)) if mm else 0
+            with ctx.progress(cfg.vae.steps + cfg.unet.steps + mean_steps, "modality_impute (train)", unit="steps") as bar:
                 imp = ModalityImputer.fit(Xs, Xt, config=cfg, target_name=c.target, seed=int(ctx.seed), runtime=rt,
-                                          progress=lambda _k, n: bar.advance(n), max_seconds=c.max_minutes * 60 if c.max_minutes else None)
+                                          progress=lambda _k, n: bar.advance(n), max_seconds=c.max_minutes * 60 if c.max_minutes else None,
+                                          mean_model=mm)
             sha = imp.save(model_dir)
             ctx.add_model(f"{ctx.step_name}/imputer", sha)
             ctx.add_artifact(model_dir / "medsynth_ldm.json")
             for part in ("vae", "unet"):
                 t = imp.meta["training"][part]
                 ctx.add_figure(f"{part}.images_per_second", t["images_per_second"], f"training throughput, {t['steps']} steps on {t['device']} (wall clock; {t['cpu_seconds']} CPU-s)")
+            if imp.mode == "residual":
+                m = imp.meta["mean_model"]
+                ctx.add_figure("mean_model.train_residual_mae", m["train_residual_mae"],
+                               f"mean |target − regression mean| over the training pairs, {'out-of-fold (' + str(m['training']['folds']) + ' folds)' if m['training']['folds'] else 'in-sample'}: the residual the LDM models")
         if c.eval:
             self._evaluate(ctx, c, imp, train, s, rt)
         target_set = [r for r in ctx.dataset(c.apply)] if c.apply else [r for r in ctx.dataset(c.eval)]  # type: ignore[arg-type]
@@ -893,7 +926,7 @@ class ModalityImputeStep(_StepFolderKey, Step):
                                                      "sources": c.sources, "target_was_present": had,
                                                      "mean_pixel_std": round(float(std.mean()), 5)}}
                     rr.provenance = Provenance(step=ctx.step_name, generator="modality_impute", model_sha256=imp.sha256, seed_record_ids=[r.id],
-                                               params={"n_samples": c.n_samples, "scheduler": s.scheduler, "steps": s.steps})
+                                               params={"n_samples": c.n_samples, "scheduler": s.scheduler, "steps": s.steps, "mode": imp.mode})
                     batch.append(rr)
                 ctx.commit_batch(b, batch)
                 bar.advance(len(batch))
@@ -915,6 +948,8 @@ class ModalityImputeStep(_StepFolderKey, Step):
         Et = record_images(ctx, ev, size, c.target)
         smp = imp.impute(Es, n_samples=c.n_samples, sampler=s, seed=int(ctx.seed) + 17)
         pred = {"ldm_mean": smp.mean(1), "ldm_sample": smp[:, 0]}
+        if imp.mode == "residual":
+            pred["ldm_regression_mean"] = imp.predict_mean(Es)
         Xt = record_images(ctx, train, size, c.target) if train else None
         opts = c.eval_options
         if "copy" in opts.baselines:
@@ -934,7 +969,8 @@ class ModalityImputeStep(_StepFolderKey, Step):
         for name in ("ldm_sample", "unet_regression", "ldm_mean", "mean_image", "copy_input"):
             if name in pred:
                 rows[name]["fd"] = feature_distance(fnet, pred[name], Et)
-        how = f"{len(ev)} held-out pairs of '{c.eval}', {c.target} from {'+'.join(c.sources)}; MONAI SSIM/PSNR/MAE at {size}px"
+        how = (f"{len(ev)} held-out pairs of '{c.eval}', {c.target} from {'+'.join(c.sources)}; {imp.mode}-mode imputer; MONAI SSIM/PSNR/MAE at {size}px"
+               + ("; ldm_regression_mean: the imputer's own regression mean, which its samples scatter around" if imp.mode == "residual" else ""))
         for name, r in rows.items():
             for k, v in r.items():
                 ctx.add_figure(f"eval.{name}.{k}", round(v, 4), how + (" (ldm_mean: mean of the samples; ldm_sample: one sample per case)" if name.startswith("ldm") else "")

@@ -108,6 +108,50 @@ def test_imputer_samples_and_shapes(data, tmp_path):
         LDMGenerator.load(tmp_path / "imp")
 
 
+def test_residual_imputer_scatters_around_its_regression_mean_and_roundtrips(data, tmp_path):
+    from medsynth.imaging.pipelines import MeanModelConfig, _fit_mean
+    from medsynth.imaging.train import Runtime
+
+    X, S, _ = data
+    mm = MeanModelConfig(steps=12, batch_size=8, channels=[8, 16, 32], folds=2)
+    imp = ModalityImputer.fit({"standard": X}, S, config=CFG, target_name="soft_tissue", seed=0, mean_model=mm)
+    assert imp.mode == "residual" and imp.meta["mean_model"]["training"]["fits"] == 3
+    scale = imp.meta["mean_model"]["residual_scale"]
+    assert 0 < scale < 1
+    out = imp.impute({"standard": X[:3]}, n_samples=3, sampler=SamplerConfig(steps=3), seed=1)
+    mu = imp.predict_mean({"standard": X[:3]})
+    assert out.shape == (3, 3, 16, 16) and mu.shape == (3, 16, 16)
+    assert not np.allclose(out[:, 0], out[:, 1])
+    # a sample is the regression mean plus a decoded residual, which the VAE range bounds by ±scale
+    assert np.abs(out - np.clip(mu[:, None], 0, 1)).max() <= scale + 1e-5
+    imp.save(tmp_path / "res")
+    assert (tmp_path / "res" / "mean" / "model.safetensors").exists()
+    imp2 = ModalityImputer.load(tmp_path / "res")
+    assert imp2.mode == "residual"
+    np.testing.assert_allclose(imp2.impute({"standard": X[:3]}, n_samples=3, sampler=SamplerConfig(steps=3), seed=1), out, atol=1e-5)
+    # the regression's weights are hashed like every other file of the bundle
+    w = tmp_path / "res" / "mean" / "model.safetensors"
+    blob = bytearray(w.read_bytes())
+    blob[-1] ^= 0xFF
+    w.write_bytes(bytes(blob))
+    with pytest.raises(ModelNotAvailableError, match="changed or missing"):
+        ModalityImputer.load(tmp_path / "res")
+    # residuals: in-sample from the final regression, or out-of-fold from regressions that never saw the pair
+    Xs = X[:, None]
+    final0, mu0, i0 = _fit_mean(Xs, S, mm.model_copy(update={"folds": 0}), 0, Runtime("cpu"), None)
+    np.testing.assert_allclose(mu0, final0.predict(Xs), atol=1e-6)
+    final2, mu2, i2 = _fit_mean(Xs, S, mm, 0, Runtime("cpu"), None)
+    assert i0["fits"] == 1 and i2["fits"] == 3 and not np.allclose(mu2, final2.predict(Xs), atol=1e-3)
+
+
+def test_palette_imputer_has_no_regression_mean(data):
+    X, S, _ = data
+    imp = ModalityImputer.fit({"standard": X}, S, config=CFG, seed=0)
+    assert imp.mode == "palette"
+    with pytest.raises(ValueError, match="palette-mode"):
+        imp.predict_mean({"standard": X[:1]})
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match="divisible"):
         VAEConfig(block_out_channels=[12, 24], norm_num_groups=8)

@@ -78,6 +78,9 @@ def test_impute_modality_recipe(tmp_path, medsynth_home):
     out = read_records(next((tmp_path / "run" / "steps").glob("*_impute")) / "impute.jsonl")
     assert out and all(r.meta["split"] == "validation" for r in out)
     assert "eval.ldm_sample.fd" in figs and "eval.uncertainty_error_spearman" in figs
+    # the recipe's default mode: samples scatter around the imputer's own regression mean
+    assert "eval.ldm_regression_mean.ssim" in figs and figs["mean_model.train_residual_mae"] > 0
+    assert out[0].provenance.params["mode"] == "residual"
     imp = out[0].meta["imputed"]["soft_tissue"]
     assert len(imp["samples"]) == 2 and imp["target_was_present"]
     m = load_png(tmp_path / "run" / imp["mean"])

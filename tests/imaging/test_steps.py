@@ -207,11 +207,12 @@ def test_modality_impute_step_with_baselines(tmp_path, medsynth_home):
         {"type": "select", "name": "test_pairs", "input": "data", "where": {"split": "validation"}},
         {"type": "modality_impute", "name": "impute", "input": "train_pairs", "source": "standard", "target": "soft_tissue", "n_samples": 2,
          "eval": "test_pairs", "apply": "test_pairs", "min_pairs": 8, "sampler": {"steps": 3, "guidance_scale": 1.0},
-         "eval_options": {"unet_steps": 5, "feature_steps": 10}, **TINY},
+         "eval_options": {"unet_steps": 5, "feature_steps": 10}, "mode": "palette", **TINY},
     ]}
     res = run_recipe(load_recipe(rec), run_dir=tmp_path / "run", show_progress=False)
     assert res.status == "completed"
     step = next(s for s in res.steps if s["name"] == "impute")
+    assert not any(f["name"].startswith("eval.ldm_regression_mean") for f in step["figures"])  # palette: no regression mean
     figs = {f["name"]: f["value"] for f in step["figures"]}
     for k in ("ldm_mean", "ldm_sample", "copy_input", "mean_image", "unet_regression"):
         assert f"eval.{k}.ssim" in figs and f"eval.{k}.mae" in figs
