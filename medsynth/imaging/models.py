@@ -152,7 +152,7 @@ def build_unet(cfg: UNetConfig, *, latent_channels: int, latent_size: int, cond_
                report_dim: int | None = None) -> Any:
     """UNet2DConditionModel. ``n_labels`` → label conditioning (multi-hot + 1 "conditioned" bit via the projection
     class embedding); ``report_dim`` → cross-attention on a report embedding token; ``cond_channels`` → extra
-    input channels (Palette-style imputation)."""
+    input channels (imputation: source latents, or pixel-unshuffled sources and regression mean)."""
     require_diffusers()
     from diffusers import UNet2DConditionModel
 

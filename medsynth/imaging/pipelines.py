@@ -1,11 +1,13 @@
 """Front doors: :class:`LDMGenerator` (label- and optionally report-conditioned radiograph synthesis) and
-:class:`ModalityImputer` (Palette-style conditional LDM that fills in a missing modality, several samples per case).
+:class:`ModalityImputer` (conditional LDM that fills in a missing modality, several samples per case: residual
+around a regression mean, or Palette-style).
 
     gen = LDMGenerator.fit(images, label_sets, config=LDMConfig.from_preset("cpu"), seed=0)
     gen.save("model/")
     imgs = LDMGenerator.load("model/").generate([["Cardiomegaly"], []], seed=1)   # float32 [N, H, W] in [0, 1]
 
-    imp = ModalityImputer.fit({"standard": std}, soft, config=LDMConfig.from_preset("cpu"), seed=0)
+    imp = ModalityImputer.fit({"standard": std}, soft, config=LDMConfig.from_preset("cpu"), seed=0,
+                              mean_model=MeanModelConfig())                     # residual mode; None: palette
     samples = imp.impute({"standard": std_test}, n_samples=4, seed=1)           # [N, K, H, W]
 
 Sampling uses diffusers schedulers built from the training DDPM configuration: DDIM (deterministic with eta=0),
@@ -115,10 +117,18 @@ class _Bundle:
         self.scaling = float(meta["scaling_factor"])
         self.sha256: str | None = meta.get("sha256")
 
+    def _extra_state(self) -> dict[str, Any] | None:
+        """Further networks saved with the bundle (``{folder: state_dict}``)."""
+        return None
+
     def save(self, path: str | Path) -> str:
-        self.sha256 = save_bundle(path, vae=self.vae, unet=self.unet, scheduler=self.scheduler, meta=self.meta)
+        self.sha256 = save_bundle(path, vae=self.vae, unet=self.unet, scheduler=self.scheduler, meta=self.meta, extra_state=self._extra_state())
         self.meta["sha256"] = self.sha256
         return self.sha256
+
+    @classmethod
+    def _from_parts(cls, vae: Any, unet: Any, sched: Any, meta: dict[str, Any], root: Path) -> Any:
+        return cls(vae, unet, sched, meta)
 
     @classmethod
     def load(cls, path: str | Path) -> Any:
@@ -127,7 +137,7 @@ class _Bundle:
             from ..exceptions import ModelNotAvailableError
 
             raise ModelNotAvailableError(f"{path}: this bundle is a {meta.get('kind')!r} model, not a {cls.kind!r} one.")
-        return cls(vae, unet, sched, meta)
+        return cls._from_parts(vae, unet, sched, meta, Path(path))
 
     def _latent_shape(self) -> tuple[int, int, int]:
         c = int(self.vae.config.latent_channels)
@@ -296,19 +306,11 @@ class ModalityImputer(_Bundle):
     def target(self) -> str:
         return str(self.meta["target"])
 
-    def save(self, path: str | Path) -> str:
-        extra = {"mean": self.mean_net.net.state_dict()} if self.mean_net is not None else None
-        self.sha256 = save_bundle(path, vae=self.vae, unet=self.unet, scheduler=self.scheduler, meta=self.meta, extra_state=extra)
-        self.meta["sha256"] = self.sha256
-        return self.sha256
+    def _extra_state(self) -> dict[str, Any] | None:
+        return {"mean": self.mean_net.net.state_dict()} if self.mean_net is not None else None
 
     @classmethod
-    def load(cls, path: str | Path) -> ModalityImputer:
-        vae, unet, sched, meta = load_bundle(path)
-        if meta.get("kind") != cls.kind:
-            from ..exceptions import ModelNotAvailableError
-
-            raise ModelNotAvailableError(f"{path}: this bundle is a {meta.get('kind')!r} model, not a {cls.kind!r} one.")
+    def _from_parts(cls, vae: Any, unet: Any, sched: Any, meta: dict[str, Any], root: Path) -> ModalityImputer:
         mean_net = None
         if meta.get("mode") == "residual":
             from safetensors.torch import load_file
@@ -317,7 +319,7 @@ class ModalityImputer(_Bundle):
 
             mm = meta["mean_model"]
             net = build_regression_net(len(meta["sources"]), tuple(mm["config"]["channels"]))
-            net.load_state_dict(load_file(str(Path(path) / "mean" / "model.safetensors")))
+            net.load_state_dict(load_file(str(root / "mean" / "model.safetensors")))
             net.eval()
             mean_net = RegressionUNet(net)
         return cls(vae, unet, sched, meta, mean_net=mean_net)

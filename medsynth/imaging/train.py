@@ -1,4 +1,4 @@
-"""Training of the VAE and of the diffusion UNets (generator and Palette-style imputer).
+"""Training of the VAE and of the diffusion UNets (generator and conditional imputer).
 
 * VAE: L1 reconstruction + KL (weight ``kl_weight``), random crops for most steps (the network is fully
   convolutional), full images at the end; AdamW with cosine decay.
@@ -234,7 +234,7 @@ def train_diffusion(unet: Any, scheduler: Any, x0: Any, cfg: UNetConfig, *, clas
 
     ``class_vecs`` [N, L+1] (multi-hot + conditioned bit) and ``reports`` [N, 1, D] are dropped together with
     probability ``cfg.cond_dropout`` (classifier-free guidance); ``cond_latents`` [N, Cc, h, w] are concatenated
-    to the noisy input and never dropped (Palette-style imputation). Returns the EMA copy of the network."""
+    to the noisy input and never dropped (imputation). Returns the EMA copy of the network."""
     import torch
     from diffusers.training_utils import EMAModel
 
