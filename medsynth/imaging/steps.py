@@ -966,7 +966,7 @@ class ModalityImputeStep(_StepFolderKey, Step):
         for name, P in pred.items():
             rows[name] = {"ssim": float(np.mean(ssim(P, Et))), "psnr": float(np.mean(psnr(P, Et))), "mae": float(np.mean(mae(P, Et)))}
         fnet = fit_feature_net(Xt if Xt is not None else Et, None, None, steps=opts.feature_steps, seed=int(ctx.seed), rotation=True)
-        for name in ("ldm_sample", "unet_regression", "ldm_mean", "mean_image", "copy_input"):
+        for name in ("ldm_sample", "unet_regression", "ldm_mean", "ldm_regression_mean", "mean_image", "copy_input"):
             if name in pred:
                 rows[name]["fd"] = feature_distance(fnet, pred[name], Et)
         how = (f"{len(ev)} held-out pairs of '{c.eval}', {c.target} from {'+'.join(c.sources)}; {imp.mode}-mode imputer; MONAI SSIM/PSNR/MAE at {size}px"

@@ -79,7 +79,7 @@ def test_impute_modality_recipe(tmp_path, medsynth_home):
     assert out and all(r.meta["split"] == "validation" for r in out)
     assert "eval.ldm_sample.fd" in figs and "eval.uncertainty_error_spearman" in figs
     # the recipe's default mode: samples scatter around the imputer's own regression mean
-    assert "eval.ldm_regression_mean.ssim" in figs and figs["mean_model.train_residual_mae"] > 0
+    assert "eval.ldm_regression_mean.ssim" in figs and "eval.ldm_regression_mean.fd" in figs and figs["mean_model.train_residual_mae"] > 0
     assert out[0].provenance.params["mode"] == "residual"
     imp = out[0].meta["imputed"]["soft_tissue"]
     assert len(imp["samples"]) == 2 and imp["target_was_present"]
