@@ -167,6 +167,11 @@ def part_conditioning(args: argparse.Namespace) -> dict:
     return out
 
 
+def _by_name(stack: np.ndarray) -> dict:
+    """[N, S, H, W] source stack → the imputer's ``{"s0": [N, H, W], ...}``."""
+    return {f"s{i}": stack[:, i] for i in range(stack.shape[1])}
+
+
 def part_impute(args: argparse.Namespace, dataset: str) -> dict:
     import torch
 
@@ -174,7 +179,7 @@ def part_impute(args: argparse.Namespace, dataset: str) -> dict:
     from medsynth.imaging.metrics import feature_distance, fit_feature_net, mae, psnr, ssim
     from medsynth.imaging.models import SamplerConfig
     from medsynth.imaging.pipelines import MeanModelConfig, ModalityImputer
-    from medsynth.imaging.train import Runtime, decode_latents, encode_latents
+    from medsynth.imaging.train import Runtime
 
     torch.set_num_threads(args.threads)
     if dataset == "phantom":
@@ -204,7 +209,7 @@ def part_impute(args: argparse.Namespace, dataset: str) -> dict:
         unet_over = {"steps": 1500}
         desc = f"MNI152 2009 template axial slices: {tgt_name} from {src_name}; {len(tr['tgt'])} train / {len(te['tgt'])} test slices (blocks of 8 contiguous slices, every 5th block held out)"
     cfg = _cfg(args, unet_over)
-    srcs = {f"s{i}": tr["src"][:, i] for i in range(tr["src"].shape[1])}
+    srcs = _by_name(tr["src"])
     t0, c0 = time.time(), time.process_time()
     mean_model = MeanModelConfig(steps=cfg.unet.steps, folds=args.mean_folds) if args.impute_mode == "residual" else None
     imp = ModalityImputer.fit(srcs, tr["tgt"], config=cfg, target_name=tgt_name, seed=args.seed, runtime=Runtime("cpu"), mean_model=mean_model)
@@ -222,7 +227,7 @@ def part_impute(args: argparse.Namespace, dataset: str) -> dict:
         """Metrics of every method on ``split``; ``fd`` against the split's own targets (paired: the same cases), and
         ``fd_unpaired`` against ``reference``, real targets of other cases (how far the outputs are from the real
         distribution, without credit for matching each case)."""
-        src = {f"s{i}": split["src"][:, i] for i in range(split["src"].shape[1])}
+        src = _by_name(split["src"])
         t1 = time.time()
         smp = imp.impute(src, n_samples=K, sampler=s, seed=args.seed + 5)
         wall = (time.time() - t1) / (len(split["tgt"]) * K)
@@ -246,13 +251,7 @@ def part_impute(args: argparse.Namespace, dataset: str) -> dict:
     ref = va["tgt"] if va is not None else tr["tgt"][: len(te["tgt"])]
     rows, smp, samp_wall = evaluate(te, "test", reference=ref)
     fd_real_unpaired = feature_distance(fnet, te["tgt"][: len(ref)], ref[: len(te["tgt"])])
-    if imp.mode == "residual":  # the VAE models residuals: its floor is the mean plus the round trip of the true residual
-        mu = imp.predict_mean({f"s{i}": te["src"][:, i] for i in range(te["src"].shape[1])})
-        sc = imp.meta["mean_model"]["residual_scale"]
-        u = np.clip(0.5 + (te["tgt"] - mu) / (2 * sc), 0, 1)
-        recon = np.clip(mu + (2 * decode_latents(imp.vae, encode_latents(imp.vae, u)) - 1) * sc, 0, 1)
-    else:
-        recon = decode_latents(imp.vae, encode_latents(imp.vae, te["tgt"]))
+    recon = imp.reconstruct(_by_name(te["src"]), te["tgt"])  # residual mode: the mean plus the round trip of the true residual
     rec = float(np.mean(ssim(recon, te["tgt"])))
     # the LDM's floor: its samples pass through the VAE decoder, so FD of the real targets' own reconstructions
     rec_fd = feature_distance(fnet, recon, te["tgt"])

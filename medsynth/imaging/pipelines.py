@@ -139,9 +139,13 @@ class _Bundle:
             raise ModelNotAvailableError(f"{path}: this bundle is a {meta.get('kind')!r} model, not a {cls.kind!r} one.")
         return cls._from_parts(vae, unet, sched, meta, Path(path))
 
+    @property
+    def _downsample(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
     def _latent_shape(self) -> tuple[int, int, int]:
         c = int(self.vae.config.latent_channels)
-        h = self.size // (2 ** (len(self.vae.config.block_out_channels) - 1))
+        h = self.size // self._downsample
         return c, h, h
 
 
@@ -265,6 +269,11 @@ class MeanModelConfig(BaseModel):
                                                    "costs folds + 1 regression fits)")
     residual_quantile: float = Field(0.999, gt=0.5, le=1.0, description="the |residual| quantile mapped to the VAE's range (larger ones are clipped)")
 
+    def effective_folds(self, n_pairs: int) -> int:
+        """Cross-fitting folds used for ``n_pairs`` training pairs: 0 (in-sample) when ``folds`` < 2 or there are
+        fewer than 2 pairs per fold; the regression fits are ``1 + effective_folds``."""
+        return self.folds if self.folds >= 2 and n_pairs >= 2 * self.folds else 0
+
 
 def _pixel_condition(stack: np.ndarray, factor: int) -> Any:
     """[N, C, H, W] images in [0, 1] → [N, C·f², H/f, W/f] in [-1, 1] (pixel unshuffle: lossless, at latent size)."""
@@ -273,6 +282,16 @@ def _pixel_condition(stack: np.ndarray, factor: int) -> Any:
 
     x = torch.as_tensor(np.asarray(stack, dtype=np.float32)) * 2 - 1
     return F.pixel_unshuffle(x, factor) if factor > 1 else x
+
+
+def _residual_to_unit(residual: np.ndarray, scale: float) -> np.ndarray:
+    """Residuals in [-scale, scale] → the VAE's [0, 1] image range (larger ones clipped)."""
+    return np.clip(0.5 + residual / (2 * scale), 0.0, 1.0).astype(np.float32)
+
+
+def _add_unit_residual(mu: np.ndarray, unit: np.ndarray, scale: float) -> np.ndarray:
+    """Inverse of :func:`_residual_to_unit`, added to the mean: ``mu + residual`` clipped to [0, 1]."""
+    return np.clip(mu + (2.0 * unit - 1.0) * scale, 0.0, 1.0).astype(np.float32)
 
 
 class ModalityImputer(_Bundle):
@@ -355,7 +374,7 @@ class ModalityImputer(_Bundle):
             mean_net, mu, minfo = _fit_mean(S, np.asarray(target, dtype=np.float32), mean_model, seed, rt, progress)
             R = np.asarray(target, dtype=np.float32) - mu
             scale = max(float(np.quantile(np.abs(R), mean_model.residual_quantile)), 1e-4)
-            U = np.clip(0.5 + R / (2 * scale), 0.0, 1.0).astype(np.float32)
+            U = _residual_to_unit(R, scale)
             t0 = time.time()
             vae, vinfo, scaling = _fit_vae(U, config, seed, rt, (lambda k: progress("vae", k)) if progress else None,
                                            max_seconds / 4 if max_seconds is not None else None)
@@ -398,8 +417,7 @@ class ModalityImputer(_Bundle):
         mu = None
         if self.mean_net is not None:
             mu = self.mean_net.predict(S)
-            ds = 2 ** (len(self.vae.config.block_out_channels) - 1)
-            cond = _pixel_condition(np.concatenate([S, mu[:, None]], 1), ds)
+            cond = _pixel_condition(np.concatenate([S, mu[:, None]], 1), self._downsample)
         else:
             cond = torch.cat([encode_latents(self.vae, S[:, i]) * self.scaling for i in range(S.shape[1])], dim=1)
         shape = self._latent_shape()
@@ -420,9 +438,21 @@ class ModalityImputer(_Bundle):
         arr = np.concatenate(out) if out else np.zeros((0, self.size, self.size), dtype=np.float32)
         arr = arr.reshape(n, n_samples, self.size, self.size)
         if mu is not None:
-            scale = float(self.meta["mean_model"]["residual_scale"])
-            arr = np.clip(mu[:, None] + (2.0 * arr - 1.0) * scale, 0.0, 1.0).astype(np.float32)
+            arr = _add_unit_residual(mu[:, None], arr, self._residual_scale)
         return arr
+
+    @property
+    def _residual_scale(self) -> float:
+        return float(self.meta["mean_model"]["residual_scale"])
+
+    def reconstruct(self, sources: dict[str, np.ndarray], target: np.ndarray) -> np.ndarray:
+        """The VAE round trip of the true ``target`` (the ceiling of what the samples can draw): in palette mode the
+        target itself, in residual mode its residual around the regression mean, added back to the mean."""
+        if self.mean_net is None:
+            return decode_latents(self.vae, encode_latents(self.vae, target))
+        mu = self.predict_mean(sources)
+        unit = _residual_to_unit(np.asarray(target, dtype=np.float32) - mu, self._residual_scale)
+        return _add_unit_residual(mu, decode_latents(self.vae, encode_latents(self.vae, unit)), self._residual_scale)
 
 
 def _fit_mean(S: np.ndarray, T: np.ndarray, cfg: MeanModelConfig, seed: int, rt: Runtime,
@@ -432,7 +462,7 @@ def _fit_mean(S: np.ndarray, T: np.ndarray, cfg: MeanModelConfig, seed: int, rt:
     from .baselines import train_regression_unet
 
     n = len(T)
-    folds = cfg.folds if cfg.folds >= 2 and n >= 2 * cfg.folds else 0
+    folds = cfg.effective_folds(n)
     kw = {"steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr, "channels": tuple(cfg.channels), "runtime": rt,
           "progress": (lambda k: progress("mean", k)) if progress else None}
     t0 = time.time()

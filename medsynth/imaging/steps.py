@@ -880,7 +880,7 @@ class ModalityImputeStep(_StepFolderKey, Step):
             Xs = {m: record_images(ctx, train, cfg.size, m) for m in c.sources}
             Xt = record_images(ctx, train, cfg.size, c.target)
             mm = c.mean_model_config()
-            mean_steps = mm.steps * (1 + (mm.folds if mm.folds >= 2 and len(train) >= 2 * mm.folds else 0)) if mm else 0
+            mean_steps = mm.steps * (1 + mm.effective_folds(len(train))) if mm else 0
             with ctx.progress(cfg.vae.steps + cfg.unet.steps + mean_steps, "modality_impute (train)", unit="steps") as bar:
                 imp = ModalityImputer.fit(Xs, Xt, config=cfg, target_name=c.target, seed=int(ctx.seed), runtime=rt,
                                           progress=lambda _k, n: bar.advance(n), max_seconds=c.max_minutes * 60 if c.max_minutes else None,

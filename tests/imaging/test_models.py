@@ -124,6 +124,8 @@ def test_residual_imputer_scatters_around_its_regression_mean_and_roundtrips(dat
     assert not np.allclose(out[:, 0], out[:, 1])
     # a sample is the regression mean plus a decoded residual, which the VAE range bounds by ±scale
     assert np.abs(out - np.clip(mu[:, None], 0, 1)).max() <= scale + 1e-5
+    rec = imp.reconstruct({"standard": X[:3]}, S[:3])  # the VAE round trip of the true residual, around the same mean
+    assert rec.shape == (3, 16, 16) and np.abs(rec - mu).max() <= scale + 1e-5
     imp.save(tmp_path / "res")
     assert (tmp_path / "res" / "mean" / "model.safetensors").exists()
     imp2 = ModalityImputer.load(tmp_path / "res")
