@@ -81,7 +81,10 @@ def run(recipe: Annotated[Path, typer.Argument(help="recipe YAML")],
     try:
         res = run_recipe(loaded, run_dir=run_dir, resume=resume, runs_root=runs_root, use_cache=not no_cache, console=console)
     except MedsynthError as e:
-        console.print(f"[yellow]run stopped[/]; the run directory keeps everything done so far. Resume with `medsynth run {recipe} --resume <run-id>`.")
+        where = getattr(e, "resume_run", None)
+        if where:  # the run started: everything done so far is kept
+            console.print(f"[yellow]run stopped[/]; {where} keeps everything done so far. Resume with "
+                          f"`medsynth run {recipe} --resume {where}`.", highlight=False)
         _fail(e, 1)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]; resume with --resume")
@@ -154,11 +157,13 @@ def env(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 
 @app.command()
-def verify(run_dir: Annotated[Path, typer.Argument(help="run directory")]) -> None:
-    """Re-hash every artifact of a run against its manifest and check the signature; non-zero exit on any change."""
+def verify(run_dir: Annotated[Path, typer.Argument(help="run directory")],
+           trust: Annotated[list[Path] | None, typer.Option("--trust", help="also trust this signer's public key (PEM file; repeatable)")] = None) -> None:
+    """Re-hash every artifact of a run against its manifest and check the signature with a key you trust (this
+    machine's, those in $MEDSYNTH_HOME/keys/trusted, or --trust); non-zero exit on any change or untrusted signer."""
     from .recipe.verify import verify_run
 
-    res = verify_run(run_dir)
+    res = verify_run(run_dir, trust=list(trust or []))
     if res.ok:
         out.print(f"[green]verified[/] {run_dir}: {res.checked} files match manifest.json; signature {res.signature} ({res.key_source})")
         return
@@ -172,16 +177,69 @@ def verify(run_dir: Annotated[Path, typer.Argument(help="run directory")]) -> No
 def report(run_dir: Annotated[Path, typer.Argument(help="run directory")]) -> None:
     """Print a run's report summary (figures with how they were obtained)."""
     p = run_dir / "report.json"
-    if not p.exists():
-        _fail(MedsynthError(f"{p} not found: is {run_dir} a medsynth run directory?"))
-    rep = json.loads(p.read_text(encoding="utf-8"))
-    out.print(f"[bold]{rep['recipe']}[/] run {rep['run_id']}: {rep['status']} in {rep['seconds']}s")
+    if not p.is_file():
+        _fail(MedsynthError(f"{p} not found: is {run_dir} a medsynth run directory?"), 1)
+    try:
+        rep = json.loads(p.read_text(encoding="utf-8"))
+        if not isinstance(rep, dict):
+            raise ValueError
+    except (ValueError, UnicodeDecodeError):
+        _fail(MedsynthError(f"{p} is not a medsynth report (not a JSON object). Re-create it with `medsynth run RECIPE --resume {run_dir}`."), 1)
+    missing = [k for k in ("recipe", "run_id", "status", "steps") if k not in rep]
+    if missing or not isinstance(rep.get("steps"), list):
+        _fail(MedsynthError(f"{p} is not a complete medsynth report (missing {', '.join(missing) or 'a list of steps'}). "
+                            f"Check it with `medsynth verify {run_dir}`; re-create it with `medsynth run RECIPE --resume {run_dir}`."), 1)
+    out.print(f"[bold]{rep['recipe']}[/] run {rep['run_id']}: {rep['status']} in {rep.get('seconds', '?')}s", markup=True, highlight=False)
     for s in rep["steps"]:
-        out.print(f"  [bold]{s['name']}[/] ({s['type']}): {s.get('records_out', '?')} records, {s.get('how', s.get('status', ''))}")
-        for f in s.get("figures", []):
-            out.print(f"     {f['name']} = {f['value']}  [dim]({f['how']})[/]", highlight=False)
-    q = rep.get("quarantine", {})
-    out.print(f"quarantined: {q.get('total', 0)} {q.get('by_reason', {})}")
+        if not isinstance(s, dict):
+            continue
+        out.print(f"  {s.get('name', '?')} ({s.get('type', '?')}): {s.get('records_out', '?')} records, {s.get('how', s.get('status', ''))}",
+                  markup=False, highlight=False)
+        for f in s.get("figures", []) if isinstance(s.get("figures"), list) else []:
+            if isinstance(f, dict):
+                out.print(f"     {f.get('name')} = {f.get('value')}  ({f.get('how')})", markup=False, highlight=False)
+    q = rep.get("quarantine") if isinstance(rep.get("quarantine"), dict) else {}
+    out.print(f"quarantined: {q.get('total', 0)} {q.get('by_reason', {})}", markup=False, highlight=False)
+
+
+keys_app = typer.Typer(help="Signing keys: this machine's key, and the signers whose runs you trust.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("show")
+def keys_show(pem: Annotated[bool, typer.Option("--pem", help="print the public key (PEM) to give to those who verify your runs")] = False) -> None:
+    """This machine's signing key: its fingerprint (and public key with --pem); created on first use."""
+    from .audit.sign import key_fingerprint, public_key_pem
+    from .paths import home
+
+    key = public_key_pem(home())
+    if pem:
+        out.print(key.strip(), markup=False, highlight=False)
+        return
+    out.print(f"{key_fingerprint(key)}  ({home() / 'keys' / 'medsynth_ed25519.pub.pem'})", markup=False, highlight=False)
+
+
+@keys_app.command("trust")
+def keys_trust(key_file: Annotated[Path, typer.Argument(help="a signer's public key (PEM), e.g. from `medsynth keys show --pem`")],
+               name: Annotated[str | None, typer.Option("--name", help="a name for the signer (default: the file's name)")] = None) -> None:
+    """Trust a signer's public key for `medsynth verify` (copied to $MEDSYNTH_HOME/keys/trusted/)."""
+    from .audit.sign import key_fingerprint
+    from .paths import check_name, home
+
+    try:
+        text = key_file.read_text(encoding="utf-8")
+        fp = key_fingerprint(text)
+    except (OSError, ValueError, UnicodeDecodeError, TypeError):
+        _fail(MedsynthError(f"{key_file}: not a readable PEM public key. Ask the signer for the output of `medsynth keys show --pem`."), 2)
+    label = name or key_file.stem
+    try:
+        check_name(label, "--name")
+    except ValueError as e:
+        _fail(MedsynthError(str(e)), 2)
+    d = home() / "keys" / "trusted"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"{label}.pem").write_text(text, encoding="utf-8")
+    out.print(f"trusted {fp} as '{label}'", markup=False, highlight=False)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -209,13 +267,26 @@ for _name, _mod, _attr, _kind in _MOUNTS:
         app.command(_name)(_obj)
 
 
+#: printed (with the exception type only) when a command fails in a way medsynth did not foresee; tests look for it
+UNEXPECTED = "unexpected internal error"
+
+
 def main() -> None:
+    """Exit codes: 0 success; 1 the work failed (a run stopped, verification failed, an unexpected error); 2 bad input
+    or usage (the message names the problem and the fix). Never a traceback: it could carry record text. Set
+    MEDSYNTH_DEBUG=1 to see one when reporting a bug."""
     try:
         app()
     except MedsynthError as e:  # errors from subcommands
         console.print(f"[bold red]error[/] ({type(e).__name__}):")
         console.print(str(e), markup=False, highlight=False)
         sys.exit(2)
+    except Exception as e:
+        if os.environ.get("MEDSYNTH_DEBUG"):
+            raise
+        console.print(f"[bold red]error[/]: {UNEXPECTED} ({type(e).__name__}). This is a bug: please report it "
+                      "with the command line (not your data); MEDSYNTH_DEBUG=1 shows the traceback.", highlight=False)
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

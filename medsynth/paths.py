@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["home", "models_dir"]
+__all__ = ["home", "models_dir", "NAME_PATTERN", "check_name", "confined", "same_file"]
 
 
 def home() -> Path:
@@ -21,3 +21,40 @@ def models_dir() -> Path:
     p.mkdir(parents=True, exist_ok=True)
     return p
 
+
+
+#: what a step name, dataset name or output name may look like: an identifier, never a path
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+_NAME_RX = None
+
+
+def check_name(value: str, what: str = "name") -> str:
+    """Return ``value`` if it is a plain identifier (letters, digits, ``_ . -``; starts with a letter or digit; at
+    most 128 characters), else raise ValueError naming the rule. Names become file and folder names inside the run
+    directory, so a name is never a path: no ``/``, ``\\``, ``..`` or absolute path can pass."""
+    import re
+
+    global _NAME_RX
+    if _NAME_RX is None:
+        _NAME_RX = re.compile(NAME_PATTERN)
+    if not isinstance(value, str) or not _NAME_RX.fullmatch(value):
+        raise ValueError(f"{what} must be an identifier (letters, digits, '_', '.', '-'; starting with a letter or digit; "
+                         "at most 128 characters), not a path")
+    return value
+
+
+def confined(base: str | os.PathLike[str], *parts: str) -> Path:
+    """``base / parts`` resolved, refusing any result outside ``base`` (symlinks included). Raises ValueError."""
+    root = Path(base).resolve()
+    p = root.joinpath(*parts).resolve()
+    if p != root and not p.is_relative_to(root):
+        raise ValueError(f"path escapes {base}: refused (names inside a run directory are identifiers, not paths)")
+    return p
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """True if ``a`` and ``b`` are the same file (symlinks and hard links included); False if either does not exist."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(a).resolve() == Path(b).resolve()

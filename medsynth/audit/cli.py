@@ -11,6 +11,36 @@ import typer
 __all__ = ["audit_cmd"]
 
 
+def _run_datasets(run_dir: Path) -> tuple[Path, Path, Path | None]:
+    """The generate output, private and holdout datasets of a finished run, from its report.json; every path is
+    confined to the run directory (a report that points elsewhere is refused)."""
+    from ..exceptions import DataFormatError, RecipeError
+    from ..paths import confined
+
+    p = run_dir / "report.json"
+    if not p.is_file():
+        raise RecipeError(f"{p} not found: give a finished medsynth run directory, or --synthetic/--private/--holdout.")
+    try:
+        rep = json.loads(p.read_text(encoding="utf-8"))
+        ds = rep.get("datasets", {})
+        gen = next((s for s in rep["steps"] if isinstance(s, dict) and s.get("type") == "generate"), None)
+        if not isinstance(ds, dict):
+            raise TypeError
+    except (ValueError, UnicodeDecodeError, AttributeError, KeyError, TypeError):
+        raise DataFormatError(f"{p} is not a medsynth report; check the run with `medsynth verify {run_dir}`.") from None
+    if gen is None or "private" not in ds or gen.get("output") not in ds:
+        raise RecipeError(f"{run_dir}: no generate step or no 'private' dataset in this run; use --synthetic/--private/--holdout.")
+
+    def path_of(name: str) -> Path:
+        try:
+            return confined(run_dir, str(ds[name]["path"]))
+        except (ValueError, KeyError, TypeError):
+            raise DataFormatError(f"{p}: the path of dataset '{name}' is missing or points outside the run directory; "
+                                  f"check the run with `medsynth verify {run_dir}`.") from None
+
+    return path_of(gen["output"]), path_of("private"), path_of("holdout") if "holdout" in ds else None
+
+
 def audit_cmd(run_dir: Annotated[Path | None, typer.Argument(help="a finished run directory (uses its generate output and its private/holdout datasets)")] = None,
               synthetic: Annotated[Path | None, typer.Option("--synthetic", help="synthetic records (.jsonl)")] = None,
               private: Annotated[Path | None, typer.Option("--private", help="private records (.jsonl)")] = None,
@@ -28,14 +58,7 @@ def audit_cmd(run_dir: Annotated[Path | None, typer.Argument(help="a finished ru
 
     con = Console()
     if run_dir is not None:
-        rep = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
-        ds = rep.get("datasets", {})
-        gen = next((s for s in rep["steps"] if s.get("type") == "generate"), None)
-        if gen is None or "private" not in ds:
-            raise RecipeError(f"{run_dir}: no generate step or no 'private' dataset in this run; use --synthetic/--private/--holdout.")
-        synthetic = run_dir / ds[gen["output"]]["path"]
-        private = run_dir / ds["private"]["path"]
-        holdout = run_dir / ds["holdout"]["path"] if "holdout" in ds else None
+        synthetic, private, holdout = _run_datasets(run_dir)
     if synthetic is None or private is None:
         raise RecipeError("give a RUN_DIR, or --synthetic and --private (and ideally --holdout).")
     syn, priv = read_records(synthetic), read_records(private)

@@ -35,7 +35,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from ..data.records import Record
+from ..data.records import Record, id_ref
 from ..exceptions import DataFormatError
 from ..registry import AUDITS
 from .base import Audit, AuditPolicy, AuditResult, Finding
@@ -65,7 +65,7 @@ def load_record_images(records: list[Record], size: int, run_dir: Any = None, ca
     paths = []
     for r in records:
         if not r.image_path:
-            raise DataFormatError(f"record {r.id} has no image_path; the image_copy audit needs image records (kind: image).")
+            raise DataFormatError(f"record {id_ref(r.id)} has no image_path; the image_copy audit needs image records (kind: image).")
         paths.append(resolve_image_path(r.image_path, run_dir))
     return load_stack(paths, size, cache_dir)
 

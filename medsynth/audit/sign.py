@@ -1,8 +1,9 @@
 """Ed25519 signatures over a run's manifest (``cryptography``).
 
 The key pair lives in ``$MEDSYNTH_HOME/keys/`` (private key mode 0600, created on first use). ``manifest.sig``
-holds the signature and the public key; verification uses the trusted key of this machine when it matches, and
-otherwise says that only the key embedded in the signature file was used (integrity, not origin).
+holds the signature and the public key. Verification trusts only keys the user trusts: this machine's own key,
+the public keys in ``$MEDSYNTH_HOME/keys/trusted/`` and keys given for one verification; a signature by any other
+key fails (a key that signs its own manifest proves nothing about who made it).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["sign_manifest", "verify_manifest", "public_key_pem", "load_or_create_key"]
+__all__ = ["sign_manifest", "verify_manifest", "public_key_pem", "load_or_create_key", "key_fingerprint", "trusted_keys"]
 
 _KEY = "medsynth_ed25519.pem"
 
@@ -27,7 +28,16 @@ def load_or_create_key(home: Path) -> Any:
     d.mkdir(parents=True, exist_ok=True)
     p = d / _KEY
     if p.exists():
-        return serialization.load_pem_private_key(p.read_bytes(), password=None)
+        try:
+            key = serialization.load_pem_private_key(p.read_bytes(), password=None)
+        except (ValueError, TypeError):
+            key = None
+        if not isinstance(key, Ed25519PrivateKey):
+            from ..exceptions import MedsynthError
+
+            raise MedsynthError(f"{p}: not an Ed25519 private key (corrupt or replaced). Restore it from your backup; or move it "
+                                "away to create a new key (runs signed with the old key then verify only with its public key, via --trust).")
+        return key
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     tmp = p.with_suffix(".tmp")
@@ -63,7 +73,41 @@ def _canonical(sig: dict[str, Any]) -> bytes:
     return json.dumps(sig, indent=2).encode("utf-8")
 
 
-def verify_manifest(manifest_path: Path, sig_path: Path, home: Path | None) -> tuple[bool, str]:
+def key_fingerprint(pem: str) -> str:
+    """sha256 of the raw public key bytes, as ``SHA256:<hex>`` (what a person compares when trusting a key)."""
+    from cryptography.hazmat.primitives import serialization
+
+    pub = serialization.load_pem_public_key(pem.encode())
+    raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return "SHA256:" + hashlib.sha256(raw).hexdigest()
+
+
+def trusted_keys(home: Path | None, extra: list[Path] | None = None) -> dict[str, str]:
+    """{fingerprint: where it is trusted from}: this machine's own key, every ``*.pem`` in
+    ``$MEDSYNTH_HOME/keys/trusted/`` (``medsynth keys trust FILE`` puts them there) and the ``extra`` files given for
+    one verification (``medsynth verify --trust FILE``). An unreadable key file raises ValueError naming it."""
+    out: dict[str, str] = {}
+    files: list[tuple[Path, str]] = []
+    if home is not None:
+        own = Path(home) / "keys" / "medsynth_ed25519.pub.pem"
+        if own.exists():
+            files.append((own, "this machine's key"))
+        tdir = Path(home) / "keys" / "trusted"
+        if tdir.is_dir():
+            files += [(p, f"trusted key {p.name}") for p in sorted(tdir.glob("*.pem"))]
+    files += [(Path(p), f"key given with --trust ({Path(p).name})") for p in extra or []]
+    for p, why in files:
+        try:
+            out.setdefault(key_fingerprint(p.read_text(encoding="utf-8")), why)
+        except (OSError, ValueError, UnicodeDecodeError, TypeError):
+            raise ValueError(f"{p}: not a readable PEM public key. Export one with `medsynth keys show --pem`.") from None
+    return out
+
+
+def verify_manifest(manifest_path: Path, sig_path: Path, home: Path | None, trust: list[Path] | None = None) -> tuple[bool, str]:
+    """Check ``manifest.sig`` against ``manifest.json``. Valid only if the signature verifies **and** its key is one the
+    user trusts (see :func:`trusted_keys`): a run re-signed with any other key fails, whatever the key says.
+    Returns ``(ok, what was checked / why it failed)``."""
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import serialization
 
@@ -72,22 +116,21 @@ def verify_manifest(manifest_path: Path, sig_path: Path, home: Path | None) -> t
         sig = json.loads(raw.decode("utf-8"))
         embedded = sig["public_key"]
         signature = base64.b64decode(sig["signature"], validate=True)
-    except (ValueError, KeyError, UnicodeDecodeError):
+        fp = key_fingerprint(embedded)
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, AttributeError):
         return False, "unreadable signature file"
     if raw != _canonical(sig):
         return False, "manifest.sig was edited (it is not byte for byte what medsynth wrote)"
     if sig.get("manifest_sha256") != hashlib.sha256(Path(manifest_path).read_bytes()).hexdigest():
         return False, "manifest.json does not have the sha256 recorded in manifest.sig"
-    source = "key embedded in manifest.sig (proves integrity, not origin)"
-    trusted = Path(home) / "keys" / "medsynth_ed25519.pub.pem" if home else None
-    if trusted and trusted.exists():
-        if trusted.read_text().strip() == embedded.strip():
-            source = f"trusted key of this machine ({trusted})"
-        else:
-            source = "key embedded in manifest.sig; it is NOT this machine's key (signed elsewhere)"
     pub = serialization.load_pem_public_key(embedded.encode())
     try:
         pub.verify(signature, Path(manifest_path).read_bytes())  # type: ignore[union-attr]
     except InvalidSignature:
-        return False, source
-    return True, source
+        return False, f"the Ed25519 signature does not verify (key {fp})"
+    trusted = trusted_keys(home, trust)
+    if fp not in trusted:
+        return False, (f"signed with key {fp}, which you do not trust (not this machine's key, not in "
+                       f"{Path(home) / 'keys' / 'trusted' if home else 'keys/trusted'}). If you know the signer, verify with "
+                       "`--trust SIGNER_KEY.pem` or add it with `medsynth keys trust SIGNER_KEY.pem`")
+    return True, f"{trusted[fp]}, {fp}"

@@ -25,7 +25,7 @@ def read_jsonl_dicts(path: str | Path, skip_bad: bool = False, bad_lines: list[i
     bad: list[int] = []
     good: list[tuple[int, dict]] = []
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:  # a UTF-8 byte-order mark (Windows editors) is not a bad line
             for no, line in enumerate(fh, 1):
                 if not line.strip():
                     continue

@@ -13,7 +13,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["Span", "Relation", "Provenance", "Record", "invalid_spans", "now_iso"]
+__all__ = ["Span", "Relation", "Provenance", "Record", "invalid_spans", "now_iso", "id_ref"]
+
+
+def id_ref(record_id: str) -> str:
+    """How messages name a record: a short sha256 of its id (``id#3f2a9c1b``), never the id itself, since ids can be
+    MRNs or accession numbers. Find the record with ``medsynth.data.records.id_ref(id) == "id#..."`` over your ids."""
+    return "id#" + hashlib.sha256(str(record_id).encode()).hexdigest()[:8]
 
 
 def now_iso() -> str:

@@ -65,7 +65,7 @@ class LoadStep(Step):
             if c.kind == "text":
                 text = row.get(c.text_column)
                 if not isinstance(text, str):
-                    raise DataFormatError(f"{path}: row {i + 1} (id {rid}) has no string column '{c.text_column}'. Set `text_column:`.")
+                    raise DataFormatError(f"{path}: row {i + 1} has no string column '{c.text_column}'. Set `text_column:`.")
                 meta = {k: v for k, v in row.items() if k not in (c.text_column, c.id_column, c.label_column)}
                 out.append(Record(id=rid, kind="text", text=text, labels=list(labels or []), meta=json.loads(json.dumps(meta, default=str)),
                                   provenance=Provenance(step=ctx.step_name, params={"source": path.name})))

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..data.records import Provenance, Record
+from ..data.records import Provenance, Record, id_ref
 from ..exceptions import AuditFailedError, DataFormatError, RecipeError
 from ..recipe.step import Step, StepConfig, StepPlan
 from ..registry import STEPS
@@ -77,7 +77,7 @@ def record_images(ctx: Any, records: list[Record], size: int, modality: str | No
     for r in records:
         p = modality_path(r, modality)
         if not p:
-            raise DataFormatError(f"record {r.id} has no {'image_path' if modality in (None, 'image') else f'modality {modality!r}'}; "
+            raise DataFormatError(f"record {id_ref(r.id)} has no {'image_path' if modality in (None, 'image') else f'modality {modality!r}'}; "
                                   "image steps need image records (from phantom, image_folder or mni152).")
         paths.append(resolve_image_path(p, ctx.run_dir))
     return load_stack(paths, size, Path(ctx.home) / "cache" / "imaging")

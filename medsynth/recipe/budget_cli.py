@@ -13,10 +13,26 @@ budget_app = typer.Typer(help="Privacy budgets (ε, δ) shared by every run of t
 out = Console()
 
 
-def _ledger():  # noqa: ANN202
-    from .ledger import BudgetLedger
+def _ledger(create: bool = True):  # noqa: ANN202
+    """The ledger of this MEDSYNTH_HOME; ``create=False`` (read-only commands) returns None when there is none yet,
+    instead of creating the file as a side effect."""
+    from .ledger import BudgetLedger, default_ledger_path
 
+    if not create and not default_ledger_path().exists():
+        return None
     return BudgetLedger()
+
+
+def _bad(msg: str) -> None:
+    Console(stderr=True).print(f"[bold red]error[/]: {msg}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _none_yet() -> None:
+    from .ledger import default_ledger_path
+
+    out.print(f"no privacy budgets yet ({default_ledger_path()} does not exist); create one with "
+              "`medsynth budget create NAME --epsilon E --delta D`", highlight=False)
 
 
 @budget_app.command("create")
@@ -25,6 +41,14 @@ def create(name: Annotated[str, typer.Argument(help="budget name, e.g. the data 
            delta: Annotated[float, typer.Option("--delta", help="total δ of the budget (below 1/n)")],
            description: Annotated[str, typer.Option("--description")] = "") -> None:
     """Create a named budget (never changed afterwards)."""
+    from .ledger import _check_eps_delta
+
+    if not name.strip():
+        _bad("a privacy budget needs a non-empty name (e.g. the data set it protects).")
+    try:
+        _check_eps_delta(epsilon, delta, f"budget '{name}'")
+    except ValueError as e:
+        _bad(f"{e} Give --epsilon > 0 (e.g. 8) and 0 <= --delta < 1 (e.g. 1e-5).")
     b = _ledger().create(name, epsilon, delta, description)
     out.print(f"created budget '{b.name}': ε={b.epsilon:g}, δ={b.delta:g}")
 
@@ -33,7 +57,15 @@ def create(name: Annotated[str, typer.Argument(help="budget name, e.g. the data 
 def show(name: Annotated[str | None, typer.Argument(help="one budget (default: all)")] = None,
          as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Totals, spent and left of each budget."""
-    led = _ledger()
+    led = _ledger(create=False)
+    if led is None and name:
+        _bad(f"no privacy budget named '{name}' (this MEDSYNTH_HOME has none yet); create it with `medsynth budget create {name} --epsilon E --delta D`.")
+    if led is None:
+        if as_json:
+            out.print_json("[]")
+        else:
+            _none_yet()
+        return
     bs = [led.get(name)] if name else led.budgets()
     if as_json:
         out.print_json(json.dumps([b.to_dict() for b in bs]))
@@ -52,7 +84,16 @@ def show(name: Annotated[str | None, typer.Argument(help="one budget (default: a
 def history(name: Annotated[str | None, typer.Argument(help="one budget (default: all)")] = None,
             as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every debit: when, how much, which run and step, accountant, and what became of it."""
-    rows = _ledger().history(name)
+    led = _ledger(create=False)
+    if led is None and name:
+        _bad(f"no privacy budget named '{name}' (this MEDSYNTH_HOME has none yet); create it with `medsynth budget create {name} --epsilon E --delta D`.")
+    if led is None:
+        if as_json:
+            out.print_json("[]")
+        else:
+            _none_yet()
+        return
+    rows = led.history(name)
     if as_json:
         out.print_json(json.dumps(rows))
         return

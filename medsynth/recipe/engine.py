@@ -32,9 +32,10 @@ from ..audit.sign import public_key_pem, sign_manifest
 from ..data.io import hash_and_count_lines, read_records, sha256_file, write_records
 from ..data.records import Record
 from ..exceptions import AuditFailedError, MedsynthError, RecipeError
+from ..paths import check_name, confined
 from ..paths import home as medsynth_home
 from .progress import ProgressHandle, make_progress
-from .rundir import RunDir
+from .rundir import MANIFEST_FILES, RunDir
 from .schema import LoadedRecipe, load_recipe
 from .step import Step, StepConfig
 
@@ -119,8 +120,8 @@ class StepContext:
         return self.dataset(self._input_names[0])
 
     def write_output(self, records: list[Record], name: str | None = None) -> Path:
-        name = name or self._output_name
-        path = self.step_dir / f"{name}.jsonl"
+        name = check_name(name or self._output_name, "a dataset name")
+        path = confined(self.step_dir, f"{name}.jsonl")
         write_records(records, path)
         self._outputs[name] = path
         self._cache[name] = list(records)
@@ -255,14 +256,14 @@ def _versions() -> dict[str, str]:
 
 
 def write_manifest(run_dir: Path, extra: dict[str, Any] | None = None) -> Path:
-    """Hash every file of the run dir (except the manifest, its signature and the lock) into manifest.json."""
+    """Hash every file of the run dir except the manifest and its signature into manifest.json."""
     run_dir = Path(run_dir)
     files = {}
     for p in sorted(run_dir.rglob("*")):
         if not p.is_file():
             continue
         rel = p.relative_to(run_dir).as_posix()
-        if rel in ("manifest.json", "manifest.sig", ".lock") or rel.endswith(("-wal", "-shm")):
+        if rel in MANIFEST_FILES:
             continue
         files[rel] = {"sha256": sha256_file(p), "size": p.stat().st_size}
     manifest = {"format": "medsynth-manifest/1", "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "files": files, **(extra or {})}
@@ -288,6 +289,7 @@ def run_recipe(loaded: LoadedRecipe | str | Path, *, overrides: list[str] | None
         path = rp if rp.exists() else Path(runs_root) / resume
         if not (path / "ledger.sqlite").exists():
             raise RecipeError(f"Cannot resume '{resume}': no run directory with a ledger at {path}. List runs with `ls {runs_root}`.")
+        _check_same_recipe(path, loaded)  # before anything in the run dir is opened or changed
         rd = RunDir(path)
         run_id = rd.get_meta("run_id", path.name)
     else:
@@ -341,11 +343,41 @@ def run_recipe(loaded: LoadedRecipe | str | Path, *, overrides: list[str] | None
         rd.release()
     result = RunResult(run_id=run_id, run_dir=rd.path, status=status, report_json=rj, report_html=rh, seconds=seconds, steps=step_infos)
     if error is not None:
-        if isinstance(error, (MedsynthError, KeyboardInterrupt)):
+        if isinstance(error, KeyboardInterrupt):
             raise error
-        raise MedsynthError(f"Step failed with an unexpected {type(error).__name__} (details in {rd.path}/report.json). "
-                            "Resume with `medsynth run RECIPE --resume " + run_id + "` after fixing the cause.") from error
+        if not isinstance(error, MedsynthError):
+            error = MedsynthError(f"Step failed with an unexpected {type(error).__name__} (details in {rd.path}/report.json). "
+                                  "Resume after fixing the cause.").with_traceback(error.__traceback__)
+        error.resume_run = str(rd.path)  # type: ignore[attr-defined]  # the CLI's resume hint names this run
+        raise error
     return result
+
+
+def _check_same_recipe(path: Path, loaded: LoadedRecipe) -> None:
+    """Refuse to resume a run with a recipe other than the one it was started with (its steps, cache keys and report
+    would no longer describe one run). Compares the resolved recipes (after ``--set``)."""
+    stored = path / "recipe.yaml"
+    if not stored.exists():
+        return  # killed before the recipe was written: nothing to compare with
+    try:
+        old = yaml.safe_load(stored.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, OSError):
+        raise RecipeError(f"Cannot resume {path}: its recipe.yaml is unreadable, so the run cannot be matched to this recipe. "
+                          "Start a new run instead.") from None
+    new = json.loads(json.dumps(loaded.raw, default=str))
+    old = json.loads(json.dumps(old, default=str))
+    if old == new:
+        return
+    diffs: list[str] = []
+    for k in sorted(set(old or {}) | set(new)):
+        if k == "steps":
+            a, b = (old or {}).get("steps") or [], new.get("steps") or []
+            diffs += [f"steps.{i}" for i in range(max(len(a), len(b))) if (a[i] if i < len(a) else None) != (b[i] if i < len(b) else None)]
+        elif (old or {}).get(k) != new.get(k):
+            diffs.append(k)
+    raise RecipeError(f"Cannot resume {path} with a different recipe: it differs from the run's recipe.yaml at "
+                      f"{', '.join(diffs[:12])}{' …' if len(diffs) > 12 else ''}. Resume with the same recipe and --set "
+                      "overrides, or start a new run (unchanged steps are taken from the cache).")
 
 
 def _run_one(st: Step, idx: int, name: str, ins: list[str], outs: list[str], loaded: LoadedRecipe, rd: RunDir,
@@ -364,9 +396,7 @@ def _run_one(st: Step, idx: int, name: str, ins: list[str], outs: list[str], loa
         cached = True
         how = "resumed"
     elif use_cache and (cache_dir / "step.json").exists():
-        if step_dir.exists():
-            shutil.rmtree(step_dir)
-        shutil.copytree(cache_dir, step_dir)
+        _copy_from_cache(cache_dir, step_dir)
         rd.start_step(idx, name, st.config.type, key)
         rd.finish_step(name, "done")
         cached = True
@@ -393,13 +423,7 @@ def _run_one(st: Step, idx: int, name: str, ins: list[str], outs: list[str], loa
         rd.finish_step(name, "done")
         rd.clear_batches(name)
         if use_cache:
-            tmp = cache_dir.with_name(key + ".tmp")
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            shutil.copytree(step_dir, tmp)
-            if cache_dir.exists():
-                shutil.rmtree(cache_dir)
-            os.replace(tmp, cache_dir)
+            _store_in_cache(step_dir, cache_dir)
     info = json.loads((step_dir / "step.json").read_text(encoding="utf-8"))
     for o in outs:
         p = step_dir / f"{o}.jsonl"
@@ -415,6 +439,32 @@ def _run_one(st: Step, idx: int, name: str, ins: list[str], outs: list[str], loa
     else:
         console.print(f"[green]✓[/] {name} ({st.config.type}): {n_out} records, {how}, {info['seconds']:.1f}s")
     return info
+
+
+def _store_in_cache(step_dir: Path, cache_dir: Path) -> None:
+    """Copy a finished step folder into the cache atomically, safe against other processes sharing MEDSYNTH_HOME:
+    each writer fills its own temporary folder, then renames it into place; a cache entry once in place is never
+    replaced or removed (the first writer wins, the others discard their copy: both hold the same step output)."""
+    import tempfile
+
+    cache_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=cache_dir.name + ".tmp-", dir=cache_dir.parent))
+    try:
+        shutil.copytree(step_dir, tmp, dirs_exist_ok=True)
+        try:
+            os.rename(tmp, cache_dir)  # atomic; fails if another process already stored this key
+        except OSError:
+            if not (cache_dir / "step.json").exists():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _copy_from_cache(cache_dir: Path, step_dir: Path) -> None:
+    if step_dir.exists():
+        shutil.rmtree(step_dir)
+    shutil.copytree(cache_dir, step_dir)
 
 
 def _assemble_report(loaded: LoadedRecipe, rd: RunDir, run_id: str, status: str, steps: list[dict[str, Any]], datasets: dict[str, Path],

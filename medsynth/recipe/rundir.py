@@ -26,8 +26,14 @@ from filelock import FileLock, Timeout
 
 from ..data.records import Record
 from ..exceptions import RunLockedError
+from ..paths import check_name, confined
 
-__all__ = ["RunDir"]
+__all__ = ["RunDir", "MANIFEST_FILES"]
+
+#: the only files of a run directory that its manifest does not list: the manifest itself and its signature. Every
+#: other file is listed whatever its name (the empty ``.lock`` too; the SQLite ledger is checkpointed and switched
+#: out of WAL mode before the manifest is written, so no ``-wal``/``-shm`` file is left to excuse).
+MANIFEST_FILES = ("manifest.json", "manifest.sig")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT);
@@ -101,7 +107,8 @@ class RunDir:
 
     # -- steps -------------------------------------------------------------------------------------------
     def step_dir(self, idx: int, name: str) -> Path:
-        d = self.path / "steps" / f"{idx:02d}_{name}"
+        check_name(name, "a step name")  # the recipe schema validates names too; this is the last line of defence
+        d = confined(self.path / "steps", f"{idx:02d}_{name}")
         d.mkdir(parents=True, exist_ok=True)
         return d
 

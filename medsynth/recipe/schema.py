@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..exceptions import RecipeError
+from ..paths import check_name
 from ..registry import STEPS
 from .step import Step, StepConfig
 
@@ -118,8 +119,16 @@ def _pydantic_problems(err: ValidationError, prefix: str, model: type[BaseModel]
 
 def parse_overrides(items: list[str] | None) -> list[tuple[str, Any]]:
     """Parse ``key.path=value`` strings; values are YAML scalars/lists (``3``, ``true``, ``[a, b]``)."""
-    out = []
-    problems = []
+    out, problems = _parse_overrides(items)
+    if problems:
+        raise RecipeError("Invalid --set override(s):", problems)
+    return out
+
+
+def _parse_overrides(items: list[str] | None) -> tuple[list[tuple[str, Any]], list[tuple[str, str]]]:
+    """The parsed overrides and the problems of those that do not parse (every one, not just the first)."""
+    out: list[tuple[str, Any]] = []
+    problems: list[tuple[str, str]] = []
     for item in items or []:
         if "=" not in item:
             problems.append((f"--set {item}", "expected key.path=value, e.g. --set steps.generate.n_records=200"))
@@ -129,9 +138,11 @@ def parse_overrides(items: list[str] | None) -> list[tuple[str, Any]]:
             out.append((key.strip(), yaml.safe_load(value)))
         except yaml.YAMLError:
             problems.append((f"--set {key}", "the value is not valid YAML; quote it"))
-    if problems:
-        raise RecipeError("Invalid --set override(s):", problems)
-    return out
+        else:
+            if not key.strip() or any(not part for part in key.strip().split(".")):
+                out.pop()
+                problems.append((f"--set {item.split('=', 1)[0]}", "the key is empty or has an empty part; write key.path=value"))
+    return out, problems
 
 
 def _step_index(steps: list[Any], token: str) -> int | None:
@@ -192,6 +203,13 @@ def _base_dir_for(path: Path | None) -> Path:
     return p.parent if p.name == "recipes" else p
 
 
+def _privacy_or_default(raw: Any) -> PrivacySettings:
+    try:
+        return PrivacySettings.model_validate(raw or {})
+    except ValidationError:
+        return PrivacySettings()
+
+
 def load_recipe(source: str | os.PathLike[str] | dict[str, Any], overrides: list[str] | None = None, check_resources: bool = True) -> LoadedRecipe:
     """Load and validate a recipe; raise :class:`RecipeError` listing every problem at once."""
     path: Path | None = None
@@ -203,6 +221,8 @@ def load_recipe(source: str | os.PathLike[str] | dict[str, Any], overrides: list
         path = Path(source)
         if not path.exists():
             raise RecipeError(f"Recipe file not found: {path}. Check the path; the shipped recipes are in recipes/ (e.g. recipes/quickstart.yaml).")
+        if not path.is_file():
+            raise RecipeError(f"{path}: is a directory, not a recipe file. Give the path of a YAML recipe (e.g. recipes/quickstart.yaml).")
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as e:
@@ -211,11 +231,13 @@ def load_recipe(source: str | os.PathLike[str] | dict[str, Any], overrides: list
             raise RecipeError(f"{path}: not valid YAML{where}. Fix the syntax (indentation, colons, quotes).") from None
         except UnicodeDecodeError:
             raise RecipeError(f"{path}: not UTF-8 text. Save the recipe as UTF-8.") from None
+        except OSError as e:
+            raise RecipeError(f"{path}: cannot be read ({e.strerror or type(e).__name__}). Check the path and its permissions.") from None
     if not isinstance(raw, dict):
         raise RecipeError(f"{path or 'recipe'}: the top level must be a mapping with `name`, `seed` and `steps`.")
 
-    problems: list[tuple[str, str]] = []
-    problems += apply_overrides(raw, parse_overrides(overrides))
+    parsed, problems = _parse_overrides(overrides)
+    problems += apply_overrides(raw, parsed)
 
     cfg: RecipeConfig | None = None
     try:
@@ -229,49 +251,75 @@ def load_recipe(source: str | os.PathLike[str] | dict[str, Any], overrides: list
     raw_steps = raw.get("steps") if isinstance(raw.get("steps"), list) else []
     known = STEPS.names()
     seen: dict[str, int] = {}
+    # per raw step: (index, validated step or None, the datasets it reads, the datasets it writes). Invalid steps
+    # keep a best guess of their wiring so that the steps after them are still checked without false alarms.
+    entries: list[tuple[int, Step | None, list[str], list[str]]] = []
+    prev: str | None = None
     for i, s in enumerate(raw_steps):
         if not isinstance(s, dict):
             problems.append((f"steps.{i}", "each step must be a mapping with a `type:` key"))
             continue
+        guess_out = s.get("output") or s.get("name") or s.get("type")
+        guess_in = s.get("input")
+        guess_ins = [guess_in] if isinstance(guess_in, str) else [x for x in guess_in if isinstance(x, str)] if isinstance(guess_in, list) else ([] if prev is None else [prev])
         stype = s.get("type")
+        st: Step | None = None
         if not stype:
             problems.append((f"steps.{i}.type", f"missing: every step needs a `type:`; one of {', '.join(known)}"))
-            continue
-        if stype not in STEPS:
+        elif not isinstance(stype, str) or stype not in STEPS:
             close = difflib.get_close_matches(str(stype), known, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             problems.append((f"steps.{i}.type", f"unknown step type '{stype}'.{hint} Known: {', '.join(known)} (see `medsynth list`)"))
-            continue
-        cls = STEPS.get(stype)
-        label = f"steps.{i}({stype})"
-        try:
-            scfg = cls.Config.model_validate(s)
-        except ValidationError as e:
-            problems += _pydantic_problems(e, label, cls.Config)
-            continue
-        name = scfg.name or stype
-        if scfg.name is None and stype in seen:
-            seen[stype] += 1
-            name = f"{stype}_{seen[stype]}"
         else:
-            seen.setdefault(stype, 1)
-        if name in names:
-            problems.append((f"{label}.name", f"duplicate step name '{name}'; give each step a unique `name:`"))
-        names.append(name)
-        steps.append(cls(scfg, None))
+            cls = STEPS.get(stype)
+            label = f"steps.{i}({stype})"
+            try:
+                scfg = cls.Config.model_validate(s)
+            except ValidationError as e:
+                problems += _pydantic_problems(e, label, cls.Config)
+            else:
+                name = scfg.name or stype
+                if scfg.name is None and stype in seen:
+                    seen[stype] += 1
+                    name = f"{stype}_{seen[stype]}"
+                else:
+                    seen.setdefault(stype, 1)
+                if name in names:
+                    problems.append((f"{label}.name", f"duplicate step name '{name}'; give each step a unique `name:`"))
+                names.append(name)
+                st = cls(scfg, None)
+                steps.append(st)
+        if st is not None:
+            ins = st.config.input
+            ins_list = [ins] if isinstance(ins, str) else list(ins or ([] if prev is None else [prev]))
+            outs = [st.config.output or names[-1], *st.extra_outputs()]
+        else:
+            ins_list, outs = guess_ins, [str(guess_out)] if guess_out else []
+        entries.append((i, st, ins_list, outs))
+        prev = outs[0] if outs else prev
 
-    loaded = LoadedRecipe(config=cfg, steps=steps, raw=raw, path=path, base_dir=base_dir, names=names)  # type: ignore[arg-type]
-    if cfg is not None and not problems:
-        # dataset wiring: every input must be produced by an earlier step
-        produced: set[str] = set()
-        for i, (st, (ins_list, outs)) in enumerate(zip(steps, loaded.wiring(), strict=True)):
+    privacy = cfg.privacy if cfg is not None else _privacy_or_default(raw.get("privacy"))
+    config = cfg if cfg is not None else RecipeConfig.model_construct(name=str(raw.get("name") or "recipe"), description="", seed=0,
+                                                                       privacy=privacy, steps=raw_steps)
+    loaded = LoadedRecipe(config=config, steps=steps, raw=raw, path=path, base_dir=base_dir, names=names)
+    # dataset wiring: every input must be produced by an earlier step (checked even when other fields are invalid)
+    produced: set[str] = set()
+    for i, st, ins_list, outs in entries:
+        stype = st.config.type if st is not None else raw_steps[i].get("type")
+        if st is not None:
             st.recipe = loaded
-            for d in ins_list:
-                if d not in produced:
-                    problems.append((f"steps.{i}({st.config.type}).input", f"dataset '{d}' is not produced by an earlier step; produced so far: {', '.join(sorted(produced)) or '(none)'}"))
-            produced.update(outs)
-        if check_resources:
-            for i, st in enumerate(steps):
+            for o in outs[1:]:
+                try:
+                    check_name(o, "a dataset name")
+                except ValueError as e:
+                    problems.append((f"steps.{i}({stype})", f"extra output '{o}': {e}"))
+        for d in ins_list:
+            if d not in produced:
+                problems.append((f"steps.{i}({stype}).input", f"dataset '{d}' is not produced by an earlier step; produced so far: {', '.join(sorted(produced)) or '(none)'}"))
+        produced.update(outs)
+    if check_resources:
+        for i, st, _, _ in entries:
+            if st is not None:
                 for loc, msg in st.check(loaded):
                     problems.append((f"steps.{i}({st.config.type}).{loc}", msg))
     if problems:

@@ -12,7 +12,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..paths import check_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import StepContext
@@ -28,6 +30,18 @@ class StepConfig(BaseModel):
     name: str | None = Field(None, description="step id in the run dir (default: the type, numbered if repeated)")
     input: str | list[str] | None = Field(None, description="dataset(s) read; default: the previous step's output")
     output: str | None = Field(None, description="dataset written; default: the step name")
+
+    @field_validator("name", "output")
+    @classmethod
+    def _identifier(cls, v: str | None) -> str | None:
+        return None if v is None else check_name(v, "a step or dataset name")
+
+    @field_validator("input")
+    @classmethod
+    def _identifiers(cls, v: str | list[str] | None) -> str | list[str] | None:
+        for x in [v] if isinstance(v, str) else v or []:
+            check_name(x, "a dataset name")
+        return v
 
 
 @dataclass

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..audit.sign import verify_manifest
 from ..data.io import sha256_file
 from ..paths import home as medsynth_home
+from .rundir import MANIFEST_FILES
 
 __all__ = ["VerifyResult", "verify_run"]
 
@@ -22,9 +23,16 @@ class VerifyResult:
     key_source: str = ""
 
 
-def verify_run(run_dir: str | Path, home: str | Path | None = None, require_signature: bool = True) -> VerifyResult:
+def verify_run(run_dir: str | Path, home: str | Path | None = None, require_signature: bool = True,
+               trust: list[Path] | None = None) -> VerifyResult:
+    """Re-hash every file of ``run_dir`` against its manifest (every file must be listed, whatever its name, except the
+    manifest and its signature) and check the signature with the keys the user trusts (``trust``: extra public-key PEM
+    files for this call)."""
     run_dir = Path(run_dir)
     res = VerifyResult(ok=False)
+    if not run_dir.is_dir():
+        res.problems.append(f"{run_dir} is not a directory: give the folder of a medsynth run")
+        return res
     mpath = run_dir / "manifest.json"
     if not mpath.exists():
         res.problems.append("manifest.json is missing: this is not a finished medsynth run directory (or it was tampered with)")
@@ -32,12 +40,20 @@ def verify_run(run_dir: str | Path, home: str | Path | None = None, require_sign
     try:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
         files = manifest["files"]
-    except (ValueError, KeyError):
-        res.problems.append("manifest.json is not a valid medsynth manifest")
+        if not isinstance(files, dict) or not all(isinstance(m, dict) for m in files.values()):
+            raise ValueError
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        res.problems.append("manifest.json is not a valid medsynth manifest (no mapping `files` of path -> {sha256, size})")
         return res
+    if not files:
+        res.problems.append("manifest.json lists no files: a medsynth run always has some (it was emptied or tampered with)")
+    root = run_dir.resolve()
     for rel, meta in files.items():
         p = run_dir / rel
-        if not p.exists():
+        if not (run_dir / rel).resolve().is_relative_to(root) or Path(rel).is_absolute():
+            res.problems.append(f"manifest entry points outside the run directory: {rel}")
+            continue
+        if not p.is_file():
             res.problems.append(f"missing file: {rel}")
             continue
         res.checked += 1
@@ -46,7 +62,7 @@ def verify_run(run_dir: str | Path, home: str | Path | None = None, require_sign
     for p in sorted(run_dir.rglob("*")):
         if p.is_file():
             rel = p.relative_to(run_dir).as_posix()
-            if rel not in files and rel not in ("manifest.json", "manifest.sig", ".lock") and not rel.endswith(("-wal", "-shm")):
+            if rel not in files and rel not in MANIFEST_FILES:
                 res.problems.append(f"file not in the manifest: {rel}")
     sig = run_dir / "manifest.sig"
     if not sig.exists():
@@ -54,10 +70,13 @@ def verify_run(run_dir: str | Path, home: str | Path | None = None, require_sign
         if require_signature:
             res.problems.append("manifest.sig is missing: the run is not signed")
     else:
-        ok, source = verify_manifest(mpath, sig, Path(home) if home else medsynth_home())
+        try:
+            ok, source = verify_manifest(mpath, sig, Path(home) if home else medsynth_home(), trust)
+        except ValueError as e:  # a --trust file that is not a key
+            ok, source = False, str(e)
         res.signature = "valid" if ok else "invalid"
         res.key_source = source
         if not ok:
-            res.problems.append("the manifest's Ed25519 signature does not verify: manifest.json or manifest.sig was changed")
+            res.problems.append(f"signature not accepted: {source}")
     res.ok = not res.problems
     return res

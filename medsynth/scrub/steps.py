@@ -7,11 +7,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..data.records import Record
 from ..recipe.step import Step, StepConfig, StepPlan
 from ..registry import STEPS
+from .fields import FieldPolicy, apply_field_policy, hashed_id
 
 __all__ = ["ScrubStep", "load_phi_strings", "PHI_FILE"]
 
@@ -33,11 +34,21 @@ class ScrubConfig(StepConfig):
     mode: Literal["mask", "surrogate"] = Field("surrogate", description="mask: [NAME]; surrogate: consistent fake values, dates shifted per patient")
     group_by: str | None = Field(None, description="meta field naming the patient (consistent surrogates and date shift per patient); default: per record")
     min_phi_len: int = Field(3, ge=1, description="PHI strings shorter than this are not kept for the replay audit (too common to be evidence)")
+    keep_fields: list[str] = Field(default_factory=list, description="meta fields passed through unchanged: you assert they hold no PHI "
+                                                                     "(e.g. split, source, all_labels)")
+    scrub_fields: list[str] = Field(default_factory=list, description="meta fields of free text, de-identified like the text")
+    hash_ids: bool = Field(False, description="replace record ids by keyed hashes (when ids are MRNs or accession numbers)")
+
+    @model_validator(mode="after")
+    def _fields_once(self) -> ScrubConfig:
+        FieldPolicy.of(self.keep_fields, self.scrub_fields)  # raises if a field is in both lists
+        return self
 
 
 @STEPS.register("scrub")
 class ScrubStep(Step):
-    """Scrub PHI from text records; keeps ids and labels, records counts per PHI type."""
+    """Scrub PHI from text records and their meta fields (kept, scrubbed or dropped: never passed through unless named
+    in ``keep_fields``); keeps labels, records counts per PHI type and the names of dropped fields."""
 
     type = "scrub"
     Config = ScrubConfig
@@ -59,16 +70,22 @@ class ScrubStep(Step):
             for i in range(0, len(recs), 64):
                 results += scr.scrub_many(texts[i : i + 64], groups[i : i + 64])
                 bar.advance(min(64, len(recs) - i))
+        fields = apply_field_policy([r.meta for r in recs], groups, scr, FieldPolicy.of(c.keep_fields, c.scrub_fields), c.min_phi_len)
         out: list[Record] = []
-        counts: Counter[str] = Counter()
-        phi: set[tuple[str, str]] = set()
-        for r, res in zip(recs, results, strict=True):
+        counts: Counter[str] = Counter(fields.phi_spans)
+        phi: set[tuple[str, str]] = set(fields.phi_values)
+        for r, res, meta in zip(recs, results, fields.fields, strict=True):
             counts.update(res.counts())
             for s in res.spans:
                 if len(s.text) >= c.min_phi_len:
                     phi.add((s.label, s.text))
+            if c.hash_ids and len(r.id) >= c.min_phi_len:
+                phi.add(("ID", r.id))
             new = r.model_copy(deep=True)
             new.text = res.text
+            new.meta = meta
+            if c.hash_ids:
+                new.id = hashed_id(r.id, ctx.seed)
             new.spans = []  # offsets referred to the original text
             new.provenance.params = {**new.provenance.params, "scrubbed": c.mode}
             new.scores = {**new.scores, "phi_found": len(res.spans)}
@@ -79,5 +96,8 @@ class ScrubStep(Step):
         ctx.add_figure("records_scrubbed", len(out), f"records de-identified in '{c.mode}' mode")
         ctx.add_figure("phi_found", dict(counts), "PHI spans detected per type (Presidio + medsynth clinical recognizers); strings kept only in the run dir")
         ctx.add_figure("records_with_phi", sum(1 for r in out if r.scores["phi_found"]), "records with at least one detected PHI span")
+        ctx.add_figure("fields_dropped", dict(fields.dropped),
+                       "meta fields dropped (not in keep_fields or scrub_fields): records per field; their values joined the PHI list of the replay audit")
+        ctx.add_figure("fields_scrubbed", dict(fields.scrubbed), "meta fields de-identified like the text (scrub_fields): records per field")
         ctx.add_section("phi_counts", dict(counts))
         ctx.write_output(out)

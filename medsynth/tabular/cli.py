@@ -29,21 +29,48 @@ def impute_cmd(in_: Annotated[Path, typer.Option("--in", help="table (.csv or .p
         raise typer.BadParameter(f"use one of {', '.join(METHODS)}", param_hint="--method")
     if empty_columns not in ("error", "keep", "zero"):
         raise typer.BadParameter("use error, keep or zero", param_hint="--empty-columns")
+    from ..exceptions import DataFormatError
+    from ..paths import same_file
+    from .imputers import EmptyColumnsError
+    from .io import WRITABLE
+
     con = Console(stderr=True)
+    ext = out.suffix.lower()
+    if ext not in WRITABLE:
+        raise typer.BadParameter(f"cannot write '{out.suffix or 'no suffix'}' tables; name the output *.csv or *.parquet", param_hint="--out")
+    mpath = mask_out or out.with_name(out.stem + ".mask" + out.suffix)
+    outputs = {"--out": out, "--mask-out": mpath, **({"--std-out": std_out} if std_out else {})}
+    for opt, p in outputs.items():
+        if p.suffix.lower() not in WRITABLE:
+            raise typer.BadParameter(f"cannot write '{p.suffix or 'no suffix'}' tables; use *.csv or *.parquet", param_hint=opt)
+        if same_file(in_, p):
+            raise typer.BadParameter(f"{p} is the input table itself; write the result to another file (the input is never overwritten)", param_hint=opt)
+    paths = [p.resolve() for p in outputs.values()]
+    if len(set(paths)) < len(paths):
+        raise typer.BadParameter("the completed table, the mask and the spread must go to three different files", param_hint="--out/--mask-out/--std-out")
     df = read_table(in_)
+    if df.shape[0] == 0:
+        raise DataFormatError(f"{in_}: the table has a header but no rows; there is nothing to impute.")
+    if df.shape[1] == 0:
+        raise DataFormatError(f"{in_}: the table has no columns.")
     exclude = list(exclude or [])
     unknown = [c for c in exclude if c not in df.columns]
     if unknown:
         raise typer.BadParameter(f"not a column of {in_.name}: {', '.join(unknown)}", param_hint="--exclude")
     cols = [c for c in df.columns if c not in exclude]
     imp = Imputer(method=method, n_imputations=n_imputations, empty_columns=empty_columns, random_state=seed)
-    filled, spread = imp.fit_transform(df[cols], return_std=True)
+    if not cols:
+        raise typer.BadParameter("every column is excluded; leave at least one column to impute", param_hint="--exclude")
+    try:
+        filled, spread = imp.fit_transform(df[cols], return_std=True)
+    except EmptyColumnsError as e:
+        raise DataFormatError(f"{in_}: {len(e.columns)} column(s) have no observed value ({', '.join(e.columns[:10])}"
+                              f"{' …' if len(e.columns) > 10 else ''}), so nothing can be learned about them. Pass --exclude COLUMN to "
+                              "leave them out, or --empty-columns keep (left missing) / --empty-columns zero (filled with 0).") from None
     mask = imp.imputed_mask(df[cols])
     result = df.copy()
     result[cols] = filled
     write_table(result, out)
-    ext = out.suffix if out.suffix.lower() in (".csv", ".parquet", ".pq") else ".csv"
-    mpath = mask_out or out.with_name(out.stem + ".mask" + ext)
     import pandas as pd
 
     write_table(pd.DataFrame(mask, columns=cols), mpath)

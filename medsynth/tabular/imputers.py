@@ -48,12 +48,20 @@ from ..exceptions import DataFormatError
 from ..registry import IMPUTERS
 from .learners import LEARNERS
 
-__all__ = ["Imputer", "METHODS", "DEFAULT_LEARNERS"]
+__all__ = ["Imputer", "METHODS", "DEFAULT_LEARNERS", "EmptyColumnsError"]
 
 METHODS = ["auto", "select", "chained", "hgb", "mice", "missforest", "knn", "mean"]
 _ENGINE = ("auto", "select", "chained", "mean")
 #: the stack of ``method="auto"`` / ``"select"``
 DEFAULT_LEARNERS: tuple[str, ...] = ("linear", "extra_trees", "gaussian", "mean")
+
+
+class EmptyColumnsError(DataFormatError):
+    """Columns without any observed value (``columns``: their names); the message names the Python option."""
+
+    def __init__(self, message: str, columns: list[str]):
+        super().__init__(message)
+        self.columns = columns
 
 
 def _is_missing(v: Any) -> bool:
@@ -273,8 +281,8 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             names = [str(self.columns_[j]) if self._frame else str(j) for j in np.flatnonzero(empty)]
             what = f"column(s) {', '.join(names[:10])}" + (" …" if len(names) > 10 else "")
             if self.empty_columns == "error":
-                raise DataFormatError(f"{what} have no observed value, so nothing can be learned about them. Drop them, or set "
-                                      "Imputer(empty_columns='keep') to leave them missing or 'zero' to fill them with 0.")
+                raise EmptyColumnsError(f"{what} have no observed value, so nothing can be learned about them. Drop them, or set "
+                                        "Imputer(empty_columns='keep') to leave them missing or 'zero' to fill them with 0.", names)
             warnings.warn(f"{what} have no observed value: " + ("left missing" if self.empty_columns == "keep" else "filled with 0"), UserWarning, stacklevel=3)
         return empty
 

@@ -40,7 +40,7 @@ def read_table(path: str | Path) -> Any:
     if suffix not in (".csv", ".txt", ".tsv"):
         raise DataFormatError(f"{path}: unknown table format '{suffix}'; use .csv or .parquet.")
     try:
-        return pd.read_csv(path, encoding="utf-8", sep="\t" if suffix == ".tsv" else ",", low_memory=False)
+        return pd.read_csv(path, encoding="utf-8-sig", sep="\t" if suffix == ".tsv" else ",", low_memory=False)
     except UnicodeDecodeError:
         raise DataFormatError(f"{path}: not valid UTF-8. Re-encode the file as UTF-8.") from None
     except pd.errors.ParserError as e:
@@ -50,9 +50,23 @@ def read_table(path: str | Path) -> Any:
 
 
 def write_table(df: Any, path: str | Path, index: bool = False) -> Path:
-    """Write a DataFrame as CSV or parquet (by suffix)."""
+    """Write a DataFrame as CSV or parquet (by suffix; any other suffix is refused, never written as CSV text).
+    The file is written to a temporary name first and renamed, so a failure never leaves half a table."""
     path = Path(path)
+    if path.suffix.lower() not in WRITABLE:
+        raise DataFormatError(f"{path.name}: cannot write '{path.suffix or 'no suffix'}' tables; name the output *.csv or *.parquet.")
     path.parent.mkdir(parents=True, exist_ok=True)
+    final, path = path, path.with_name(f".{path.name}.partial{path.suffix}")
+    _write(df, path, index)
+    path.replace(final)
+    return final
+
+
+#: table formats medsynth writes (by suffix)
+WRITABLE = (".csv", ".parquet", ".pq")
+
+
+def _write(df: Any, path: Path, index: bool) -> None:
     if path.suffix.lower() in (".parquet", ".pq"):
         try:
             df.to_parquet(path, index=index)
@@ -60,7 +74,6 @@ def write_table(df: Any, path: str | Path, index: bool = False) -> Path:
             raise MissingDependencyError("pyarrow", purpose="writing parquet tables") from None
     else:
         df.to_csv(path, index=index)
-    return path
 
 
 def _registry(package: str) -> dict[str, str]:

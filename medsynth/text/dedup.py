@@ -33,6 +33,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..data.records import id_ref
+
 __all__ = ["Deduplicator", "DedupResult", "normalise", "shingles"]
 
 _PUNCT = re.compile(r"[^\w]+", re.UNICODE)
@@ -99,7 +101,7 @@ class Deduplicator:
     # -- core ------------------------------------------------------------------------------------------
     def _process(self, rid: str, text: str, mh: Any, insert: bool, count: bool = True) -> DedupResult:
         if rid in self._ids:
-            raise ValueError(f"record id '{rid}' was already added to this deduplicator; ids must be unique")
+            raise ValueError(f"record {id_ref(rid)} was already added to this deduplicator; ids must be unique")
         if count:
             self._counts["seen"] += 1
         d = self._digest(text) if self.exact else None

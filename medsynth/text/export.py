@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..data.records import Record, Relation, Span, invalid_spans
+from ..data.records import Record, Relation, Span, invalid_spans, id_ref
 from ..exceptions import DataFormatError
 
 __all__ = ["export_records", "to_bio", "read_conll", "read_conll_relations", "read_brat", "read_brat_docs", "read_spacy", "read_spacy_docs", "read_hf", "FORMATS", "BratDoc"]
@@ -36,7 +36,7 @@ def _tokens(text: str) -> list[tuple[int, int]]:
 def _check(records: list[Record]) -> None:
     for r in records:
         if invalid_spans(r):
-            raise DataFormatError(f"record {r.id}: {len(invalid_spans(r))} span(s) do not match their text; refusing to export.")
+            raise DataFormatError(f"record {id_ref(r.id)}: {len(invalid_spans(r))} span(s) do not match their text; refusing to export.")
 
 
 def _safe_id(rid: str) -> None:

@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..data.records import Record
+from ..data.records import Record, id_ref
 from ..exceptions import DataFormatError
 
 __all__ = ["RowFeaturizer", "EmbedFeaturizer", "TokenFeaturizer", "ImageFeaturizer", "minilm_path", "load_image"]
@@ -49,7 +49,7 @@ class RowFeaturizer:
         bad: dict[str, int] = {}
         for r in records:
             if r.values is None:
-                raise DataFormatError(f"{what}: record {r.id} has no `values` (a table row is expected).")
+                raise DataFormatError(f"{what}: record {id_ref(r.id)} has no `values` (a table row is expected).")
             for k, v in r.values.items():
                 if v is None or (isinstance(v, float) and not math.isfinite(v)):
                     bad[k] = bad.get(k, 0) + 1
@@ -97,7 +97,7 @@ class RowFeaturizer:
             vals = r.values or {}
             for j, c in enumerate(self.numeric):
                 if c not in vals:
-                    raise DataFormatError(f"row {r.id} lacks column {c}; impute it first.")
+                    raise DataFormatError(f"row {id_ref(r.id)} lacks column {c}; impute it first.")
                 x = float(vals[c])
                 if self.bounds and c in self.bounds:
                     x = min(max(x, self.bounds[c][0]), self.bounds[c][1])
@@ -242,7 +242,7 @@ class ImageFeaturizer:
         out = []
         for r in records:
             if not r.image_path:
-                raise DataFormatError(f"record {r.id} has no image_path (an image record is expected).")
+                raise DataFormatError(f"record {id_ref(r.id)} has no image_path (an image record is expected).")
             p = Path(r.image_path)
             if not p.is_absolute() and self.root:
                 p = Path(self.root) / p

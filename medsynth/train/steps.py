@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..data.io import sha256_file
-from ..data.records import Record
+from ..data.records import Record, id_ref
 from ..recipe.step import Step, StepConfig, StepPlan
 from ..registry import STEPS
 from .classifiers import ClassifierConfig
@@ -307,7 +307,7 @@ class TrainStep(Step):
             bad = y is None or any(v is None or (isinstance(v, float) and not math.isfinite(v)) for v in vals.values())
             if bad:
                 if t.missing == "error":
-                    raise DataFormatError(f"table {t.name}: row {r.id} has missing cells; impute the table first or set missing: drop.")
+                    raise DataFormatError(f"table {t.name}: row {id_ref(r.id)} has missing cells; impute the table first or set missing: drop.")
                 ctx.quarantine(r, "missing cells (train step, tables.missing=drop)")
                 dropped += 1
                 continue

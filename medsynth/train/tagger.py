@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..data.records import Record, Span
+from ..data.records import Record, Span, id_ref
 from ..exceptions import DataFormatError
 
 __all__ = ["TaggerConfig", "Tagger", "fit_tagger", "words_and_tags", "tags_to_spans"]
@@ -41,7 +41,7 @@ def words_and_tags(record: Record) -> tuple[list[tuple[int, int]], list[str]]:
     tags = ["O"] * len(words)
     for sp in sorted(record.spans, key=lambda s: (s.start, -s.end)):
         if text[sp.start:sp.end] != sp.text and sp.text:
-            raise DataFormatError(f"record {record.id}: a span's offsets do not reproduce its text; repair or filter the record.")
+            raise DataFormatError(f"record {id_ref(record.id)}: a span's offsets do not reproduce its text; repair or filter the record.")
         inside = [i for i, (a, b) in enumerate(words) if a < sp.end and b > sp.start]
         if not inside or any(tags[i] != "O" for i in inside):
             continue

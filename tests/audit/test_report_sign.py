@@ -27,9 +27,17 @@ def test_sign_and_verify(tmp_path):
     m.write_text(json.dumps({"files": {}}))
     sign_manifest(m, tmp_path / "home")
     ok, src = verify_manifest(m, tmp_path / "manifest.sig", tmp_path / "home")
-    assert ok and "trusted key" in src
+    assert ok and src.startswith("this machine's key, SHA256:")
+    # another machine does not trust the key by default: a valid signature by an unknown key is a failure
     ok, src = verify_manifest(m, tmp_path / "manifest.sig", tmp_path / "otherhome")
-    assert ok and "embedded" in src
+    assert not ok and "do not trust" in src
+    pub = tmp_path / "home" / "keys" / "medsynth_ed25519.pub.pem"
+    ok, src = verify_manifest(m, tmp_path / "manifest.sig", tmp_path / "otherhome", trust=[pub])
+    assert ok and "--trust" in src
+    (tmp_path / "otherhome" / "keys" / "trusted").mkdir(parents=True)
+    shutil.copy(pub, tmp_path / "otherhome" / "keys" / "trusted" / "alice.pem")
+    ok, src = verify_manifest(m, tmp_path / "manifest.sig", tmp_path / "otherhome")
+    assert ok and "alice.pem" in src
     m.write_text(json.dumps({"files": {"x": 1}}))
     assert not verify_manifest(m, tmp_path / "manifest.sig", tmp_path / "home")[0]
     assert oct((tmp_path / "home" / "keys" / "medsynth_ed25519.pem").stat().st_mode)[-3:] == "600"

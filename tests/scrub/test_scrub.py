@@ -74,7 +74,13 @@ def test_cli_jsonl_spans_and_bad_lines(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(x) for x in out.read_text().splitlines()]
-    assert rows == [{"id": "a", "text": "MRN: [MRN], seen [DATE]", "ward": "3B"}]
+    assert rows == [{"id": "a", "text": "MRN: [MRN], seen [DATE]"}]  # 'ward' is dropped: not named in --keep-fields
+    err = " ".join(r.stderr.split())  # rich wraps lines
+    assert "dropped field(s)" in err and "ward (1 notes)" in err and "3B" not in err
+    r = subprocess.run([sys.executable, "-m", "medsynth.cli", "scrub", "--in", str(inp), "--out", str(out), "--format", "masked", "--skip-bad-lines",
+                        "--keep-fields", "ward"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(x) for x in out.read_text().splitlines()] == [{"id": "a", "text": "MRN: [MRN], seen [DATE]", "ward": "3B"}]
 
 
 def test_cli_non_utf8_clear_error(tmp_path):
@@ -200,7 +206,7 @@ def test_cli_txt_folder_non_utf8_and_skip(tmp_path):
     assert r.returncode == 2 and "b.txt" in r.stderr and "UTF-8" in r.stderr and "Okafor" not in r.stderr
     r = _cli("--in", d, "--out", out, "--skip-bad-lines")
     assert r.returncode == 0, r.stderr
-    assert "b.txt: skipped (not UTF-8)" in r.stderr and "1 skipped" in r.stderr
+    assert "b.txt: skipped (not UTF-8)" in r.stderr and "1 input record(s) skipped" in r.stderr
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert [x["id"] for x in rows] == ["a"] and "Alvarez" not in rows[0]["text"]
 
@@ -228,7 +234,9 @@ def test_cli_malformed_lines_all_reported_and_no_phi_in_messages(tmp_path):
                               json.dumps({"id": "d", "text": "fine"}), "[1, 2]"]) + "\n")
     out = tmp_path / "o.jsonl"
     r = _cli("--in", inp, "--out", out)
-    assert r.returncode == 2 and "line(s) 2, 5" in r.stderr and "Okafor" not in r.stderr and "1234567" not in r.stderr
+    # malformed lines and lines without text are reported together, in one pass
+    assert r.returncode == 2 and "line(s) 2, 5" in r.stderr and "without a string field 'text' at line(s) 3" in r.stderr
+    assert "Okafor" not in r.stderr and "1234567" not in r.stderr
     r = _cli("--in", inp, "--out", out, "--skip-bad-lines")
     assert r.returncode == 0
     assert "n.jsonl:3: no string field 'text' (skipped)" in r.stderr and "line(s) 2, 5" in r.stderr
@@ -241,4 +249,4 @@ def test_cli_oversized_document_clear_error(tmp_path):
     inp = tmp_path / "big.jsonl"
     inp.write_text(json.dumps({"id": "big", "text": "a" * (MAX_CHARS + 1)}) + "\n")
     r = _cli("--in", inp, "--out", tmp_path / "o.jsonl")
-    assert r.returncode == 2 and "note id big" in r.stderr and "Split the document" in r.stderr
+    assert r.returncode == 2 and "line 1" in r.stderr and "Split the document" in r.stderr and "big" not in r.stderr.replace("big.jsonl", "")

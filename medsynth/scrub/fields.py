@@ -1,0 +1,108 @@
+"""What scrubbing does with the fields a record carries besides its text.
+
+A note rarely travels alone: a CSV row or JSONL object has ``patient_name``, ``mrn``, ``dob`` columns; a record's
+``meta`` keeps whatever its source had. Nothing passes through untouched by default:
+
+* ``keep``  — passed unchanged. The user asserts these hold no PHI (``split``, ``source``, a label column…).
+* ``scrub`` — free text, de-identified like the note's text (strings and lists of strings; other values are dropped).
+* every other field is **dropped**, and its values join the private PHI list that the ``phi_replay`` audit searches
+  the synthetic output for (a dropped ``mrn`` must not reappear in a generated note either).
+
+Field *names* are reported (they are column headers, not data); values never are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["FieldPolicy", "FieldOutcome", "apply_field_policy", "hashed_id", "FIELD_PHI_LABEL"]
+
+#: label under which values of dropped fields are kept for the replay audit (a generic identifier)
+FIELD_PHI_LABEL = "ID"
+
+
+@dataclass(frozen=True)
+class FieldPolicy:
+    keep: frozenset[str] = frozenset()
+    scrub: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, keep: Iterable[str] | None = None, scrub: Iterable[str] | None = None) -> FieldPolicy:
+        k, s = frozenset(_split(keep)), frozenset(_split(scrub))
+        both = sorted(k & s)
+        if both:
+            raise ValueError(f"field(s) {', '.join(both)} are both kept and scrubbed: name each field in one list only")
+        return cls(k, s)
+
+
+def _split(items: Iterable[str] | None) -> list[str]:
+    """Accept repeated options and comma-separated lists alike."""
+    return [x.strip() for it in items or [] for x in str(it).split(",") if x.strip()]
+
+
+@dataclass
+class FieldOutcome:
+    """The fields of each record after the policy, and what happened (names and counts only)."""
+
+    fields: list[dict[str, Any]]
+    dropped: Counter[str] = field(default_factory=Counter)  # field name -> records where it was dropped
+    scrubbed: Counter[str] = field(default_factory=Counter)  # field name -> records where it was scrubbed
+    phi_spans: Counter[str] = field(default_factory=Counter)  # PHI label -> spans found in scrubbed fields
+    phi_values: set[tuple[str, str]] = field(default_factory=set)  # (label, string) private PHI for the replay audit
+
+
+def _strings(value: Any) -> list[str]:
+    """The text inside a field value (a scalar, or lists/dicts of scalars), for the replay audit's PHI list."""
+    if value is None or isinstance(value, bool):
+        return []
+    if isinstance(value, (str, int, float)):
+        return [str(value).strip()]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _strings(v)]
+    return [str(value)]
+
+
+def apply_field_policy(rows: list[dict[str, Any]], groups: list[str | None], scrubber: Any, policy: FieldPolicy,
+                       min_phi_len: int = 3) -> FieldOutcome:
+    """Apply ``policy`` to the extra fields of each record (``rows[i]``: field name -> value; without id and text),
+    scrubbing the ``scrub`` fields with ``scrubber`` (a :class:`~medsynth.scrub.engine.Scrubber`, same group as the
+    record's text so surrogates stay consistent)."""
+    res = FieldOutcome(fields=[{} for _ in rows])
+    jobs: list[tuple[int, str, int | None, str]] = []  # (row, field, list index or None, text)
+    for i, row in enumerate(rows):
+        for name, value in row.items():
+            if name in policy.keep:
+                res.fields[i][name] = value
+            elif name in policy.scrub and isinstance(value, str):
+                jobs.append((i, name, None, value))
+                res.scrubbed[name] += 1
+            elif name in policy.scrub and isinstance(value, list) and all(isinstance(v, str) for v in value):
+                res.fields[i][name] = list(value)
+                jobs += [(i, name, j, v) for j, v in enumerate(value)]
+                res.scrubbed[name] += 1
+            else:
+                res.dropped[name] += 1
+                res.phi_values.update((FIELD_PHI_LABEL, s) for s in _strings(value) if len(s) >= min_phi_len)
+    if jobs:
+        out = scrubber.scrub_many([t for *_, t in jobs], [groups[i] for i, *_ in jobs])
+        for (i, name, j, _), r in zip(jobs, out, strict=True):
+            if j is None:
+                res.fields[i][name] = r.text
+            else:
+                res.fields[i][name][j] = r.text
+            for s in r.spans:
+                res.phi_spans[s.label] += 1
+                if len(s.text) >= min_phi_len:
+                    res.phi_values.add((s.label, s.text))
+    return res
+
+
+def hashed_id(record_id: str, key: str | int) -> str:
+    """A stable pseudonymous id (keyed sha256, 16 hex digits): the same id and key always give the same value."""
+    return "h" + hashlib.sha256(f"{key}|{record_id}".encode()).hexdigest()[:16]
