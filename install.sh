@@ -36,6 +36,7 @@ if [[ ",$EXTRAS," == *",test,"* ]] && ! command -v chromium >/dev/null 2>&1; the
     echo "install.sh: install Debian's 'chromium' package to run the browser test of the HTML report" >&2
   fi
 fi
-# 6. convert the embedded models (SmolLM2, the default, and Gemma 3) once into the local cache (offline, sha256-checked)
+# 6. convert the embedded models (SmolLM2, the default, and Gemma 3) once into the local cache (offline, sha256-checked),
+#    and train the learned PHI tagger (MiniLM on synthetic notes, ≈ 13 min on 2 cores; skipped when a verified one is there)
 "$VENV/bin/medsynth" models prepare --all
 echo "medsynth installed in $VENV — try: $VENV/bin/medsynth env"

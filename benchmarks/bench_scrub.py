@@ -64,36 +64,71 @@ def _timed(scr, texts, repeats: int = 2):
     return spans, best
 
 
+def _sets(which: list[str], n: int) -> dict[str, list]:
+    from medsynth.scrub.corpus import make_training_notes
+    from medsynth.scrub.evalset import make_eval_set
+    from medsynth.scrub.heldout import make_test_notes
+
+    makers = {"dev_A": lambda: make_training_notes(n, seed=2000),  # the tagger's development set (tuning happens here only)
+              "test_B": lambda: make_test_notes(n, seed=7),  # the separately coded generator: its own genres, locales, pool partition
+              "val_templates": lambda: make_eval_set(n, "validation"),  # the rules' tuning templates: a second development set
+              "test_templates": lambda: make_eval_set(n, "test")}  # the rules' own held-out templates (issue 5)
+    return {k: makers[k]() for k in which}
+
+
+def _per_genre(notes, preds) -> dict[str, dict[str, float]]:
+    out = {}
+    for g in sorted({getattr(n, "genre", "") for n in notes}):
+        idx = [i for i, n in enumerate(notes) if getattr(n, "genre", "") == g]
+        sc = score([notes[i] for i in idx], [preds[i] for i in idx])
+        out[g or "all"] = {"notes": len(idx), "recall": sc["recall"], "docs_zero_leak": sc["docs_zero_leak"]}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=300)
-    ap.add_argument("--split", default="test", choices=["test", "validation"])
+    ap.add_argument("--n", type=int, default=400)
+    ap.add_argument("--sets", default="dev_A,test_B,test_templates")
+    ap.add_argument("--configs", default="rules,tagger,ensemble,presidio_default")
+    ap.add_argument("--tagger", default=None, help="tagger artifact (default: the installed one)")
+    ap.add_argument("--threshold", type=float, default=None, help="tagger operating point (default: the artifact's)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/scrub.json")
     a = ap.parse_args()
     import os
 
     from medsynth.scrub.engine import Scrubber
-    from medsynth.scrub.evalset import make_eval_set
+    from medsynth.scrub.tagger import PhiTagger, load_default_tagger
 
-    notes = make_eval_set(a.n, a.split)
-    texts = [n.text for n in notes]
-    res = {"split": a.split, "notes": len(notes), "mean_chars_per_note": round(sum(map(len, texts)) / len(texts)),
-           "gold_phi_spans": sum(len(n.spans) for n in notes), "hard_negatives": sum(len(n.negatives) for n in notes),
-           "cpus": os.cpu_count(), "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
-           "note": "shared machine (other engineers' jobs running): compare notes/s as ratios within this run; best of 2 runs each"}
-    for name, scr in [("medsynth", Scrubber(mode="spans")), ("presidio_default", Scrubber(mode="spans", presidio_defaults_only=True))]:
-        scr.analyze("warm up")
-        spans, dt = _timed(scr, texts)
-        res[name] = {**score(notes, [[(s.start, s.end, s.label) for s in sp] for sp in spans]), "notes_per_s": round(len(notes) / dt, 1)}
-    par = Scrubber(mode="spans", n_process=2)
-    spans2, dt2 = _timed(par, texts)
-    same = [[(s.start, s.end, s.label) for s in sp] for sp in spans2] == [[(s.start, s.end, s.label) for s in sp] for sp in Scrubber(mode="spans").analyze_many(texts)]
-    res["medsynth_n_process_2"] = {"notes_per_s": round(len(notes) / dt2, 1), "identical_spans": same}
-    res["throughput_ratio_medsynth_vs_presidio_default"] = round(res["medsynth"]["notes_per_s"] / res["presidio_default"]["notes_per_s"], 2)
+    tagger = PhiTagger.load(a.tagger) if a.tagger else load_default_tagger()
+    configs = {"rules": lambda: Scrubber(mode="spans", tagger="off"),
+               "tagger": lambda: None,
+               "ensemble": lambda: Scrubber(mode="spans", tagger=tagger, tagger_threshold=a.threshold),
+               "presidio_default": lambda: Scrubber(mode="spans", presidio_defaults_only=True, tagger="off")}
+    res = {"cpus": os.cpu_count(), "load_avg_at_start": [round(x, 2) for x in os.getloadavg()], "tagger": {k: v for k, v in tagger.meta.items() if k != "files"},
+           "threshold": a.threshold if a.threshold is not None else tagger.threshold,
+           "how": "token-level (\\w+ tokens): a token is PHI if it overlaps a gold span, detected if it overlaps a predicted span; "
+                  "notes/s best of 2 runs in this process; docs_zero_leak = share of notes with no PHI token missed", "sets": {}}
+    for set_name, notes in _sets(a.sets.split(","), a.n).items():
+        texts = [n.text for n in notes]
+        row = {"notes": len(notes), "mean_chars_per_note": round(sum(map(len, texts)) / len(texts)), "gold_phi_spans": sum(len(n.spans) for n in notes),
+               "hard_negatives": sum(len(n.negatives) for n in notes)}
+        for cname in a.configs.split(","):
+            if cname == "tagger":
+                t0 = time.perf_counter()
+                sp = tagger.predict(texts, threshold=a.threshold)
+                dt = time.perf_counter() - t0
+                preds = [[(x.start, x.end, x.label) for x in s] for s in sp]
+            else:
+                scr = configs[cname]()
+                scr.analyze("warm up")
+                spans, dt = _timed(scr, texts)
+                preds = [[(x.start, x.end, x.label) for x in s] for s in spans]
+            row[cname] = {**score(notes, preds), "notes_per_s": round(len(notes) / dt, 1), "per_genre": _per_genre(notes, preds)}
+            print(set_name, cname, {k: v for k, v in row[cname].items() if k not in ("per_genre", "per_type_recall")}, row[cname]["per_type_recall"], flush=True)
+        res["sets"][set_name] = row
     res["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=2))
-    print(json.dumps(res, indent=2))
 
 
 if __name__ == "__main__":

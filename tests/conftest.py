@@ -10,9 +10,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture
 def medsynth_home(tmp_path, monkeypatch):
-    """An isolated MEDSYNTH_HOME (keys, caches, budget ledger) for one test."""
-    home = tmp_path / "home"
-    home.mkdir()
+    """An isolated MEDSYNTH_HOME (keys, caches, budget ledger) for one test; the installed models and PHI tagger are
+    visible through a symlink."""
+    from tests.helpers import isolated_home
+
+    home = isolated_home(tmp_path / "home")
     monkeypatch.setenv("MEDSYNTH_HOME", str(home))
     return home
 

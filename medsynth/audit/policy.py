@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -12,15 +12,27 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..exceptions import RecipeError
 from ..registry import AUDITS
 
-__all__ = ["Policy", "load_policy", "DEFAULT_POLICY_PATH"]
+__all__ = ["Policy", "ScrubPolicy", "load_policy", "DEFAULT_POLICY_PATH"]
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parents[2] / "privacy" / "policy.yaml"
+
+
+class ScrubPolicy(BaseModel):
+    """How PHI is found before anything reaches a model (the ``scrub`` step and ``medsynth scrub``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    tagger: Literal["required", "optional", "off"] = Field(
+        "required", description="the learned PHI tagger ensembled with the rules: required (missing or corrupt = error), optional "
+                                "(rules only when it is not installed, and the report says so), off (rules only)")
+    tagger_threshold: float | None = Field(None, gt=0.0, lt=1.0, description="the tagger's operating point: a token is PHI when "
+                                                                             "1 - P(not PHI) reaches it; default: the artifact's, chosen on development notes")
 
 
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: int = 1
     description: str = ""
+    scrub: ScrubPolicy = Field(default_factory=ScrubPolicy)
     clean_flag_budget: float = Field(0.01, gt=0, lt=0.5, description="share of real new patients' records the whole gate may quarantine; split among the holdout-calibrated audits that run (Bonferroni, by their budget_weight), each with a split-conformal threshold")
     audits: dict[str, Any] = Field(default_factory=dict)
 

@@ -28,11 +28,20 @@ def _bad(msg: str) -> None:
     raise typer.Exit(2)
 
 
-def _none_yet() -> None:
+def _existing_ledger(name: str | None, as_json: bool):  # noqa: ANN202
+    """The ledger for a read-only command, or None after saying there is none yet (an unknown NAME is an error)."""
     from .ledger import default_ledger_path
 
-    out.print(f"no privacy budgets yet ({default_ledger_path()} does not exist); create one with "
-              "`medsynth budget create NAME --epsilon E --delta D`", highlight=False)
+    led = _ledger(create=False)
+    if led is None and name:
+        _bad(f"no privacy budget named '{name}' (this MEDSYNTH_HOME has none yet); create it with `medsynth budget create {name} --epsilon E --delta D`.")
+    if led is None:
+        if as_json:
+            out.print_json("[]")
+        else:
+            out.print(f"no privacy budgets yet ({default_ledger_path()} does not exist); create one with "
+                      "`medsynth budget create NAME --epsilon E --delta D`", highlight=False)
+    return led
 
 
 @budget_app.command("create")
@@ -57,14 +66,8 @@ def create(name: Annotated[str, typer.Argument(help="budget name, e.g. the data 
 def show(name: Annotated[str | None, typer.Argument(help="one budget (default: all)")] = None,
          as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Totals, spent and left of each budget."""
-    led = _ledger(create=False)
-    if led is None and name:
-        _bad(f"no privacy budget named '{name}' (this MEDSYNTH_HOME has none yet); create it with `medsynth budget create {name} --epsilon E --delta D`.")
+    led = _existing_ledger(name, as_json)
     if led is None:
-        if as_json:
-            out.print_json("[]")
-        else:
-            _none_yet()
         return
     bs = [led.get(name)] if name else led.budgets()
     if as_json:
@@ -84,14 +87,8 @@ def show(name: Annotated[str | None, typer.Argument(help="one budget (default: a
 def history(name: Annotated[str | None, typer.Argument(help="one budget (default: all)")] = None,
             as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every debit: when, how much, which run and step, accountant, and what became of it."""
-    led = _ledger(create=False)
-    if led is None and name:
-        _bad(f"no privacy budget named '{name}' (this MEDSYNTH_HOME has none yet); create it with `medsynth budget create {name} --epsilon E --delta D`.")
+    led = _existing_ledger(name, as_json)
     if led is None:
-        if as_json:
-            out.print_json("[]")
-        else:
-            _none_yet()
         return
     rows = led.history(name)
     if as_json:

@@ -108,7 +108,10 @@ def scrub_cmd(in_: Annotated[Path, typer.Option("--in", help="notes: .jsonl ({id
               scrub_fields: Annotated[list[str] | None, typer.Option("--scrub-fields", help="other fields of free text, de-identified like the text")] = None,
               hash_ids: Annotated[bool, typer.Option("--hash-ids", help="replace ids by keyed hashes (when ids are MRNs or accession numbers)")] = False,
               seed: Annotated[int, typer.Option("--seed")] = 0,
-              skip_bad_lines: Annotated[bool, typer.Option("--skip-bad-lines", help="process the rest when some input lines are malformed")] = False) -> None:
+              skip_bad_lines: Annotated[bool, typer.Option("--skip-bad-lines", help="process the rest when some input lines are malformed")] = False,
+              policy: Annotated[Path | None, typer.Option("--policy", help="privacy policy (its `scrub:` section; default privacy/policy.yaml)")] = None,
+              tagger: Annotated[str | None, typer.Option("--tagger", help="required | optional | off (default: the policy's)")] = None,
+              tagger_threshold: Annotated[float | None, typer.Option("--tagger-threshold", min=0.01, max=0.99, help="the learned tagger's operating point (default: the policy's, else the artifact's)")] = None) -> None:
     """De-identify clinical notes offline (Presidio + clinical recognizers). Every field besides id and text is dropped
     unless named in --keep-fields or --scrub-fields: nothing passes through unscrubbed."""
     from rich.console import Console
@@ -116,13 +119,13 @@ def scrub_cmd(in_: Annotated[Path, typer.Option("--in", help="notes: .jsonl ({id
     from ..exceptions import DataFormatError
     from ..paths import same_file
     from .engine import Scrubber
-    from .fields import FieldPolicy, apply_field_policy, hashed_id
+    from .fields import FieldPolicy, apply_field_policy, hashed_id, looks_non_english
 
     err = Console(stderr=True)
     if format_ not in ("spans", "masked", "surrogate"):
         raise typer.BadParameter("use spans, masked or surrogate", param_hint="--format")
     try:
-        policy = FieldPolicy.of(keep_fields, scrub_fields)
+        fpolicy = FieldPolicy.of(keep_fields, scrub_fields)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--keep-fields/--scrub-fields") from None
     if not in_.exists():
@@ -136,15 +139,26 @@ def scrub_cmd(in_: Annotated[Path, typer.Option("--in", help="notes: .jsonl ({id
     notes, warnings, skipped = read_notes(in_, text_column, skip_bad_lines)
     for w in warnings:
         err.print(f"[yellow]warning[/] {w}", markup=True, highlight=False)
+    if tagger is not None and tagger not in ("required", "optional", "off"):
+        raise typer.BadParameter("use required, optional or off", param_hint="--tagger")
     mode = {"spans": "spans", "masked": "mask", "surrogate": "surrogate"}[format_]
-    scr = Scrubber(mode=mode, seed=seed)  # type: ignore[arg-type]
+    from ..audit.policy import load_policy
+
+    sp = load_policy(policy).scrub
+    scr = Scrubber(mode=mode, seed=seed, tagger=tagger or sp.tagger, tagger_threshold=tagger_threshold or sp.tagger_threshold)  # type: ignore[arg-type]
+    if scr.tagger_status != "used":
+        err.print(f"[yellow]warning[/] learned PHI tagger {scr.tagger_status}: lower recall on notes unlike the rules' own test templates", highlight=False)
     texts = [n["text"] for n in notes]
     groups = [str(n.get(group_by)) if group_by else str(n["id"]) for n in notes]
     results = []
     for i in range(0, len(texts), 64):
         results += scr.scrub_many(texts[i : i + 64], groups[i : i + 64])
+    foreign = [i for i, t in enumerate(texts) if looks_non_english(t)]
+    if foreign:
+        err.print(f"[yellow]warning[/] {len(foreign)} note(s) do not look like English (note #{', #'.join(str(i + 1) for i in foreign[:20])}"
+                  f"{' …' if len(foreign) > 20 else ''}): the recognizers and the tagger are built for English; review them by hand", highlight=False)
     extra = [{k: v for k, v in n.items() if k not in ("id", "text")} for n in notes]
-    fields = apply_field_policy(extra, groups, scr, policy)  # the same scrubber: surrogates consistent with the text
+    fields = apply_field_policy(extra, groups, scr, fpolicy)  # the same scrubber: surrogates consistent with the text
     out.parent.mkdir(parents=True, exist_ok=True)
     n_spans = 0
     tmp = out.with_name(f".{out.name}.partial")
@@ -160,5 +174,5 @@ def scrub_cmd(in_: Annotated[Path, typer.Option("--in", help="notes: .jsonl ({id
     if fields.dropped:
         err.print(f"[yellow]warning[/] dropped field(s) not named in --keep-fields or --scrub-fields: "
                   f"{', '.join(f'{k} ({v} notes)' for k, v in sorted(fields.dropped.items()))}", markup=True, highlight=False)
-    scrubbed_f = f", {sum(fields.phi_spans.values())} more in --scrub-fields" if policy.scrub else ""
+    scrubbed_f = f", {sum(fields.phi_spans.values())} more in --scrub-fields" if fpolicy.scrub else ""
     err.print(f"scrubbed {len(notes)} notes ({n_spans} PHI spans{scrubbed_f}; {skipped} input record(s) skipped) → {out}", highlight=False)

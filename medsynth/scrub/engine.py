@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..exceptions import MissingDependencyError
-from .recognizers import CLINICAL_PATTERNS, DATE_PATTERNS, EPONYMS, NON_PHI_WORDS, PatternSpec, is_time_or_duration
+from .recognizers import CLINICAL_PATTERNS, DATE_PATTERNS, EPONYM_SURNAMES, EPONYMS, NON_PHI_WORDS, PatternSpec, is_time_or_duration
 
 __all__ = ["PhiSpan", "ScrubResult", "Scrubber", "SPACY_MODEL", "LABELS"]
 
@@ -30,7 +31,9 @@ LABELS = ["NAME", "DATE", "AGE_OVER_89", "PHONE", "FAX", "EMAIL", "SSN", "MRN", 
 _PRIORITY = {lab: i for i, lab in enumerate(["MRN", "ACCOUNT", "HEALTH_PLAN", "SSN", "LICENSE", "DEVICE_ID", "VEHICLE_ID", "EMAIL", "URL",
                                               "IP_ADDRESS", "FAX", "PHONE", "ID", "ADDRESS", "ZIP", "AGE_OVER_89", "DATE", "HOSPITAL", "NAME", "LOCATION"])}
 _EPONYM_CONTEXT = re.compile(r"^\s*(?:'s\s+)?(?:disease|syndrome|sign|catheter|tube|test|score|scale|classification|maneuver|position|"
-                             r"lines?|reflex|palsy|lymphoma|esophagus|phenomenon|murmur|criteria|procedure|operation|drain|stain|repair|fracture)\b", re.I)
+                             r"lines?|reflex|palsy|lymphoma|esophagus|phenomenon|murmur|criteria|procedure|operation|drain|stain|repair|fracture|"
+                             r"cyst|foot|coma|monitor|ultrasound|smear|angina|dementia|nodules?|tumou?r|sarcoma|ulcer|triad|class|"
+                             r"deformity|contracture|arthropathy|node|law|regression|curve|equation|formula|cell|body|bodies)\b", re.I)
 _DATES = [re.compile(p, re.I) for p in DATE_PATTERNS]
 _SPLIT = re.compile(r"[\s,]+")
 _DOSE_AFTER = re.compile(r"^\s*\d+(?:\.\d+)?\s*(?:mg|g|mcg|ug|units?|u|ml|mL|meq|mEq|mmol|%|mg/kg|puffs?|tabs?)\b", re.I)
@@ -189,7 +192,125 @@ _WORKER: Any = None
 
 def _worker_analyze(args: tuple[list[str], int]) -> list[list[Any]]:
     texts, batch_size = args
-    return _WORKER._analyze_serial(texts, batch_size)
+    return _WORKER._raw_serial(texts, batch_size)
+
+
+_CONTACT_KIND = [(re.compile(r"@"), "EMAIL"), (re.compile(r"^(?:https?://|www\.)|\.(?:com|org|net|health)\b", re.I), "URL"),
+                 (re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$|^[0-9a-f]{1,4}(?::[0-9a-f]{0,4}){4,7}$", re.I), "IP_ADDRESS")]
+_TAG_TO_LABEL = {"NAME": "NAME", "DATE": "DATE", "AGE": "AGE_OVER_89", "ID": "ID", "ORG": "HOSPITAL"}
+
+
+_NUMERIC = re.compile(r"[\d.,/:]+[A-Za-z%°]{0,3}")
+_VITAL_BEFORE = re.compile(r"(?:\b(?:T|Temp|temperature|RR|HR|BP|SpO2|O2|sats?|pulse|Wt|weight|Ht|height|Hgb|Hb|Hct|K|Na|Cr|INR|EF|A1c|"
+                           r"HbA1c|PSA|BMI|MMSE|MoCA|GCS|NIHSS|score|grade|stage|class|pain|level|dose)\b\.?\s*[:=]?\s*)$", re.I)
+_UNIT_AFTER = re.compile(r"\s*(?:mg|g|mcg|ug|ml|mL|L|units?|meq|mEq|mmol|mmHg|kg|lbs?|bpm|/min|cm|mm|%|°[CF]?|puffs?|tabs?|hours?|hrs?|days?|"
+                         r"weeks?|wks?|min|mins|mg/kg|mg/dL|ng/mL|ng/L|g/dL)\b", re.I)
+_SCHEDULE = re.compile(r"q\d{1,2}h|[qb]id|tid|qhs|prn|\d+x", re.I)
+
+
+def _clinical_number(lab: str, s: str, text: str, a: int, b: int) -> bool:
+    """A tagger span that is a clinical number, not an identifier, date or age: a value after a vital/lab/score keyword
+    ("T 99.9F", "RR 21", "MMSE 25/30"), a dose or measurement followed by its unit ("4.5 g"), a schedule ("q12h"), or a
+    bare clock time ("0400", "2345"; not a year 1900-2099)."""
+    st = s.strip()
+    if lab == "CONTACT" or not st:
+        return False
+    if _SCHEDULE.fullmatch(st):
+        return True
+    if not _NUMERIC.fullmatch(st):
+        return False
+    m = _HHMM.fullmatch(st)
+    if m and not 1900 <= int(m.group(1) + m.group(2)) <= 2099:
+        return True
+    if lab in ("AGE_OVER_89",) and not any(ch in st for ch in "./:"):
+        return bool(_VITAL_BEFORE.search(text[max(0, a - 16):a]) and not re.search(r"\baged?\s*$", text[max(0, a - 8):a], re.I))
+    return bool(_VITAL_BEFORE.search(text[max(0, a - 16):a]) or (_UNIT_AFTER.match(text[b:]) and not _HHMM.fullmatch(st)))
+
+
+def _tagger_false_positive(lab: str, s: str, text: str, b: int) -> bool:
+    """The rules' precision guard applied to a tagger span: eponyms in their clinical context ("Baker's cyst",
+    "Glasgow Coma Scale"), drug, lab and label words, a drug followed by a dose, times and durations. Unlike the NER's
+    heuristics it does not ask for capitals or forbid digits (the tagger finds lower-case names and addresses)."""
+    if _PLACEHOLDER.fullmatch(s.strip()):
+        return True  # already redacted upstream ("XXXX", "[**Name**]", "___")
+    if _clinical_number(lab, s, text, b - len(s), b):
+        return True
+    if lab in ("NAME", "LOCATION", "HOSPITAL"):
+        low = s.lower().strip(".")
+        words = [w.strip("'.").removesuffix("'s") for w in _SPLIT.split(low) if w.strip("'.")]
+        if not words or all(w in NON_PHI_WORDS for w in words):
+            return True
+        # an eponym is a name only outside its clinical phrase: "Baker's cyst" is not PHI, "Mr. Baker" is. The phrase
+        # may continue with another eponym or a letter first ("Swan-Ganz catheter", "Kerley B lines")
+        if lab != "HOSPITAL" and all(w in EPONYMS or w in EPONYM_SURNAMES for w in words):
+            rest = text[b:]
+            skip = _EPONYM_BRIDGE.match(rest)
+            if _EPONYM_CONTEXT.match(rest[skip.end():] if skip else rest):
+                return True
+        if lab == "NAME" and len(words) == 1 and _DOSE_AFTER.match(text[b:]):
+            return True
+    if lab == "DATE":
+        st = s.strip()
+        if is_time_or_duration(st):
+            return True
+        m = _HHMM.fullmatch(st)
+        if m and (not 1900 <= int(m.group(1) + m.group(2)) <= 2099 or _AT_BEFORE.search(text[max(0, b - len(s) - 6): b - len(s)])):
+            return True  # 0930, 2300h: a clock time (a year 19xx/20xx only counts as a time after "at")
+    return False
+
+
+_EPONYM_BRIDGE = re.compile(r"(?:'s)?(?:[-/][A-Za-z]+|\s+[A-Z]\b)")
+_PLACEHOLDER = re.compile(r"(?:[Xx]{2,}|\[\*\*[^\]]*\*\*\]|_{2,}|\*{2,}|#{2,})(?:[\s,./-]+(?:[Xx]{2,}|_{2,}|\*{2,}))*")
+_TRAILING_TIME = re.compile(r"(?:,?\s*(?:at|@)\s*\d{1,2}(?::?\d{2})?\s*(?:h|hrs?|[ap]\.?m?\.?)?|\s+\d{1,2}:\d{2}(?:\s*[ap]\.?m\.?)?|"
+                            r"\s+(?:[01]\d|2[0-3])[0-5]\d\s?(?:h|hrs?)|\s+\d{1,2}\s?[ap]\.?m?\.?)$", re.I)
+_YEARISH = re.compile(r"(?:19|20)\d{2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2}")
+
+
+def _trim_time(span: PhiSpan, text: str) -> PhiSpan:
+    """A date span without the clock time written after it ("26/12/1952 2005h" → "26/12/1952"): a time is not PHI."""
+    m = _TRAILING_TIME.search(span.text)
+    if m is None:
+        bare = re.search(r"\s+(?:[01]\d|2[0-3])[0-5]\d$", span.text)  # "7 November 1979 2310": a 4-digit time after a full date
+        m = bare if bare and _YEARISH.search(span.text[:bare.start()]) else None
+    if m is None or m.start() == 0:
+        return span
+    end = span.start + m.start()
+    return PhiSpan(span.start, end, span.label, text[span.start:end], span.score)
+
+
+_HHMM = re.compile(r"([01]\d|2[0-3])([0-5]\d)\s?(?:h|hrs?|hours)?", re.I)
+_AT_BEFORE = re.compile(r"(?:\bat|@|\btime:?)\s*$", re.I)
+
+
+def _tagger_label(s: str, tag: str) -> str:
+    """medsynth's label for a tagger span (the tagger's labels are coarse groups)."""
+    if tag == "CONTACT":
+        return next((lab for rx, lab in _CONTACT_KIND if rx.search(s)), "PHONE")
+    if tag == "LOCATION":
+        return "ADDRESS" if any(ch.isdigit() for ch in s) and any(ch.isalpha() for ch in s) else "ZIP" if s.replace("-", "").isdigit() else "LOCATION"
+    return _TAG_TO_LABEL.get(tag, "ID")
+
+
+def _resolve_tagger(tagger: Any) -> tuple[Any, str]:
+    """(tagger or None, status) for the ``tagger`` argument of :class:`Scrubber`."""
+    from .tagger import PhiTagger, load_default_tagger
+
+    if tagger is None or tagger == "off":
+        return None, "off"
+    if isinstance(tagger, PhiTagger):
+        return tagger, "used"
+    if tagger == "required":
+        return load_default_tagger(), "used"
+    if tagger == "optional":
+        from ..exceptions import MedsynthError
+
+        try:
+            return load_default_tagger(), "used"
+        except MedsynthError:
+            return None, "not installed: rules only (policy allows it)"
+    if isinstance(tagger, (str, Path)):
+        return PhiTagger.load(tagger), "used"
+    raise ValueError(f"tagger must be 'required', 'optional', 'off', a PhiTagger or a path, not {tagger!r}")
 
 
 class Scrubber:
@@ -200,7 +321,13 @@ class Scrubber:
     """
 
     def __init__(self, mode: Mode = "mask", seed: int = 0, score_threshold: float = 0.4, presidio_defaults_only: bool = False,
-                 date_shift_days: tuple[int, int] = (-365, -30), n_process: int = 1):
+                 date_shift_days: tuple[int, int] = (-365, -30), n_process: int = 1, tagger: Any = "off",
+                 tagger_threshold: float | None = None):
+        """``tagger``: the learned PHI tagger ensembled with the rules (union of spans, the rules' suppression list as a
+        precision guard): ``"required"`` (the installed artifact; missing or corrupt is an error naming the fix),
+        ``"optional"`` (used when installed; :attr:`tagger_status` says when it was not), ``"off"`` (rules only),
+        a :class:`~medsynth.scrub.tagger.PhiTagger`, or the path of an artifact. ``tagger_threshold``: the
+        operating point (a token is PHI when 1 − P(O) reaches it; default: the artifact's, chosen on development notes)."""
         self.mode = mode
         self.seed = seed
         self.threshold = score_threshold
@@ -208,6 +335,8 @@ class Scrubber:
         self.date_shift_days = date_shift_days
         self.n_process = n_process
         self._surrogates: dict[tuple[str, str, str], str] = {}
+        self.tagger, self.tagger_status = _resolve_tagger(tagger)
+        self.tagger_threshold = tagger_threshold
 
     # -- analysis --------------------------------------------------------------------------------------
     def analyze(self, text: str) -> list[PhiSpan]:
@@ -231,12 +360,21 @@ class Scrubber:
             k = self.n_process
             size = -(-len(texts) // k)
             chunks = [(texts[i : i + size], batch_size) for i in range(0, len(texts), size)]
-            with mp.get_context("fork").Pool(k) as pool:
+            with mp.get_context("fork").Pool(k) as pool:  # the rules in forked workers; the tagger (torch) stays here
                 parts = pool.map(_worker_analyze, chunks)
-            return [sp for part in parts for sp in part]
-        return self._analyze_serial(texts, batch_size)
+            raw = [r for part in parts for r in part]
+        else:
+            raw = self._raw_serial(texts, batch_size)
+        if self.tagger is not None:
+            for i, spans in enumerate(self.tagger.predict(texts, threshold=self.tagger_threshold)):
+                raw[i] += [(_tagger_label(texts[i][s.start:s.end], s.label), s.start, s.end, 1.0, "tagger") for s in spans]
+        return [self._postprocess(t, raw[i]) for i, t in enumerate(texts)]
 
     def _analyze_serial(self, texts: list[str], batch_size: int) -> list[list[PhiSpan]]:
+        return [self._postprocess(t, r) for t, r in zip(texts, self._raw_serial(texts, batch_size), strict=True)]
+
+    def _raw_serial(self, texts: list[str], batch_size: int) -> list[list[Any]]:
+        """Candidate detections ``(entity, start, end, score, source)`` of the NER and the regex recognizers."""
         eng = _engine(self.defaults_only)
         # long documents go through the statistical NER in windows (spaCy refuses > 1,000,000 characters and its
         # cost grows with length); the regex recognizers always see the whole text
@@ -254,11 +392,16 @@ class Scrubber:
         if not self.defaults_only:
             for i in results:
                 results[i] += _pattern_results(texts[i])
-        return [self._postprocess(t, results.get(i, [])) for i, t in enumerate(texts)]
+        return [results.get(i, []) for i in range(len(texts))]
 
-    def _postprocess(self, text: str, results: list[tuple[str, int, int, float, bool]]) -> list[PhiSpan]:
+    def _postprocess(self, text: str, results: list[tuple[str, int, int, float, Any]]) -> list[PhiSpan]:
         cands: list[PhiSpan] = []
-        for ent, a, b, score, from_pattern in results:
+        for ent, a, b, score, source in results:
+            from_pattern = source is True or source == "tagger"  # the capitalisation heuristics are for the NER only
+            if source == "tagger":
+                if not _tagger_false_positive(ent, text[a:b], text, b):
+                    cands.append(PhiSpan(a, b, ent, text[a:b], score))
+                continue
             if score < self.threshold:
                 continue
             lab = ent if ent in LABELS else _PRESIDIO_MAP.get(ent)
@@ -279,14 +422,28 @@ class Scrubber:
             if not self.defaults_only and self._suppress(lab, s, text, a, b, from_pattern):
                 continue
             cands.append(PhiSpan(a, b, lab, s, score))
-        # resolve overlaps: longer first, then by label priority
+        cands = [_trim_time(c, text) if c.label == "DATE" else c for c in cands]
+        # resolve overlaps: longer first, then by label priority; a partial overlap is merged into the union (recall
+        # first: no part of either detection is left unmasked), labelled by the longer one
         cands.sort(key=lambda s: (-(s.end - s.start), _PRIORITY.get(s.label, 99), s.start))
         kept: list[PhiSpan] = []
         for c in cands:
-            if any(c.start < k.end and k.start < c.end for k in kept):
-                continue
-            kept.append(c)
-        return sorted(kept, key=lambda s: s.start)
+            hit = next((i for i, k in enumerate(kept) if c.start < k.end and k.start < c.end), None)
+            if hit is None:
+                kept.append(c)
+            elif c.start < kept[hit].start or c.end > kept[hit].end:
+                k = kept[hit]
+                a, b = min(k.start, c.start), max(k.end, c.end)
+                kept[hit] = PhiSpan(a, b, k.label, text[a:b], max(k.score, c.score))
+        kept.sort(key=lambda s: s.start)
+        merged: list[PhiSpan] = []
+        for k in kept:  # a union may now touch a neighbour
+            if merged and k.start < merged[-1].end:
+                m = merged[-1]
+                merged[-1] = PhiSpan(m.start, max(m.end, k.end), m.label, text[m.start:max(m.end, k.end)], max(m.score, k.score))
+            else:
+                merged.append(k)
+        return merged
 
     @staticmethod
     def _suppress(lab: str, s: str, text: str, a: int, b: int, from_pattern: bool = False) -> bool:

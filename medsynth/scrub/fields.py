@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FieldPolicy", "FieldOutcome", "apply_field_policy", "hashed_id", "FIELD_PHI_LABEL"]
+__all__ = ["FieldPolicy", "FieldOutcome", "apply_field_policy", "hashed_id", "FIELD_PHI_LABEL", "looks_non_english"]
 
 #: label under which values of dropped fields are kept for the replay audit (a generic identifier)
 FIELD_PHI_LABEL = "ID"
@@ -106,3 +106,32 @@ def apply_field_policy(rows: list[dict[str, Any]], groups: list[str | None], scr
 def hashed_id(record_id: str, key: str | int) -> str:
     """A stable pseudonymous id (keyed sha256, 16 hex digits): the same id and key always give the same value."""
     return "h" + hashlib.sha256(f"{key}|{record_id}".encode()).hexdigest()[:16]
+
+
+_EN_STOP = frozenset("the a an and or of to in on at for with without is was are were be been has have had no not this that his her he she "
+                     "patient pt by from as but if then there it its which who will would should can may per".split())
+
+
+def looks_non_english(text: str) -> bool:
+    """True for a note that is probably not English: mostly non-Latin letters, or (20+ words) almost none of the
+    commonest English function words. The scrubber's recognizers, NER and tagger are built for English, so such notes
+    are *reported* (by position, never content) for review, not silently trusted."""
+    letters = [ch for ch in text if ch.isalpha()]
+    if not letters:
+        return False
+    if sum(1 for ch in letters if ord(ch) > 0x24F) > 0.3 * len(letters):
+        return True
+    words = [w.lower() for w in text.split() if w.isalpha()]
+    en, other = sum(w in _EN_STOP for w in words), sum(w in _OTHER_STOP for w in words)
+    if len(words) >= 8 and other >= 3 and other > 1.5 * en:
+        return True  # French, German, Spanish, Italian, Portuguese, Dutch function words outnumber English ones
+    return len(words) >= 20 and en < 0.04 * len(words)
+
+
+#: frequent function words of other languages written in Latin script (none of them an English word)
+_OTHER_STOP = frozenset("le la les des du une et est pour par sur avec dans sans il elle qui que pas plus depuis "  # fr
+                        "der die das und ist nicht mit für auf ein eine dem den des von zu bei nach seit wurde "  # de
+                        "el los las del y es por con sin una unos para que se su fue desde "  # es
+                        "il lo gli della delle di e è per con senza una che non nel sono "  # it
+                        "o os da do das dos em um uma com sem não foi pelo pela "  # pt
+                        "de het een en van met niet voor op bij werd zijn".split()) - _EN_STOP

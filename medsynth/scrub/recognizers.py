@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["PatternSpec", "CLINICAL_PATTERNS", "EPONYMS", "NON_PHI_WORDS", "DATE_PATTERNS", "is_time_or_duration"]
+__all__ = ["PatternSpec", "CLINICAL_PATTERNS", "EPONYMS", "EPONYM_SURNAMES", "NON_PHI_WORDS", "DATE_PATTERNS", "is_time_or_duration"]
 
 _MONTHS = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|Jun(?:e)?|Jul(?:y)?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
 
@@ -116,8 +116,25 @@ EPONYMS = {
     "dandy", "walker", "paget", "paget's", "osler", "virchow", "schatzki", "zenker", "zenker's", "meckel", "hirschsprung", "tetralogy", "fallot",
     "ebstein", "kawasaki", "takayasu", "wegener", "mallory", "weiss", "hickman", "port-a-cath", "picc", "jackson", "pratt", "jackson-pratt",
     "levin", "salem", "minnesota", "sengstaken", "blakemore", "ace", "tylenol", "coumadin", "lasix", "xxxx", "ct", "mri", "ekg", "ecg",
+    # more clinical eponyms (signs, fractures, tumours, scores): a name only outside their clinical phrase
+    "charcot", "kernig", "brudzinski", "colles", "bankart", "lisfranc", "dupuytren", "quervain", "tinel", "phalen", "lachman", "mcmurray",
+    "trousseau", "chvostek", "lhermitte", "prinzmetal", "dressler", "libman", "krukenberg", "wilms", "burkitt", "merkel", "sternberg",
+    "auer", "korsakoff", "wernicke", "lyme", "wolff", "ludwig", "bruton", "fanconi", "gaucher", "niemann", "creutzfeldt", "jakob",
+    "reye", "behcet", "zollinger", "ellison",
 }
+#: eponyms that are also common surnames: never suppressed on their own (a patient may be called Baker), only inside
+#: their clinical phrase ("Baker's cyst", "Still's disease") — used by the guard of the learned tagger
+EPONYM_SURNAMES = {"baker", "still", "white", "cullen", "grey", "gray", "ewing", "bowen", "howell", "jolly", "kerr", "pick", "sacks", "tay",
+                   "graham", "austin", "flint", "beck", "jones", "smith", "thompson", "hunter", "brown", "moss", "frost", "cox", "hart"}
 NON_PHI_WORDS = {
+    # titles, roles and letter/header words (never a name on their own)
+    "dr", "mr", "mrs", "ms", "requesting", "physician", "specimen", "tel", "discharge", "summary", "callback", "employed", "sincerely",
+    "yours", "prescription", "consultant", "assistant", "pathologist", "surgeon", "regards", "dear",
+    # departments and services (a hospital's own name is kept: "Riverside Clinic" has a word not listed here)
+    "cardiology", "nephrology", "neurology", "oncology", "radiology", "pulmonology", "endocrinology", "dermatology", "gastroenterology",
+    "urology", "rheumatology", "hematology", "psychiatry", "pediatrics", "obstetrics", "gynecology", "orthopedics", "management",
+    "delivery", "labor", "health", "home", "clinic", "unit", "department", "service", "services", "surgery", "care", "hugger", "bair",
+    "nyha", "nihss", "killip", "mallampati", "gcs", "meld", "apache", "curb-65", "cha2ds2-vasc", "has-bled", "child-pugh", "timi",
     "dob", "mrn", "ssn", "bp", "hr", "rr", "spo2", "sao2", "temp", "cbc", "bmp", "cmp", "inr", "ptt", "bun", "wbc", "hgb", "hct", "plt",
     "chest", "heart", "lungs", "findings", "impression", "indication", "comparison", "history", "patient", "pa", "lateral", "ap", "pcp",
     "phone", "fax", "address", "zip", "name", "age", "date", "mg", "ml", "mcg", "units", "iv", "po", "prn", "bid", "tid", "qid", "daily",

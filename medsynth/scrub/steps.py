@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 from ..data.records import Record
 from ..recipe.step import Step, StepConfig, StepPlan
 from ..registry import STEPS
-from .fields import FieldPolicy, apply_field_policy, hashed_id
+from .fields import FieldPolicy, apply_field_policy, hashed_id, looks_non_english
 
 __all__ = ["ScrubStep", "load_phi_strings", "PHI_FILE"]
 
@@ -29,6 +29,15 @@ def load_phi_strings(step_dir: str | Path, with_labels: bool = False) -> list[An
     return rows if with_labels else [r["text"] for r in rows]
 
 
+def _tagger_files_hash() -> str:
+    """sha256 of the installed tagger's manifest (which holds the sha256 of every file of the artifact)."""
+    import hashlib
+
+    from .tagger import tagger_dir
+
+    return hashlib.sha256((tagger_dir() / "medsynth_tagger.json").read_bytes()).hexdigest()
+
+
 class ScrubConfig(StepConfig):
     type: Literal["scrub"] = "scrub"
     mode: Literal["mask", "surrogate"] = Field("surrogate", description="mask: [NAME]; surrogate: consistent fake values, dates shifted per patient")
@@ -38,6 +47,9 @@ class ScrubConfig(StepConfig):
                                                                      "(e.g. split, source, all_labels)")
     scrub_fields: list[str] = Field(default_factory=list, description="meta fields of free text, de-identified like the text")
     hash_ids: bool = Field(False, description="replace record ids by keyed hashes (when ids are MRNs or accession numbers)")
+    tagger: Literal["required", "optional", "off"] | None = Field(None, description="the learned PHI tagger: default the policy's `scrub.tagger`")
+    tagger_threshold: float | None = Field(None, gt=0.0, lt=1.0, description="the tagger's operating point: default the policy's, else the artifact's")
+    policy: str | None = Field(None, description="policy file (default: the recipe's privacy.policy)")
 
     @model_validator(mode="after")
     def _fields_once(self) -> ScrubConfig:
@@ -57,6 +69,24 @@ class ScrubStep(Step):
         n = next(iter(input_sizes.values()), None)
         return StepPlan(records_in=n, records_out=n, est_seconds=(n or 0) / 40 + 5)
 
+    def _tagger_args(self, ctx: Any) -> dict[str, Any]:
+        """The tagger setting: the step's own, else the policy's ``scrub`` section."""
+        from ..audit.policy import load_policy
+
+        c: ScrubConfig = self.config  # type: ignore[assignment]
+        if c.tagger is not None and c.tagger_threshold is not None:
+            return {"tagger": c.tagger, "tagger_threshold": c.tagger_threshold}
+        rec = ctx.recipe
+        path = c.policy or (rec.config.privacy.policy if rec is not None else None)
+        sp = load_policy(rec.resolve_path(path) if rec is not None and path else path).scrub
+        return {"tagger": c.tagger or sp.tagger, "tagger_threshold": c.tagger_threshold if c.tagger_threshold is not None else sp.tagger_threshold}
+
+    def cache_key_extra(self) -> dict[str, Any]:
+        try:  # a retrained tagger changes what is scrubbed: the cached output must not be reused
+            return {"phi_tagger": _tagger_files_hash()}
+        except OSError:
+            return {"phi_tagger": None}
+
     def run(self, ctx: Any) -> None:
         from .engine import Scrubber
 
@@ -64,7 +94,7 @@ class ScrubStep(Step):
         recs = ctx.input()
         texts = [r.text or "" for r in recs]
         groups = [str(r.meta.get(c.group_by)) if c.group_by else r.id for r in recs]
-        scr = Scrubber(mode=c.mode, seed=ctx.seed)
+        scr = Scrubber(mode=c.mode, seed=ctx.seed, **self._tagger_args(ctx))
         with ctx.progress(len(recs), "scrub") as bar:
             results = []
             for i in range(0, len(recs), 64):
@@ -93,9 +123,17 @@ class ScrubStep(Step):
         with open(ctx.step_dir / PHI_FILE, "w", encoding="utf-8") as fh:
             for lab, t in sorted(phi):
                 fh.write(json.dumps({"label": lab, "text": t}) + "\n")
+        tg = scr.tagger
         ctx.add_figure("records_scrubbed", len(out), f"records de-identified in '{c.mode}' mode")
+        ctx.add_figure("phi_tagger", scr.tagger_status if tg is None else f"used (threshold {scr.tagger_threshold or tg.threshold:g})",
+                       "the learned PHI tagger ensembled with the rules (union of spans); 'not installed' or 'off' means rules only")
+        if tg is not None:
+            ctx.add_model("phi-tagger", tg.sha256)
         ctx.add_figure("phi_found", dict(counts), "PHI spans detected per type (Presidio + medsynth clinical recognizers); strings kept only in the run dir")
         ctx.add_figure("records_with_phi", sum(1 for r in out if r.scores["phi_found"]), "records with at least one detected PHI span")
+        foreign = sum(looks_non_english(t) for t in texts)
+        ctx.add_figure("records_not_english", foreign, "records that do not look like English (mostly non-Latin letters, or almost no English "
+                                                        "function words): the recognizers and the tagger are built for English; review them")
         ctx.add_figure("fields_dropped", dict(fields.dropped),
                        "meta fields dropped (not in keep_fields or scrub_fields): records per field; their values joined the PHI list of the replay audit")
         ctx.add_figure("fields_scrubbed", dict(fields.scrubbed), "meta fields de-identified like the text (scrub_fields): records per field")

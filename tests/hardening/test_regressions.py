@@ -27,12 +27,12 @@ NAME, MRN, DOB = "Quillon Vandermeer", "MRN-88412077", "1957-03-09"
 # -- 1. scrubbing covers every field -----------------------------------------------------------------------------
 def test_scrub_cli_csv_other_columns_never_pass_through(tmp_path, medsynth_home):
     p = tmp_path / "notes.csv"
-    p.write_text(f"id,text,patient_name,mrn,ward\n1,Chest pain since Monday.,{NAME},{MRN},3B\n", encoding="utf-8")
+    p.write_text(f"id,text,patient_name,mrn,ward\n1,Chest pain with no fever.,{NAME},{MRN},3B\n", encoding="utf-8")
     out = tmp_path / "o.jsonl"
     r = run_cli("scrub", "--in", p, "--out", out, "--keep-fields", "ward")
     assert r.clean and r.code == 0, r.text
     body = out.read_text()
-    assert NAME not in body and MRN not in body and json.loads(body) == {"id": "1", "text": "Chest pain since Monday.", "ward": "3B"}
+    assert NAME not in body and MRN not in body and json.loads(body) == {"id": "1", "text": "Chest pain with no fever.", "ward": "3B"}
     assert "patient_name (1 notes)" in r.text and "mrn (1 notes)" in r.text and NAME not in r.text
 
 

@@ -1,0 +1,368 @@
+"""The training corpus of the de-identification tagger: synthetic clinical notes with exact PHI offsets.
+
+Generator *A* (this module) writes notes of many genres — discharge summaries, progress, nursing, ED triage, consult,
+operative and telephone notes, radiology and pathology reports, referral and clinic letters, lab and pharmacy
+messages, patients' portal and text messages, social-work notes — from section templates with typed slots. PHI
+values come from :mod:`medsynth.scrub.phi_values` (Faker's locales, the ``"train"`` partition; identifiers, phones
+and dates composed from parts). Notes refer to one patient several ways (full name, surname, first name, initials,
+``LAST, FIRST``), mix in family members, clinicians, organisations, and clinical text full of hard negatives
+(eponyms, drugs, labs, scores, vitals, times, durations, doses, surnames that are medical words used as such).
+Layout and noise: header blocks, capitals, informal lower case, line wrapping, OCR confusions, doubled spaces.
+
+The tagger's *test* notes come from a separately coded generator with its own genres, templates and the ``"test"``
+partition of every pool (:mod:`medsynth.scrub.heldout`); tuning uses a development set of this generator with
+another seed only.
+
+Everything here is invented; no real person is described.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+
+from .phi_values import PhiValues
+
+__all__ = ["Note", "TAG_LABELS", "make_training_notes", "TRAIN_LOCALES", "render"]
+
+#: the tagger's labels (coarse Safe Harbor groups); medsynth's finer labels come from the rules on overlap
+TAG_LABELS = ["NAME", "DATE", "AGE", "CONTACT", "ID", "LOCATION", "ORG"]
+TRAIN_LOCALES = ("en_US", "en_GB", "en_CA", "en_IN", "de_DE", "fr_FR", "es_ES", "es_MX", "it_IT", "pl_PL", "pt_BR", "nl_NL", "sv_SE", "zh_CN",
+                 "ja_JP", "ko_KR", "yo_NG", "zu_ZA", "tr_TR", "cs_CZ")
+
+
+@dataclass
+class Note:
+    id: str
+    text: str
+    spans: list[tuple[int, int, str]] = field(default_factory=list)  # PHI (start, end, TAG_LABEL)
+    genre: str = ""
+    negatives: list[tuple[int, int, str]] = field(default_factory=list)  # clinical non-PHI expressions (hard negatives)
+
+
+Seg = tuple[str, str | None]  # (text, PHI label or None; "~NEG" marks a hard negative)
+
+DRUGS = ["metoprolol", "lisinopril", "Lasix", "furosemide", "heparin", "Coumadin", "warfarin", "Eliquis", "apixaban", "Zosyn", "vancomycin",
+         "ceftriaxone", "Augmentin", "amoxicillin", "insulin glargine", "Lantus", "metformin", "atorvastatin", "Lipitor", "prednisone",
+         "albuterol", "Ventolin", "Tylenol", "acetaminophen", "oxycodone", "Norco", "Dilaudid", "Zofran", "ondansetron", "pantoprazole",
+         "Protonix", "Keppra", "levetiracetam", "Seroquel", "Ativan", "lorazepam", "aspirin", "Plavix", "clopidogrel", "Xarelto", "Humira",
+         "Ozempic", "Jardiance", "Entresto", "Synthroid", "levothyroxine", "Flomax", "tamsulosin", "gabapentin", "Neurontin", "Bactrim"]
+LABS = ["CBC", "BMP", "CMP", "troponin", "BNP", "lactate", "INR", "PTT", "HbA1c", "TSH", "lipase", "CRP", "ESR", "procalcitonin", "ferritin",
+        "creatinine", "potassium", "sodium", "hemoglobin", "WBC", "platelets", "D-dimer", "ammonia", "CK", "magnesium"]
+EPONYM_PHRASES = ["Foley catheter", "Bell's palsy", "Parkinson disease", "Hodgkin lymphoma", "Graves disease", "Crohn's disease",
+                  "Addison's disease", "Cushing syndrome", "Wilson disease", "Baker's cyst", "Glasgow Coma Scale 15", "Swan-Ganz catheter",
+                  "Whipple procedure", "Babinski sign", "Murphy's sign", "Homan's sign", "Kernig sign", "Still's disease", "Marfan syndrome",
+                  "Raynaud phenomenon", "Horner syndrome", "Paget disease", "Sjogren syndrome", "Tourette syndrome", "Down syndrome",
+                  "Kawasaki disease", "Turner syndrome", "tetralogy of Fallot", "Guillain-Barre syndrome", "Barrett esophagus",
+                  "Ludwig angina", "Colles fracture", "Wolff-Parkinson-White", "Charcot foot", "Cullen sign", "Apgar 8/9", "Gleason 3+4",
+                  "Mallampati II", "Wells score 4", "CHA2DS2-VASc 3", "NIHSS 2", "Killip class I", "NYHA class III", "Lyme disease",
+                  "Doppler ultrasound", "Holter monitor", "Pap smear", "Heimlich maneuver", "Trendelenburg position", "Alzheimer dementia"]
+FINDINGS = ["no acute distress", "lungs clear to auscultation bilaterally", "regular rate and rhythm", "mild bibasilar crackles",
+            "2+ pitting edema to the knees", "abdomen soft, nontender", "small left pleural effusion", "no focal neurologic deficit",
+            "stable cardiomegaly", "wound clean, dry and intact", "tolerating a regular diet", "ambulating with a walker",
+            "urine output adequate", "afebrile overnight", "pain controlled", "no pneumothorax", "right lower lobe consolidation",
+            "mild degenerative changes of the thoracic spine", "sinus tachycardia", "new onset atrial fibrillation", "elevated lactate",
+            "hyponatremia improving", "acute kidney injury resolving", "cellulitis of the left lower extremity"]
+
+
+def _time(r: random.Random) -> str:
+    h, m = r.randint(0, 23), r.choice([0, 5, 10, 15, 20, 30, 40, 45, 50])
+    return r.choice([f"{h:02d}{m:02d}", f"{h:02d}:{m:02d}", f"{(h % 12) or 12}:{m:02d} {'am' if h < 12 else 'pm'}", f"{h:02d}{m:02d}h",
+                     f"{(h % 12) or 12}{'a' if h < 12 else 'p'}"])
+
+
+ID_WORDS = {"mrn": ["MRN", "MR", "Med Rec", "Hospital no", "UR"], "id": ["ID", "Acc", "Accession", "Case", "Ref", "Specimen", "Order"],
+            "acc": ["Acct", "Account", "ACC", "Billing"], "plan": ["Member ID", "Policy", "INS", "Plan", "Group"],
+            "lic": ["DEA", "NPI", "Lic", "License", "DL"], "dev": ["SN", "Serial", "Lot", "LOT", "Model", "Device ID"]}
+SCORES = ["MMSE 26/30", "MoCA 21/30", "GCS 14/15", "strength 4/5", "2/6 systolic murmur", "vision 20/40", "RR 22", "T 38.4C", "Temp 99.1F",
+          "Hgb 9.8", "K 3.2", "EF 35%", "pain 7/10", "O2 sat 93%", "Wt 82.3 kg", "BMI 31.2", "ASA II", "Mallampati 2", "grade 2/4", "FEV1 1.9 L",
+          "PSA 4.1", "A1c 8.2%", "QTc 468", "CD4 210", "Braden 14", "Morse 45", "APGAR 8/9", "1+ reflexes", "3/4 bottles", "24/7 supervision"]
+DEPARTMENTS = ["Cardiology", "cardiology clinic", "Neurology", "the ICU", "Radiology", "Oncology", "Nephrology", "the ED", "Endocrinology",
+               "Physical Therapy", "Social Work", "Pharmacy", "General Surgery", "the cath lab", "Labor and Delivery", "Infectious Disease",
+               "Palliative Care", "Pulmonology", "GI", "Dermatology", "Wound Care", "Home Health", "Case Management"]
+LABEL_WORDS = ["IP address", "VIN", "Fax", "Portal link", "Driver's license", "License #", "Serial number", "Plate", "Beeper", "Pager",
+               "Contact number", "Next of kin", "Emergency contact", "Home phone", "Cell", "Work phone", "Website", "E-mail", "Policy #"]
+DEVICES = ["Jackson-Pratt drain", "Hickman line", "Kerley B lines", "Swan-Ganz catheter", "Foley catheter", "PICC line", "Port-a-Cath",
+           "Pleur-evac", "Blakemore tube", "Miller blade", "Mac 3 blade", "Yankauer suction", "Ambu bag", "Bair Hugger", "Doppler probe"]
+
+
+def _neg(r: random.Random) -> str:
+    """A clinical expression that looks like PHI to a generic recogniser but is not."""
+    k = r.random()
+    if k < 0.25:
+        return r.choice(SCORES + DEPARTMENTS + DEVICES)
+    k = r.random()
+    if k < 0.22:
+        return r.choice(EPONYM_PHRASES)
+    if k < 0.4:
+        return f"{r.choice(DRUGS)} {r.choice([5, 10, 20, 25, 40, 50, 81, 100, 500, 1000])} {r.choice(['mg', 'mcg', 'units', 'mg/kg'])} {r.choice(['daily', 'BID', 'TID', 'q6h', 'PRN', 'at bedtime', 'x 7 days'])}"
+    if k < 0.55:
+        return f"BP {r.randint(90, 180)}/{r.randint(50, 110)}, HR {r.randint(50, 130)}, RR {r.randint(12, 28)}, SpO2 {r.randint(88, 100)}% on {r.choice(['RA', '2L NC', 'room air'])}"
+    if k < 0.67:
+        return f"{r.choice(LABS)} {r.choice([r.randint(1, 300), round(r.uniform(0.1, 15), 1)])}"
+    if k < 0.77:
+        return f"at {_time(r)}"
+    if k < 0.87:
+        return r.choice([f"for {r.randint(2, 14)} days", f"x{r.randint(2, 6)} weeks", f"over the past {r.randint(2, 10)} hours", f"{r.randint(1, 9)}/10 pain",
+                         f"POD {r.randint(1, 5)}", f"HD#{r.randint(1, 9)}", f"{r.randint(2, 20)} pack-years", f"G{r.randint(1, 5)}P{r.randint(0, 4)}"])
+    return f"{r.choice(['score', 'grade', 'stage', 'level'])} {r.randint(1, 4)}{r.choice(['', 'a', 'b'])}"
+
+
+class _Writer:
+    """Builds one note as segments; every PHI value is a segment with its label, so offsets are exact."""
+
+    def __init__(self, r: random.Random, v: PhiValues):
+        self.r, self.v = r, v
+        self.segs: list[Seg] = []
+        self.pt = v.person()
+        self.sex = r.choice(["F", "M"])
+        self.dr = [v.person() for _ in range(3)]
+        self.fam = [v.first_name() for _ in range(2)]
+        self.org = v.organisation()
+
+    # slot fillers: each returns segments
+    def fill(self, slot: str) -> list[Seg]:
+        r, v = self.r, self.v
+        f, la = self.pt
+        if slot == "pt":
+            return [(r.choice(v.name_forms(f, la)[:9]), "NAME")]
+        if slot == "ptfull":
+            return [(r.choice([f"{f} {la}", f"{la}, {f}", f"{la.upper()}, {f.upper()}", f"{f.upper()} {la.upper()}"]), "NAME")]
+        if slot == "ptlast":
+            title = r.choice(["Mr. " if self.sex == "M" else "Mrs. ", "Ms. " if self.sex == "F" else "Mr ", "", "", "Pt "])
+            return [(title, None), (la, "NAME")] if title else [(la, "NAME")]
+        if slot == "ptfirst":
+            return [(r.choice([f, f.lower()]), "NAME")]
+        if slot == "dr":
+            df, dl = r.choice(self.dr)
+            form = r.choice(["Dr. {l}", "Dr {l}", "dr {l}", "{f} {l}, MD", "{f} {l}, NP", "{f} {l} PA-C", "Dr. {f} {l}", "DR. {L}", "{l}", "{f} {l}, RN",
+                             "Dr. {fi}. {l}"])
+            pre, _, rest = form.partition("{")
+            text = form.format(l=dl, f=df, L=dl.upper(), fi=df[0])
+            # the title and credential are not PHI: tag the name only
+            name = re.sub(r"^(?:Dr\.?|dr|DR\.)\s+", "", text)
+            name = re.sub(r",?\s+(?:MD|NP|RN|PA-C)$", "", name)
+            a = text.index(name)
+            return [(text[:a], None), (name, "NAME"), (text[a + len(name):], None)]
+        if slot == "fam":
+            rel = r.choice(["daughter", "son", "wife", "husband", "sister", "brother", "mother", "granddaughter", "neighbor", "friend", "partner"])
+            who = r.choice(self.fam)
+            if r.random() < 0.3:
+                who = f"{who} {r.choice([self.pt[1], v.last_name()])}"
+            return [(f"{r.choice(['her', 'his', 'the patient’s', 'pt’s', 'their'])} {rel} ", None), (who if r.random() < 0.8 else who.lower(), "NAME")]
+        if slot in ("date", "pdate"):
+            return [(v.date(partial_rate=0.7 if slot == "pdate" else 0.15), "DATE")]
+        if slot == "age90":
+            before, age, after = v.age_over_89()
+            return [(before, None), (age, "AGE"), (after, None)]
+        if slot in ("phone", "fax"):
+            return [(v.phone(), "CONTACT")]
+        if slot == "email":
+            return [(v.email(*self.pt) if r.random() < 0.5 else v.email(), "CONTACT")]
+        if slot == "url":
+            return [(v.url(), "CONTACT")]
+        if slot == "ip":
+            return [(v.ip(), "CONTACT")]
+        if slot in ("mrn", "id", "acc", "plan", "lic", "dev"):
+            if r.random() < 0.35:  # a label word written against the number: context, not PHI
+                word = r.choice(ID_WORDS[slot])
+                return [(word + r.choice([" ", ": ", "#", " #", ":", "-", " no. "]), None), (v.identifier(), "ID")]
+            return [(v.identifier(), "ID")]
+        if slot == "ssn":
+            return [(v.identifier("ssn"), "ID")]
+        if slot == "veh":
+            return [(v.identifier("vehicle"), "ID")]
+        if slot == "addr":
+            return [(v.street_address(), "LOCATION")]
+        if slot == "city":
+            return [(v.city(), "LOCATION")]
+        if slot == "cityst":  # a state is not PHI under Safe Harbor (only smaller subdivisions are)
+            return [(v.city(), "LOCATION"), (", ", None), (v.state(), None), (" ", None), (v.zip_code(), "LOCATION")]
+        if slot == "zip":
+            return [(v.zip_code(), "LOCATION")]
+        if slot in ("org", "hosp"):
+            return [(self.org if r.random() < 0.5 else v.organisation(), "ORG")]
+        if slot == "time":
+            return [(_time(r), "~NEG")]
+        if slot == "neg":
+            return [(_neg(r), "~NEG")]
+        if slot == "finding":
+            return [(r.choice(FINDINGS), None)]
+        if slot == "drug":
+            return [(r.choice(DRUGS), "~NEG")]
+        if slot == "eponym":
+            return [(r.choice(EPONYM_PHRASES), "~NEG")]
+        if slot == "lab":
+            return [(r.choice(LABS), "~NEG")]
+        if slot == "labelw":
+            return [(r.choice(LABEL_WORDS), None)]
+        if slot == "dept":
+            return [(r.choice(DEPARTMENTS), "~NEG")]
+        if slot == "sex":
+            return [(r.choice(["female", "male", "woman", "man", "F", "M"]), None)]
+        raise KeyError(slot)
+
+    def add(self, template: str) -> None:
+        for i, part in enumerate(re.split(r"\{(\w+)\}", template)):
+            if i % 2:
+                self.segs += self.fill(part)
+            elif part:
+                self.segs.append((part, None))
+
+
+# -- the genres: each a list of sections; a section is a list of alternative templates --------------------------
+H = {  # header lines
+    "name": ["Patient: {ptfull}\n", "PATIENT NAME: {ptfull}\n", "Name: {ptfull}\n", "Pt: {ptfull}\n", "RE: {ptfull}\n", "Patient Name:   {ptfull}\n"],
+    "mrn": ["MRN: {mrn}\n", "Medical Record #: {mrn}\n", "MR#{mrn}\n", "Record No. {mrn}\n", "Hospital No: {mrn}\n", "Chart: {mrn}\n"],
+    "dob": ["DOB: {date}\n", "Date of Birth: {date}\n", "D.O.B. {date}\n", "Born {date}\n", "DOB {date} ({age90})\n"],
+    "adm": ["Admission Date: {date}\nDischarge Date: {date}\n", "Admitted: {date}   Discharged: {date}\n", "Date of Service: {date}\n", "Visit date: {date}\n"],
+    "att": ["Attending: {dr}\n", "Attending Physician: {dr}\n", "Provider: {dr}\n", "PCP: {dr}\n", "Referring physician: {dr}\n", "Dictated by: {dr}\n"],
+    "misc": ["{labelw}: {phone}\n", "{labelw}: {id}\n", "Seen in {dept}.\n", "SSN: {ssn}\n", "Account: {acc}\n", "Insurance: {org}, member ID {plan}\n", "Phone: {phone}\n", "Address: {addr}, {cityst}\n",
+             "Email: {email}\n", "Accession: {id}\n", "Encounter #{id}\n", "Facility: {hosp}\n", "Emergency contact: {fam}, {phone}\n"],
+}
+CLIN = [  # clinical sentences, most with hard negatives, some with PHI
+    "{finding}. ", "Started {neg}. ", "Labs notable for {neg}. ", "Vitals: {neg}. ", "History of {eponym}. ", "Continue {neg}. ",
+    "Seen at {time} with {finding}. ", "Pain {neg}. ", "{drug} was held {neg}. ", "Repeat {lab} in the morning. ", "No evidence of {eponym}. ",
+    "{ptlast} reports {finding}. ", "Discussed with {fam} at bedside. ", "Plan discussed with {dr}. ", "Follow up with {dr} on {pdate}. ",
+    "Per {dr}'s note, {finding}. ", "d/w {dr}: {finding}. ", "{ptfirst} states she feels better today. ", "{ptfirst} states he feels better today. ",
+    "Transferred from {hosp} on {date}. ", "Last colonoscopy {pdate}. ", "Prior imaging from {pdate} reviewed. ", "{fam} will pick her up at {time}. ",
+    "Lives with {fam} in {city}. ", "Works at {org}. ", "Prescription sent to {org}, fax {fax}. ", "Call {phone} with results. ",
+    "Patient is a {age90} {sex} with {finding}. ", "Mr. {ptlast} was seen and examined. ", "Ms. {ptlast} was seen and examined. ",
+    "{ptfull} is a pleasant patient with {eponym}. ", "Compared with the study of {date}, {finding}. ", "Device serial number {dev} checked. ",
+    "Pacemaker interrogated ({dev}), {finding}. ", "Drove in a car with plate {veh}. ", "Portal message via {url}. ", "Login from {ip} noted. ",
+    "Her email is {email}. ", "Rx for {neg}. ", "Hold {drug} if {neg}. ", "{eponym} ruled out. ", "Discussed code status with {fam}. ",
+    "{dept} consulted. ", "Seen by {dept} today; {finding}. ", "{neg}, {neg}. ", "Scores: {neg}; {neg}. ", "Transfer to {dept} for {finding}. ",
+    "{labelw} on file. ", "Patient has a {neg} in place. ",
+]
+GENRES: dict[str, list[list[str]]] = {
+    "discharge summary": [["DISCHARGE SUMMARY\n", "Discharge Summary\n\n"], ["{H:name}{H:mrn}{H:dob}{H:adm}{H:att}", "{H:name}{H:adm}{H:mrn}{H:att}{H:misc}"],
+                          ["\nHISTORY OF PRESENT ILLNESS:\n", "\nHPI: "], ["{CLIN}{CLIN}{CLIN}"], ["\nHOSPITAL COURSE:\n", "\nHospital course: "],
+                          ["{CLIN}{CLIN}{CLIN}{CLIN}"], ["\nDISCHARGE MEDICATIONS: {neg}; {neg}.\n"], ["\nFOLLOW-UP: {dr} at {org} on {date}, {phone}.\n",
+                                                                                                      "\nFollow up with {dr} in 2 weeks ({phone}).\n"]],
+    "progress note": [["PROGRESS NOTE {date}\n", "Progress Note - HD#3\n", "SOAP note\n"], ["{H:name}", ""], ["S: {CLIN}{CLIN}\n"], ["O: {neg}. {finding}.\n"],
+                      ["A/P: {CLIN}{CLIN}\n"], ["{dr}\n", "Signed: {dr} {date} {time}\n"]],
+    "nursing note": [["Nursing note {time}: ", "RN NOTE ", "shift note - "], ["{CLIN}{CLIN}{CLIN}", "pt resting. {CLIN}{CLIN}"], ["{CLIN}"],
+                     ["Report given to {dr}.", "will continue to monitor.", "{fam} updated by phone {phone}."]],
+    "ed triage": [["ED TRIAGE {date} {time}\n"], ["{H:name}{H:dob}", "{H:name}{H:misc}"], ["CC: {finding}\n"], ["{CLIN}{CLIN}"], ["Brought in by {fam}. EMS from {city}.\n", "Arrived by private car.\n"]],
+    "radiology report": [["EXAM: CHEST PA AND LATERAL\n", "EXAMINATION: CT ABDOMEN PELVIS\n", "XR KNEE 3 VIEWS\n"], ["DATE: {date}\nACCESSION: {id}\n", "Accession #{id}  Date: {date}\n"],
+                         ["{H:name}{H:mrn}", "{H:mrn}"], ["INDICATION: {finding}.\n"], ["COMPARISON: {date}.\n", "COMPARISON: None.\n"],
+                         ["FINDINGS: {finding}. {finding}.\n"], ["IMPRESSION: {finding}.\n"], ["Dictated by: {dr} on {date} at {time}\n", "Electronically signed by {dr}, {date}\n"]],
+    "referral letter": [["{org}\n{addr}\n{cityst}\nTel {phone}  Fax {fax}\n\n"], ["{date}\n\n"], ["Dear {dr},\n\n"],
+                        ["I am writing to refer {ptfull} (DOB {date}, MRN {mrn}) of {addr}, {city}, who {CLIN}", "Re: {ptfull}, DOB {date}\nThank you for seeing this patient. {CLIN}"],
+                        ["{CLIN}{CLIN}\n"], ["She can be reached at {phone} or {email}.\n", "His daughter {fam} ({phone}) coordinates care.\n", ""],
+                        ["\nYours sincerely,\n{dr}\n{org}\n", "\nKind regards,\n\n{dr}\n"]],
+    "lab message": [["Result notification\n", "LAB RESULT MESSAGE\n"], ["To: {dr}\nFrom: {org} Laboratory\n"], ["Patient: {ptfull}  MRN {mrn}\n"],
+                    ["Specimen {id} collected {date} {time}: {neg}; {neg}.\n"], ["Critical value called to {dr} at {time} by {fam}.\n", "Please call {phone} to discuss.\n", ""]],
+    "portal message": [["hi ", "Hello ", "hey ", "Dear Dr ", ""], ["{drlast}, ", "this is {ptfirst}, ", "its {fam}, ", ""],
+                       ["{mymsg}"], [" my number is {phone}", " you can reach me at {email}", " thanks", ""], [" - {ptfirst}", " {ptfull}", ""]],
+    "text message": [["{ptfirst}: ", "from {fam}: ", ""], ["{mymsg}"], [" call {phone}", " ok?", " thx", ""]],
+    "consult note": [["CONSULTATION\n"], ["Requesting physician: {dr}\nConsultant: {dr}\nDate: {date}\n"], ["{H:name}{H:mrn}", ""],
+                     ["Reason for consult: {finding}.\n"], ["{CLIN}{CLIN}{CLIN}\n"], ["Recommendations: {CLIN}{CLIN}\n"], ["Thank you for this consult. {dr}\n"]],
+    "operative note": [["OPERATIVE REPORT\n"], ["DATE OF PROCEDURE: {date}\nSURGEON: {dr}\nASSISTANT: {dr}\n"], ["{H:name}"],
+                       ["PROCEDURE: {eponym}.\n", "PROCEDURE: laparoscopic cholecystectomy.\n"], ["FINDINGS: {CLIN}\n"], ["Implant lot {dev}. EBL 50 mL.\n", "EBL minimal.\n"]],
+    "telephone encounter": [["Telephone encounter {date} {time}\n", "Phone call - "], ["Spoke with {fam} at {phone}. ", "Called pt at {phone}, left voicemail. "],
+                            ["{CLIN}{CLIN}"], ["Callback number {phone}.", ""]],
+    "social work note": [["SOCIAL WORK NOTE\n", "SW assessment: "], ["{ptfull} lives at {addr}, {cityst} with {fam}. "], ["Employed by {org} until {pdate}. ", "Retired from {org}. "],
+                         ["Insurance: {org} member {plan}. ", ""], ["{CLIN}{CLIN}"], ["Contact {fam} at {phone}.", "Case discussed with {dr}."]],
+    "pharmacy note": [["PHARMACY NOTE: ", "Rx: "], ["{neg}. {neg}. "], ["Prescriber: {dr}, DEA {lic}, NPI {id}. ", "Prescriber {dr} ({phone}). "], ["Dispensed at {org} on {date}."]],
+    "pathology report": [["SURGICAL PATHOLOGY REPORT\n"], ["Case: {id}\nReceived: {date}\n"], ["{H:name}{H:dob}"], ["DIAGNOSIS: {finding}. {eponym}.\n"],
+                         ["Pathologist: {dr}\n"]],
+}
+MSGS = ["i have been having {finding} since {pdate}, can i come in?", "my mom {fam} needs a refill of {drug}", "can you send my records to {org}?",
+        "the {drug} makes me dizzy, should i stop it", "i moved to {addr} {city}, please update", "appt on {pdate} at {time} still ok?",
+        "my test from {pdate} - what did it show", "i am at {hosp} er right now", "pharmacy is {org} on {addr}", "my sister {fam} will come with me"]
+
+
+def _expand(w: _Writer, template: str) -> None:
+    """Expand ``{H:x}``, ``{CLIN}``, ``{mymsg}``, ``{drlast}``, ``{sex}`` macros, then typed slots."""
+    r = w.r
+    out = []
+    for i, part in enumerate(re.split(r"\{(H:\w+|CLIN|mymsg|drlast|sex)\}", template)):
+        if i % 2 == 0:
+            out.append(part)
+        elif part.startswith("H:"):
+            out.append(r.choice(H[part[2:]]))
+        elif part == "CLIN":
+            out.append(r.choice(CLIN))
+        elif part == "mymsg":
+            out.append(r.choice(MSGS))
+        elif part == "drlast":
+            out.append("{drl}")
+        elif part == "sex":
+            out.append(r.choice(["female", "male", "woman", "man", "F", "M"]))
+    text = "".join(out)
+    for i, part in enumerate(re.split(r"\{(drl)\}", text)):
+        if i % 2:
+            w.segs.append((r.choice(w.dr)[1], "NAME"))
+        elif part:
+            w.add(part)
+
+
+_OCR = {"e": "c", "l": "1", "i": "l", "o": "0", "a": "o", "E": "F", "I": "1", "O": "0", "rn": "m", "m": "rn"}
+
+
+def _noise(r: random.Random, segs: list[Seg]) -> list[Seg]:
+    """Casing, OCR confusions, doubled spaces and line wrapping. Length-preserving inside PHI (offsets stay exact)."""
+    mode = r.random()
+    ocr_rate = r.choice([0.0, 0.0, 0.15, 0.4])  # some notes are clean, some come from a scanner
+    out: list[Seg] = []
+    for t, lab in segs:
+        if mode < 0.12:
+            t = t.lower()
+        elif mode < 0.17:
+            t = t.upper()
+        if lab in (None, "~NEG") and r.random() < ocr_rate:  # OCR confusions in the non-PHI text (labels, clinical words)
+            t = re.sub(r"[elioaEIO]|rn|m", lambda m: _OCR[m.group(0)] if r.random() < 0.06 else m.group(0), t)
+        if lab in (None, "~NEG") and r.random() < 0.1:
+            t = t.replace(". ", ".  ")
+        out.append((t, lab))
+    if r.random() < 0.3:  # wrap at 60-80 columns: a space becomes a newline (PHI may be split over two lines)
+        width, col, wrapped = r.randint(60, 80), 0, []
+        for t, lab in out:
+            chars = list(t)
+            for j, ch in enumerate(chars):
+                col = 0 if ch == "\n" else col + 1
+                if ch == " " and col >= width:
+                    chars[j], col = "\n", 0
+            wrapped.append(("".join(chars), lab))
+        out = wrapped
+    return out
+
+
+def render(segs: list[Seg], note_id: str, genre: str) -> Note:
+    text, spans, negs, pos = [], [], [], 0
+    for t, lab in segs:
+        if not t:
+            continue
+        if lab == "~NEG":
+            negs.append((pos, pos + len(t), "NEG"))
+        elif lab is not None:
+            a, b = pos, pos + len(t)
+            while a < b and t[a - pos].isspace():
+                a += 1
+            while b > a and t[b - pos - 1].isspace():
+                b -= 1
+            if b > a:
+                spans.append((a, b, lab))
+        text.append(t)
+        pos += len(t)
+    return Note(id=note_id, text="".join(text), spans=spans, genre=genre, negatives=negs)
+
+
+def make_training_notes(n: int, seed: int = 0, locales: tuple[str, ...] = TRAIN_LOCALES, partition: str = "train") -> list[Note]:
+    """``n`` labelled notes of generator A (genres drawn uniformly); ``seed`` 0.. for training, another for the
+    development set."""
+    r = random.Random(seed)
+    values = PhiValues(r, locales, partition)
+    genres = sorted(GENRES)
+    notes = []
+    for i in range(n):
+        genre = genres[i % len(genres)] if i < len(genres) else r.choice(genres)
+        w = _Writer(r, values)
+        for alternatives in GENRES[genre]:
+            _expand(w, r.choice(alternatives))
+            if genre in ("discharge summary", "progress note", "consult note") and r.random() < 0.3:
+                _expand(w, r.choice(CLIN))
+        notes.append(render(_noise(r, w.segs), f"A{seed}-{i}", genre))
+    return notes
