@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["home", "models_dir", "NAME_PATTERN", "check_name", "confined", "same_file"]
+__all__ = ["home", "models_dir", "NAME_PATTERN", "check_name", "confined", "same_file", "id_secret"]
 
 
 def home() -> Path:
@@ -58,3 +58,22 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return Path(a).resolve() == Path(b).resolve()
+
+
+def id_secret() -> bytes:
+    """32 random bytes of this ``MEDSYNTH_HOME`` (``keys/id_hash.key``, mode 0600, made on first use) under which record
+    ids are hashed for messages and ``--hash-ids``: without it an id hash cannot be reversed by hashing every MRN."""
+    p = home() / "keys" / "id_hash.key"
+    if not p.exists():
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f".id_hash.key.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(os.urandom(32))
+        try:
+            os.link(tmp, p)  # atomic, and never replaces a secret another process made first
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return p.read_bytes()

@@ -17,9 +17,14 @@ __all__ = ["Span", "Relation", "Provenance", "Record", "invalid_spans", "now_iso
 
 
 def id_ref(record_id: str) -> str:
-    """How messages name a record: a short sha256 of its id (``id#3f2a9c1b``), never the id itself, since ids can be
-    MRNs or accession numbers. Find the record with ``medsynth.data.records.id_ref(id) == "id#..."`` over your ids."""
-    return "id#" + hashlib.sha256(str(record_id).encode()).hexdigest()[:8]
+    """How messages name a record: a short HMAC of its id under this machine's secret (``id#3f2a9c1b``), never the id
+    itself, since ids can be MRNs or accession numbers (and a plain hash of a 7-digit MRN is reversed by trying them all).
+    Find the record on the same machine with ``medsynth.data.records.id_ref(id) == "id#..."`` over your ids."""
+    import hmac
+
+    from ..paths import id_secret
+
+    return "id#" + hmac.new(id_secret(), str(record_id).encode(), hashlib.sha256).hexdigest()[:8]
 
 
 def now_iso() -> str:

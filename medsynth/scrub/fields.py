@@ -104,8 +104,14 @@ def apply_field_policy(rows: list[dict[str, Any]], groups: list[str | None], scr
 
 
 def hashed_id(record_id: str, key: str | int) -> str:
-    """A stable pseudonymous id (keyed sha256, 16 hex digits): the same id and key always give the same value."""
-    return "h" + hashlib.sha256(f"{key}|{record_id}".encode()).hexdigest()[:16]
+    """A stable pseudonymous id: HMAC-SHA256 of the id under this machine's secret (``$MEDSYNTH_HOME/keys/id_hash.key``,
+    32 random bytes made on first use, mode 0600) and ``key`` (the seed), 16 hex digits. Without the secret the ids
+    cannot be recovered by hashing every possible MRN; with it (and the seed) the same id always maps to the same value."""
+    import hmac
+
+    from ..paths import id_secret
+
+    return "h" + hmac.new(id_secret(), f"{key}|{record_id}".encode(), hashlib.sha256).hexdigest()[:16]
 
 
 _EN_STOP = frozenset("the a an and or of to in on at for with without is was are were be been has have had no not this that his her he she "

@@ -294,3 +294,18 @@ def test_corrupt_signing_key_is_a_clear_error(tmp_path):
                        env={**os.environ, "MEDSYNTH_HOME": str(home)}, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "not an Ed25519 private key" in " ".join(r.stderr.split())
     shutil.rmtree(home)
+
+
+def test_hashed_ids_need_the_machines_secret(tmp_path, monkeypatch):
+    """Hashed ids are an HMAC under a per-home secret: a 7-digit MRN cannot be recovered by hashing every candidate
+    with the (public) seed alone, and another home maps the same id elsewhere."""
+    import hashlib
+
+    from medsynth.scrub.fields import hashed_id
+
+    monkeypatch.setenv("MEDSYNTH_HOME", str(tmp_path / "a"))
+    h1 = hashed_id("1234567", 0)
+    assert h1 == hashed_id("1234567", 0) and h1 != "h" + hashlib.sha256(b"0|1234567").hexdigest()[:16]
+    assert oct((tmp_path / "a" / "keys" / "id_hash.key").stat().st_mode)[-3:] == "600"
+    monkeypatch.setenv("MEDSYNTH_HOME", str(tmp_path / "b"))
+    assert hashed_id("1234567", 0) != h1
