@@ -66,7 +66,12 @@ def _faker_pool(locales: tuple[str, ...], kind: str, partition: str) -> tuple[st
                         vals += list(v)
         elif kind == "city":
             addr = prov.get("address")
-            vals = [f.city() for _ in range(300)] if addr is not None else []
+            listed = getattr(addr, "cities", None) if addr is not None else None
+            if isinstance(listed, (list, tuple)) and listed:  # a fixed list: an even, deterministic sample of it
+                ordered = sorted(set(listed))
+                vals = ordered[:: max(1, len(ordered) // 300)]
+            else:  # composed names ("{prefix} {first_name}{suffix}"): sampled from the seeded generator
+                vals = [f.city() for _ in range(300)] if addr is not None else []
         elif kind == "street":
             vals = [f.street_name() for _ in range(300)] if prov.get("address") is not None else []
         elif kind == "company":

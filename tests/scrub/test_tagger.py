@@ -196,3 +196,18 @@ def test_replay_audit_checks_synthetic_text_with_the_tagger():
     assert fig["phi_replay.tagger_candidates_in_private"] >= 1 and fig["phi_replay.records_replaying_tagged_phi"] == 1
     off = PhiReplayAudit(PhiReplayPolicy(tagger_scan=False)).run(synthetic, private, holdout, phi_strings=[])
     assert off.verdict == "pass" and {f["name"]: f["value"] for f in off.figures}["phi_replay.tagger_scan"] == "off"
+
+
+def test_corpora_are_the_same_on_every_machine():
+    """The training and test notes depend only on their seed, not on Python's hash seed (every machine that runs
+    install.sh trains the tagger on the same notes)."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    code = ("import hashlib;from medsynth.scrub.corpus import make_training_notes as a;from medsynth.scrub.heldout import make_test_notes as b;"
+            "print(hashlib.sha256(''.join(n.text + str(n.spans) for n in a(300, seed=3) + b(100, seed=3)).encode()).hexdigest())")
+    out = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": str(s)},
+                          timeout=300).stdout.strip() for s in (1, 2)}
+    assert len(out) == 1 and len(next(iter(out))) == len(hashlib.sha256().hexdigest())
