@@ -370,9 +370,6 @@ class Scrubber:
                 raw[i] += [(_tagger_label(texts[i][s.start:s.end], s.label), s.start, s.end, 1.0, "tagger") for s in spans]
         return [self._postprocess(t, raw[i]) for i, t in enumerate(texts)]
 
-    def _analyze_serial(self, texts: list[str], batch_size: int) -> list[list[PhiSpan]]:
-        return [self._postprocess(t, r) for t, r in zip(texts, self._raw_serial(texts, batch_size), strict=True)]
-
     def _raw_serial(self, texts: list[str], batch_size: int) -> list[list[Any]]:
         """Candidate detections ``(entity, start, end, score, source)`` of the NER and the regex recognizers."""
         eng = _engine(self.defaults_only)
