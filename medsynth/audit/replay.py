@@ -123,7 +123,7 @@ class PhiReplayAudit(Audit):
                 st = texts[rid][sp.start:sp.end].strip()
                 if sp.label in p.tagger_labels and len(st) >= p.min_length:
                     cands.setdefault(st, set()).add(rid)
-        strings = sorted(cands, key=len, reverse=True)
+        strings = list(cands)
         in_private = set(find_phi_replay({"p": "\n".join(r.text or "" for r in private)}, strings, p.min_length).get("p", []))
         in_holdout = set(find_phi_replay({"h": "\n".join(r.text or "" for r in holdout or [])}, strings, p.min_length).get("h", []))
         ordered = replay_order(strings, p.min_length)

@@ -124,6 +124,8 @@ def scrub_cmd(in_: Annotated[Path, typer.Option("--in", help="notes: .jsonl ({id
     err = Console(stderr=True)
     if format_ not in ("spans", "masked", "surrogate"):
         raise typer.BadParameter("use spans, masked or surrogate", param_hint="--format")
+    if tagger is not None and tagger not in ("required", "optional", "off"):
+        raise typer.BadParameter("use required, optional or off", param_hint="--tagger")
     try:
         fpolicy = FieldPolicy.of(keep_fields, scrub_fields)
     except ValueError as e:
@@ -139,8 +141,6 @@ def scrub_cmd(in_: Annotated[Path, typer.Option("--in", help="notes: .jsonl ({id
     notes, warnings, skipped = read_notes(in_, text_column, skip_bad_lines)
     for w in warnings:
         err.print(f"[yellow]warning[/] {w}", markup=True, highlight=False)
-    if tagger is not None and tagger not in ("required", "optional", "off"):
-        raise typer.BadParameter("use required, optional or off", param_hint="--tagger")
     mode = {"spans": "spans", "masked": "mask", "surrogate": "surrogate"}[format_]
     from ..audit.policy import load_policy
 

@@ -219,8 +219,7 @@ def _clinical_number(lab: str, s: str, text: str, a: int, b: int) -> bool:
         return True
     if not _NUMERIC.fullmatch(st):
         return False
-    m = _HHMM.fullmatch(st)
-    if m and not 1900 <= int(m.group(1) + m.group(2)) <= 2099:
+    if _clock_time(st):
         return True
     if lab in ("AGE_OVER_89",) and not any(ch in st for ch in "./:"):
         return bool(_VITAL_BEFORE.search(text[max(0, a - 16):a]) and not re.search(r"\baged?\s*$", text[max(0, a - 8):a], re.I))
@@ -253,8 +252,7 @@ def _tagger_false_positive(lab: str, s: str, text: str, b: int) -> bool:
         st = s.strip()
         if is_time_or_duration(st):
             return True
-        m = _HHMM.fullmatch(st)
-        if m and (not 1900 <= int(m.group(1) + m.group(2)) <= 2099 or _AT_BEFORE.search(text[max(0, b - len(s) - 6): b - len(s)])):
+        if _clock_time(st) or (_HHMM.fullmatch(st) and _AT_BEFORE.search(text[max(0, b - len(s) - 6): b - len(s)])):
             return True  # 0930, 2300h: a clock time (a year 19xx/20xx only counts as a time after "at")
     return False
 
@@ -263,6 +261,7 @@ _EPONYM_BRIDGE = re.compile(r"(?:'s)?(?:[-/][A-Za-z]+|\s+[A-Z]\b)")
 _PLACEHOLDER = re.compile(r"(?:[Xx]{2,}|\[\*\*[^\]]*\*\*\]|_{2,}|\*{2,}|#{2,})(?:[\s,./-]+(?:[Xx]{2,}|_{2,}|\*{2,}))*")
 _TRAILING_TIME = re.compile(r"(?:,?\s*(?:at|@)\s*\d{1,2}(?::?\d{2})?\s*(?:h|hrs?|[ap]\.?m?\.?)?|\s+\d{1,2}:\d{2}(?:\s*[ap]\.?m\.?)?|"
                             r"\s+(?:[01]\d|2[0-3])[0-5]\d\s?(?:h|hrs?)|\s+\d{1,2}\s?[ap]\.?m?\.?)$", re.I)
+_BARE_TIME_END = re.compile(r"\s+(?:[01]\d|2[0-3])[0-5]\d$")
 _YEARISH = re.compile(r"(?:19|20)\d{2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2}")
 
 
@@ -270,7 +269,7 @@ def _trim_time(span: PhiSpan, text: str) -> PhiSpan:
     """A date span without the clock time written after it ("26/12/1952 2005h" → "26/12/1952"): a time is not PHI."""
     m = _TRAILING_TIME.search(span.text)
     if m is None:
-        bare = re.search(r"\s+(?:[01]\d|2[0-3])[0-5]\d$", span.text)  # "7 November 1979 2310": a 4-digit time after a full date
+        bare = _BARE_TIME_END.search(span.text)  # "7 November 1979 2310": a 4-digit time after a full date
         m = bare if bare and _YEARISH.search(span.text[:bare.start()]) else None
     if m is None or m.start() == 0:
         return span
@@ -279,6 +278,12 @@ def _trim_time(span: PhiSpan, text: str) -> PhiSpan:
 
 
 _HHMM = re.compile(r"([01]\d|2[0-3])([0-5]\d)\s?(?:h|hrs?|hours)?", re.I)
+
+
+def _clock_time(st: str) -> bool:
+    """HHMM that cannot be a year ("0930", "2300h"; not 1900-2099)."""
+    m = _HHMM.fullmatch(st)
+    return bool(m) and not 1900 <= int(m.group(1) + m.group(2)) <= 2099
 _AT_BEFORE = re.compile(r"(?:\bat|@|\btime:?)\s*$", re.I)
 
 
@@ -394,11 +399,11 @@ class Scrubber:
     def _postprocess(self, text: str, results: list[tuple[str, int, int, float, Any]]) -> list[PhiSpan]:
         cands: list[PhiSpan] = []
         for ent, a, b, score, source in results:
-            from_pattern = source is True or source == "tagger"  # the capitalisation heuristics are for the NER only
             if source == "tagger":
                 if not _tagger_false_positive(ent, text[a:b], text, b):
                     cands.append(PhiSpan(a, b, ent, text[a:b], score))
                 continue
+            from_pattern = source is True  # the capitalisation heuristics are for the NER only, not for our patterns
             if score < self.threshold:
                 continue
             lab = ent if ent in LABELS else _PRESIDIO_MAP.get(ent)
