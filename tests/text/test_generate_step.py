@@ -22,7 +22,7 @@ def _recipe(tmp_path, model_dir, n=12, seeds=SEEDS, **gen):
     return {"name": "g", "seed": 3, "steps": [
         {"type": "load", "name": "seeds", "path": str(p)},
         {"type": "generate", "model": str(model_dir), "n_records": n, "batch_size": 4, "max_new_tokens": 40, "temperature": 0.7, **gen},
-        {"type": "export", "formats": ["jsonl", "conll", "brat"]},
+        {"type": "export", "formats": ["jsonl", "conll", "brat", "spacy", "hf"]},
     ]}
 
 
@@ -46,6 +46,17 @@ def test_generate_valid_labelled_records_document_mode(tmp_path, medsynth_home, 
         assert figs["shortfall"] == 12 - len(recs)
     # rejected outputs are quarantined with their reason, never dropped
     assert rep["quarantine"]["by_step"].get("generate", 0) == sum(figs["rejections"].values())
+    # every span survives every export read back by its tool; label features cover the seeds' whole label set
+    n = sum(len(r.spans) for r in recs)
+    assert figs["export_span_check"] == {f: f"{n}/{n}" for f in ["jsonl", "conll", "brat", "spacy", "hf"]}
+    assert "export_spans_lost" not in figs
+    from medsynth.text.export import read_hf, read_spacy
+
+    exp = res.run_dir / "steps/02_export/export"
+    assert all(set(cats) == {"normal", "Cardiomegaly", "Pleural Effusion"} for _, _, _, cats in read_spacy(exp / "records.spacy"))
+    ds = read_hf(exp / "hf_dataset")
+    assert set(ds.features["labels"].feature.names) == {"normal", "Cardiomegaly", "Pleural Effusion"}
+    assert {"B-FINDING", "I-FINDING", "B-ANATOMY", "B-NEGATION_CUE"} <= set(ds.features["ner_tags"].feature.names)
 
 
 def test_entity_first_sentence_mode(tmp_path, medsynth_home, reporter_dir):

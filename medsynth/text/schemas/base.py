@@ -140,8 +140,8 @@ class Schema(BaseModel):
         out: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
         for e in self.entities:
             pats: list[tuple[str, re.Pattern[str]]] = []
-            for canon, regs in e.lexicon.items():
-                pats += [(canon, re.compile(p, re.I)) for p in regs]
+            for canon, regs in e.lexicon.items():  # whole words only: "pleura" is not a mention inside "pleural"
+                pats += [(canon, re.compile(r"(?<!\w)(?:" + p + r")(?!\w)", re.I)) for p in regs]
             for canon, terms in e.terms.items():
                 pats += [(canon, re.compile(r"(?<!\w)" + re.escape(t).replace(r"\ ", r"\s+") + r"(?!\w)", re.I)) for t in terms]
             # longer, more specific patterns first ("calcified granuloma" before "calcified")
