@@ -190,6 +190,20 @@ def report(run_dir: Annotated[Path, typer.Argument(help="run directory")]) -> No
         _fail(MedsynthError(f"{p} is not a complete medsynth report (missing {', '.join(missing) or 'a list of steps'}). "
                             f"Check it with `medsynth verify {run_dir}`; re-create it with `medsynth run RECIPE --resume {run_dir}`."), 1)
     out.print(f"[bold]{rep['recipe']}[/] run {rep['run_id']}: {rep['status']} in {rep.get('seconds', '?')}s", markup=True, highlight=False)
+    audit = next((s["sections"]["audit_summary"] for s in rep["steps"] if isinstance(s, dict) and isinstance(s.get("sections"), dict)
+                  and isinstance(s["sections"].get("audit_summary"), dict)), None)
+    if audit:
+        out.print(f"release verdict: {audit.get('verdict', '?')}", markup=False, highlight=False)
+        for e in audit.get("exceptions") or audit.get("release_reasons") or []:
+            out.print(f"   exception: {e}", markup=False, highlight=False)
+        for name, a in (audit.get("audits") or {}).items():
+            if isinstance(a, dict):
+                out.print(f"   {name}: {a.get('verdict', '?')}" + (f" ({a.get('reason')})" if a.get("verdict") != "pass" and a.get("reason") else ""),
+                          markup=False, highlight=False)
+                for c in a.get("caveats") or []:
+                    out.print(f"      caveat: {c}", markup=False, highlight=False)
+    else:
+        out.print("release verdict: none (this run has no audit step)", markup=False, highlight=False)
     for s in rep["steps"]:
         if not isinstance(s, dict):
             continue

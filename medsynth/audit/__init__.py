@@ -28,5 +28,5 @@ def run_audits(synthetic, private, holdout=None, names=None, policy=None, **cont
         ap = pol.audit_policy(name, names)
         if not ap.enabled:
             continue
-        out.append(AUDITS.get(name)(ap).run(synthetic, private, holdout, **context))
+        out.append(AUDITS.get(name)(ap).run(synthetic, private, holdout, **context).settle(pol.min_records, len(synthetic)))
     return out

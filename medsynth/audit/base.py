@@ -2,6 +2,12 @@
 
 Each audit measures something, flags records (findings: record id + reason + value, never text), and gives a
 release verdict against its policy section. Figures always say how they were obtained.
+
+A verdict means what it says (:data:`VERDICTS`): ``pass`` (the check ran, had the power to find what it looks for,
+and found nothing over the policy's limits), ``fail`` (it found something over them), ``skipped`` (it did not run:
+``reason`` says why) or ``not_powered`` (it ran but the data cannot support the claim: nothing to look for, a
+threshold saturated at the end of its scale so the per-record check is off, too few records). ``caveats`` are facts
+a reader must know that do not change the class (e.g. a false-flag rate the holdout is too small to certify).
 """
 
 from __future__ import annotations
@@ -14,7 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..data.records import Record
 
-__all__ = ["Audit", "AuditResult", "Finding", "AuditPolicy", "CalibratedPolicy", "conformal_threshold", "DEFAULT_FALSE_FLAG_RATE"]
+__all__ = ["Audit", "AuditResult", "Finding", "AuditPolicy", "CalibratedPolicy", "conformal_threshold", "DEFAULT_FALSE_FLAG_RATE", "VERDICTS"]
+
+#: the verdict classes, worst first
+VERDICTS = ("fail", "not_powered", "skipped", "pass")
 
 # used when an audit runs without a policy file (its share of the default clean-flag budget of 1% over 4 audits)
 DEFAULT_FALSE_FLAG_RATE = 0.0025
@@ -81,17 +90,49 @@ class Finding:
 @dataclass
 class AuditResult:
     audit: str
-    verdict: str  # "pass" | "fail"
+    verdict: str  # one of VERDICTS; settle() derives it from what the audit recorded
     figures: list[dict[str, Any]] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     sections: dict[str, Any] = field(default_factory=dict)
     release_reasons: list[str] = field(default_factory=list)
+    unpowered: list[str] = field(default_factory=list)  # why the data cannot support this audit's claim
+    skipped: str | None = None  # why the audit did not run
+    caveats: list[str] = field(default_factory=list)
+    reason: str = ""
+
+    def skip(self, why: str) -> AuditResult:
+        self.skipped = why
+        self.figure("skipped", True, why)
+        return self.settle()
+
+    def not_powered(self, why: str) -> None:
+        self.unpowered.append(why)
+        self.settle()
+
+    def settle(self, min_records: int | None = None, n_synthetic: int | None = None) -> AuditResult:
+        """Fix ``verdict`` and ``reason``: fail > skipped > not_powered > pass. ``min_records``: fewer synthetic records
+        than this cannot support a release claim (the policy's ``min_records``)."""
+        if min_records and n_synthetic is not None and n_synthetic < min_records and not self.skipped:
+            self.not_powered(f"{n_synthetic} synthetic records audited; the policy needs at least {min_records} to support a release claim "
+                             "(min_records: with fewer, a copy rate of 5% goes unseen more than 5% of the time)")
+        if self.verdict == "fail" or self.release_reasons:
+            self.verdict, self.reason = "fail", "; ".join(self.release_reasons) or "failed"
+        elif self.skipped:
+            self.verdict, self.reason = "skipped", self.skipped
+        elif self.unpowered:
+            self.verdict, self.reason = "not_powered", "; ".join(dict.fromkeys(self.unpowered))
+        else:
+            self.verdict, self.reason = "pass", "ran with the power to detect what it looks for; nothing over the policy's limits"
+        return self
 
     def figure(self, name: str, value: Any, how: str) -> None:
         self.figures.append({"name": f"{self.audit}.{name}", "value": value, "how": how})
 
     def certified_rate_figure(self, guaranteed: float, rate: float) -> None:
         """The false-flag rate a holdout-calibrated audit can guarantee (see ``conformal_threshold``)."""
+        if guaranteed > rate * (1 + 1e-9):
+            self.caveats.append(f"the holdout is too small to certify a false-flag rate of {rate:.2%}: the threshold is the holdout's extreme "
+                                f"value (certified ≤ {guaranteed:.2%}), so this check is more permissive than the policy asks")
         self.figure("false_flag_rate_certified", round(guaranteed, 5),
                     "share of real new patients' records this audit can flag at most (split-conformal on the holdout; 1/(n+1) per threshold "
                     f"when the holdout is too small for the policy's share of clean_flag_budget = {rate:.3%})")
@@ -111,6 +152,8 @@ class Audit(ABC):
     # True: the per-record threshold is calibrated on the holdout (its policy is a CalibratedPolicy): it takes a share
     # of the policy's clean_flag_budget, so the whole gate flags at most that share of real new patients' records.
     calibrated: ClassVar[bool] = False
+    # True: probes a model (given with ``model:`` on the audit step); required for a release verdict only when one is given
+    needs_model: ClassVar[bool] = False
 
     def __init__(self, policy: AuditPolicy | None = None):
         self.policy = policy or self.Policy()

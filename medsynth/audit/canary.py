@@ -222,13 +222,11 @@ class CanaryExposureAudit(Audit):
         seen: set[str] = set()
         canaries = [r for r in canaries if not (r.id in seen or seen.add(r.id))]
         if not canaries:
-            res.figure("skipped", True, "no canary records in the private set (insert them with the adapt step's `canaries:`)")
-            return res
+            return res.skip("no canary records in the private set (insert them with the adapt step's `canaries:`)")
         model, tok = _model_and_tokenizer(context)
         if model is None:
-            res.figure("skipped", True, "no local model given to the audit (set `model:`/`adapter:` on the audit step); "
+            return res.skip("no local model given to the audit (set `model:`/`adapter:` on the audit step); "
                                         "exposure needs the adapted model's token log-probabilities")
-            return res
         seed = int(context.get("seed", 0))
         if len(canaries) > p.max_canaries:
             canaries = random.Random(seed).sample(canaries, p.max_canaries)

@@ -63,18 +63,29 @@ def audit_cmd(run_dir: Annotated[Path | None, typer.Argument(help="a finished ru
         raise RecipeError("give a RUN_DIR, or --synthetic and --private (and ideally --holdout).")
     syn, priv = read_records(synthetic), read_records(private)
     hold = read_records(holdout) if holdout else None
-    results = run_audits(syn, priv, hold, names=audits, policy=load_policy(policy))
-    verdict = "fail" if any(r.verdict == "fail" for r in results) else "pass"
+    pol = load_policy(policy)
+    results = run_audits(syn, priv, hold, names=audits, policy=pol)
+    from .steps import release_verdict
+
+    summary = {r.audit: {"verdict": r.verdict, "reason": r.reason} for r in results}
+    verdict, exceptions = release_verdict(summary, [n for n in pol.required() if not audits or n in audits])
     for r in results:
-        con.print(f"[bold]{r.audit}[/]: {r.verdict}, {len(r.findings)} records flagged")
+        con.print(f"[bold]{r.audit}[/]: {r.verdict}, {len(r.findings)} records flagged", highlight=False)
+        if r.verdict != "pass":
+            con.print(f"   why: {r.reason}", highlight=False)
+        for cav in r.caveats:
+            con.print(f"   [yellow]caveat:[/] {cav}", highlight=False)
         for f in r.figures:
             con.print(f"   {f['name']} = {f['value']}  [dim]({f['how']})[/]", highlight=False)
         for reason in r.release_reasons:
             con.print(f"   [red]release:[/] {reason}", highlight=False)
     if out:
-        out.write_text(json.dumps({"verdict": verdict, "audits": [{"audit": r.audit, "verdict": r.verdict, "figures": r.figures,
-                                                                     "findings": [f.__dict__ for f in r.findings], "release_reasons": r.release_reasons} for r in results]},
+        out.write_text(json.dumps({"verdict": verdict, "exceptions": exceptions,
+                                   "audits": [{"audit": r.audit, "verdict": r.verdict, "reason": r.reason, "caveats": r.caveats, "figures": r.figures,
+                                               "findings": [f.__dict__ for f in r.findings], "release_reasons": r.release_reasons} for r in results]},
                                   indent=2, default=str), encoding="utf-8")
-    con.print(f"release verdict: [bold]{verdict}[/]")
+    con.print(f"release verdict: [bold]{verdict}[/]", highlight=False)
+    for e in exceptions:
+        con.print(f"   {e}", highlight=False)
     if verdict == "fail":
         raise typer.Exit(1)

@@ -175,6 +175,9 @@ class VerbatimCopyAudit(Audit):
         if guar is not None:
             res.certified_rate_figure(guar, p.rate())
         res.figure("ngram_overlap_threshold", round(ov_thr, 3), how_thr)
+        if ov_thr >= 1.0:
+            res.not_powered(f"the n-gram overlap threshold is saturated at {ov_thr:.2f} (a holdout record shares all its {p.ngram}-grams with the "
+                            "private set), so no record can exceed it: the per-record overlap check is off")
         res.figure("max_lcs_chars", int(max((s[0] for s in syn), default=0)), "longest common substring (chars) between any synthetic record and its 3 most overlapping private records")
         res.figure("flagged", len(res.findings), "synthetic records above either threshold whose shared passage is in no other private record and not matched as closely by a holdout record")
         res.figure("generic_not_flagged", generic, f"records above a threshold whose shared passage occurs in ≥ {p.min_private_copies} private records or as much in a holdout record (boilerplate common to several patients)")
@@ -271,6 +274,9 @@ class NearDuplicateAudit(Audit):
                 continue
             res.findings.append(Finding(r.id, "near_duplicate", {"jaccard": round(jac, 3), "private_id": best}))
         res.figure("jaccard_threshold", round(min(thr, 1.0), 4), how_thr)
+        if thr >= 1.0:
+            res.not_powered("the Jaccard threshold is saturated at 1.0 (a holdout record is an exact near-duplicate of a private one), "
+                            "so no record can exceed it: the per-record near-duplicate check is off")
         if guar is not None:
             res.certified_rate_figure(guar, p.rate())
         res.figure("flagged", len(res.findings), f"synthetic records with a private record at estimated Jaccard ≥ {p.jaccard_threshold} (MinHash, {p.num_perm} permutations, word 3-gram shingles)")

@@ -104,6 +104,9 @@ class DCRAudit(Audit):
         res.figure("mannwhitney_p_synthetic_closer", float(stat.pvalue), "one-sided Mann-Whitney U test, H1: synthetic DCR < holdout DCR")
         res.figure("share_closer_than_holdout_q05", round(close_share, 4), "share of synthetic records with DCR below the holdout's 5% quantile (≈0.05 expected without memorisation)")
         res.figure("record_threshold", round(thr, 5), how_thr)
+        if thr <= 0:
+            res.not_powered("the record threshold is 0 (a holdout record sits at distance 0 from a private record), so no record can fall "
+                            "strictly below it: the per-record closeness check is off")
         if guar is not None:
             res.certified_rate_figure(guar, p.rate())
         res.figure("close_but_generic", generic, f"records within max_distance of a private record that has another private record at least as close (≥ {p.loo_ratio} × its leave-one-out distance)")

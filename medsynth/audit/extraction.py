@@ -58,6 +58,7 @@ def extraction_scores(generate: Callable[[list[str]], list[str]], records: list[
 @AUDITS.register("prefix_extraction")
 class PrefixExtractionAudit(Audit):
     name = "prefix_extraction"
+    needs_model = True
     Policy = ExtractionPolicy
 
     def run(self, synthetic: list[Record], private: list[Record], holdout: list[Record] | None = None, **context: Any) -> AuditResult:
@@ -66,8 +67,7 @@ class PrefixExtractionAudit(Audit):
         gen = context.get("generate")
         backend = context.get("backend")
         if gen is None and backend is None:
-            res.figure("skipped", True, "no generator given to the audit (pass backend= or generate=, or set `model:` on the audit step)")
-            return res
+            return res.skip("no generator given to the audit (pass backend= or generate=, or set `model:` on the audit step)")
         if gen is None:
             from ..text.backends.base import GenParams
 

@@ -116,8 +116,7 @@ class MembershipInferenceAudit(Audit):
         res = AuditResult(self.name, "pass")
         model = context.get("model") or context.get("classifier")
         if model is None:
-            res.figure("skipped", True, "no trained model given to the audit (the train step runs it with `mia:`; or pass model=)")
-            return res
+            return res.skip("no trained model given to the audit (the train step runs it with `mia:`; or pass model=)")
         if isinstance(model, str):
             from ..train.classifiers import TrainedModel
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +36,17 @@ class Policy(BaseModel):
     scrub: ScrubPolicy = Field(default_factory=ScrubPolicy)
     clean_flag_budget: float = Field(0.01, gt=0, lt=0.5, description="share of real new patients' records the whole gate may quarantine; split among the holdout-calibrated audits that run (Bonferroni, by their budget_weight), each with a split-conformal threshold")
     audits: dict[str, Any] = Field(default_factory=dict)
+    min_records: int = Field(60, ge=1, description="fewer synthetic records than this cannot support a release claim: every audit is "
+                                                   "not_powered (with 60, a 5% rate of copied records is seen at least once with 95% probability)")
+    required_audits: list[str] | None = Field(None, description="audits that must run and be powered for a release verdict of pass; "
+                                                               "default: the audits run when none are named (default_audits)")
+
+    def required(self, model_given: bool = False) -> list[str]:
+        """The audits a release verdict of pass needs: ``required_audits``, else the default audits (those probing a
+        model only when a model is given to the audit step)."""
+        if self.required_audits is not None:
+            return list(self.required_audits)
+        return [n for n in self.default_audits() if model_given or not AUDITS.get(n).needs_model]
 
     def audit_policy(self, name: str, active: list[str] | None = None) -> Any:
         """The validated policy section of one audit. A holdout-calibrated audit without its own
@@ -64,6 +76,40 @@ class Policy(BaseModel):
         return [n for n in AUDITS.names() if n in self.audits and not AUDITS.get(n).explicit_only]
 
 
+def protects_against(path: str | Path | None = None) -> dict[str, str]:
+    """``{audit: text}`` from the ``# Protects against:`` comments of each audit section of a policy file."""
+    p = Path(path) if path else DEFAULT_POLICY_PATH
+    out: dict[str, str] = {}
+    cur: str | None = None
+    collecting = False
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return out
+    in_audits = False
+    for line in lines:
+        if line.startswith("audits:"):
+            in_audits = True
+            continue
+        if in_audits and line and not line.startswith(" ") and not line.startswith("#"):
+            in_audits = False
+        m = re.match(r"^  ([A-Za-z_]+):\s*$", line) if in_audits else None
+        if m:
+            cur, collecting = m.group(1), False
+            continue
+        c = re.match(r"^\s+#\s?(.*)$", line)
+        if cur and c:
+            txt = c.group(1)
+            if txt.startswith("Protects against:"):
+                collecting = True
+                out[cur] = txt[len("Protects against:"):].strip()
+            elif collecting:
+                out[cur] += " " + txt.strip()
+        else:
+            collecting = False
+    return out
+
+
 def load_policy(path: str | Path | None = None) -> Policy:
     """Load and validate a policy; every problem is reported at once (unknown audit names, unknown keys, types)."""
     p = Path(path) if path else DEFAULT_POLICY_PATH
@@ -89,6 +135,10 @@ def load_policy(path: str | Path | None = None) -> Policy:
         except ValidationError as e:
             for er in e.errors():
                 problems.append((f"audits.{name}." + ".".join(map(str, er["loc"])), er["msg"]))
+    for name in pol.required_audits or []:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            problems.append(("required_audits", f"unknown audit {name!r}{f' (did you mean {close[0]!r}?)' if close else ''}; known: {', '.join(known)}"))
     if problems:
         raise RecipeError(f"{p}: {len(problems)} problem(s) in the privacy policy.", problems)
     for name in pol.default_audits():  # the budget split is checked before any compute, too

@@ -15,6 +15,7 @@ h1{font-size:1.6rem;margin-bottom:.2rem}h2{border-bottom:2px solid #e3e7ee;paddi
 h3{margin-bottom:.3rem}table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem;font-size:.9rem}
 th,td{border:1px solid #dfe3ea;padding:.3rem .5rem;text-align:left;vertical-align:top}th{background:#f4f6f9}
 .how{color:#5b6575;font-size:.85rem}.pass{background:#e5f6ea;color:#14532d}.fail{background:#fde8e8;color:#7f1d1d}
+.not_powered{background:#fef3c7;color:#78350f}.skipped{background:#eceff3;color:#374151}.summary{border:2px solid #dfe3ea;padding:.6rem 1rem;border-radius:.4rem}
 .badge{display:inline-block;padding:.25rem .6rem;border-radius:.3rem;font-weight:600}.muted{color:#6b7280}
 figure{margin:.5rem 0 1.2rem}figcaption{font-size:.85rem;color:#4b5563}pre{white-space:pre-wrap;font-size:.75rem;background:#f7f8fa;padding:.5rem}
 .plots{display:flex;flex-wrap:wrap;gap:1rem}.plots figure{flex:1 1 480px}
@@ -204,6 +205,33 @@ def _fig(svg: str, caption: str) -> str:
     return f"<figure>{svg}<figcaption>{_e(caption)}</figcaption></figure>"
 
 
+_VERDICT_WORDS = {"pass": "pass", "fail": "FAIL", "not_powered": "not powered (no release claim)", "skipped": "skipped"}
+
+
+def _summary(report: dict[str, Any], audit: dict[str, Any]) -> str:
+    """The one-screen summary for the privacy officer: the verdict in words, what was checked, what was not."""
+    audits = audit.get("audits", {})
+    ran = [n for n, a in audits.items() if a["verdict"] in ("pass", "fail", "not_powered")]
+    not_run = [n for n, a in audits.items() if a["verdict"] == "skipped"]
+    released = next((f["value"] for s in report.get("steps", []) for f in s.get("figures", []) if f.get("name") == "records_released"), None)
+    v = audit["verdict"]
+    meaning = {"pass": "Every audit the policy requires ran with enough data to detect what it looks for, and none found anything over the policy's limits.",
+               "fail": "At least one audit found something over the policy's limits. Do not release without review of the quarantined records.",
+               "not_powered": "No audit failed, but at least one required audit could not support a release claim (see below). "
+                              "The absence of findings is NOT evidence of safety for those checks."}.get(v, "")
+    parts = [f"<div class='summary'><h2>Summary</h2><p><b>Release verdict: <span class='badge {_e(v)}'>{_e(_VERDICT_WORDS.get(v, v))}</span></b> {_e(meaning)}</p>",
+             f"<p>Released: {_e(released if released is not None else '?')} synthetic records. Checked: {_e(', '.join(ran) or 'nothing')}. "
+             f"Not run: {_e(', '.join(not_run) or 'none')}. Required by the policy: {_e(', '.join(audit.get('required', [])) or '—')}.</p>"]
+    if audit.get("exceptions"):
+        parts.append("<p>Exceptions:</p><ul>" + "".join(f"<li>{_e(x)}</li>" for x in audit["exceptions"]) + "</ul>")
+    caveats = [f"{n}: {c}" for n, a in audits.items() for c in a.get("caveats", [])]
+    if caveats:
+        parts.append("<p>Caveats:</p><ul>" + "".join(f"<li>{_e(c)}</li>" for c in caveats) + "</ul>")
+    parts.append("<p class='how'>Not checked by any audit: re-identification by linking with outside data sources; PHI the scrubber and the "
+                 "tagger both missed in the private records is invisible to the replay audit.</p></div>")
+    return "".join(parts)
+
+
 def render_html(report: dict[str, Any]) -> str:
     status = report.get("status", "?")
     audit = None
@@ -218,21 +246,25 @@ def render_html(report: dict[str, Any]) -> str:
            f"{_e(report.get('seconds'))} s · medsynth {_e(report.get('medsynth_version'))}</p>",
            f"<p><span class='badge {'pass' if status == 'completed' else 'fail'}'>run {_e(status)}</span> "]
     if audit:
-        out.append(f"<span class='badge {_e(audit['verdict'])}'>privacy gate: {_e(audit['verdict'])}</span>")
+        out.append(f"<span class='badge {_e(audit['verdict'])}'>privacy gate: {_e(_VERDICT_WORDS.get(audit['verdict'], audit['verdict']))}</span>")
     out.append("</p>")
+    if audit:
+        out.append(_summary(report, audit))
     if report.get("description"):
         out.append(f"<p>{_e(report['description'])}</p>")
     if report.get("error"):
         out.append(f"<h2>Error</h2><pre>{_e(report['error'].get('type'))}: {_e(report['error'].get('message'))}</pre>")
     if audit:
         out.append("<h2>Privacy audit</h2>")
-        if audit["release_reasons"]:
-            out.append("<ul>" + "".join(f"<li>{_e(r)}</li>" for r in audit["release_reasons"]) + "</ul>")
-        out.append("<table><tr><th>audit</th><th>verdict</th><th>records flagged</th><th>release reasons</th></tr>")
+        out.append("<table><tr><th>audit</th><th>verdict</th><th>why</th><th>records flagged</th><th>protects against (policy)</th></tr>")
         for name, a in audit["audits"].items():
-            out.append(f"<tr><td>{_e(name)}</td><td class='{_e(a['verdict'])}'>{_e(a['verdict'])}</td><td>{_e(a['flagged'])}</td><td>{_e('; '.join(a['reasons']) or '—')}</td></tr>")
-        out.append(f"</table><p class='how'>Policy: {_e(audit.get('policy'))}. Flagged records are quarantined with their reason in the run directory; "
-                   "their text is not in this report.</p>")
+            why = a.get("reason") or "; ".join(a.get("reasons", [])) or "—"
+            cav = "".join(f"<br><span class='how'>caveat: {_e(c)}</span>" for c in a.get("caveats", []))
+            out.append(f"<tr><td>{_e(name)}</td><td class='{_e(a['verdict'])}'>{_e(a['verdict'])}</td><td>{_e(why)}{cav}</td><td>{_e(a['flagged'])}</td>"
+                       f"<td class='how'>{_e(audit.get('protects', {}).get(name, '—'))}</td></tr>")
+        out.append(f"</table><p class='how'>Policy: {_e(audit.get('policy'))}. Verdicts: pass = ran, had the power to detect, nothing over the limits; "
+                   "fail = over a limit; not_powered = ran but the data cannot support the claim; skipped = did not run. "
+                   "Flagged records are quarantined with their reason in the run directory; their text is not in this report.</p>")
     q = report.get("quarantine", {})
     out.append(f"<h2>Quarantine</h2><p>{_e(q.get('total', 0))} records quarantined.</p>")
     if q.get("by_reason"):

@@ -26,6 +26,21 @@ class AuditConfig(StepConfig):
     on_fail: Literal["stop", "quarantine"] = Field("stop", description="stop: a failing release raises AuditFailedError; quarantine: flagged records are quarantined and the run continues")
 
 
+def release_verdict(summary: dict[str, dict[str, Any]], required: list[str]) -> tuple[str, list[str]]:
+    """The release verdict from the audits' verdicts: ``fail`` if any audit failed; ``not_powered`` if a required
+    audit did not run, was skipped or was not powered; else ``pass``. Returns (verdict, the exceptions in words)."""
+    exceptions = [f"{n}: {a['verdict']} ({a.get('reason') or '; '.join(a.get('reasons', []))})" for n, a in summary.items() if a["verdict"] == "fail"]
+    if exceptions:
+        return "fail", exceptions
+    for n in required:
+        a = summary.get(n)
+        if a is None:
+            exceptions.append(f"{n}: required by the policy but not run (name it in the audit step's `audits:` or remove it from required_audits)")
+        elif a["verdict"] != "pass":
+            exceptions.append(f"{n}: {a['verdict']} ({a.get('reason', '')})")
+    return ("not_powered" if exceptions else "pass"), exceptions
+
+
 @STEPS.register("audit")
 class AuditStep(Step):
     type = "audit"
@@ -33,7 +48,7 @@ class AuditStep(Step):
 
     def check(self, recipe: Any) -> list[tuple[str, str]]:
         from ..registry import AUDITS
-        from .policy import load_policy
+        from .policy import load_policy, protects_against
 
         c: AuditConfig = self.config  # type: ignore[assignment]
         probs = []
@@ -57,7 +72,7 @@ class AuditStep(Step):
     def run(self, ctx: Any) -> None:
         from ..registry import AUDITS
         from ..scrub.steps import load_phi_strings
-        from .policy import load_policy
+        from .policy import load_policy, protects_against
 
         c: AuditConfig = self.config  # type: ignore[assignment]
         pol_path = c.policy or (ctx.recipe.config.privacy.policy if ctx.recipe else None)
@@ -84,8 +99,10 @@ class AuditStep(Step):
             for name in names:
                 ap = policy.audit_policy(name, names)
                 if not ap.enabled:
+                    summary[name] = {"verdict": "skipped", "reason": "disabled in the policy (enabled: false)", "flagged": 0, "reasons": [],
+                                     "caveats": [], "findings": []}
                     continue
-                res = AUDITS.get(name)(ap).run(synthetic, private, holdout, **context)
+                res = AUDITS.get(name)(ap).run(synthetic, private, holdout, **context).settle(policy.min_records, len(synthetic))
                 for f in res.figures:
                     ctx.add_figure(f["name"], f["value"], f["how"])
                 for k, v in res.sections.items():
@@ -93,8 +110,8 @@ class AuditStep(Step):
                 for fd in res.findings:
                     flagged.setdefault(fd.record_id, []).append(fd.reason)
                 release_reasons += [f"{name}: {r}" for r in res.release_reasons]
-                summary[name] = {"verdict": res.verdict, "flagged": len(res.findings), "reasons": res.release_reasons,
-                                 "findings": [{"record_id": f.record_id, "reason": f.reason, "value": f.value} for f in res.findings]}
+                summary[name] = {"verdict": res.verdict, "reason": res.reason, "flagged": len(res.findings), "reasons": res.release_reasons,
+                                 "caveats": res.caveats, "findings": [{"record_id": f.record_id, "reason": f.reason, "value": f.value} for f in res.findings]}
                 bar.advance(1)
         keep = []
         for r in synthetic:
@@ -104,9 +121,13 @@ class AuditStep(Step):
                 ctx.quarantine(rr, "+".join(sorted(set(flagged[r.id]))), "audit")
             else:
                 keep.append(r)
-        verdict = "fail" if release_reasons else "pass"
-        ctx.add_section("audit_summary", {"verdict": verdict, "release_reasons": release_reasons, "audits": summary, "policy": str(pol_path)})
-        ctx.add_figure("release_verdict", verdict, f"all release tests of the policy ({pol_path}); reasons: {'; '.join(release_reasons) or 'none'}")
+        required = policy.required(model_given=bool(c.model))
+        verdict, exceptions = release_verdict(summary, required)
+        ctx.add_section("audit_summary", {"verdict": verdict, "release_reasons": release_reasons, "exceptions": exceptions, "audits": summary,
+                                          "required": required, "policy": str(pol_path),
+                                          "protects": protects_against(ctx.recipe.resolve_path(pol_path) if (ctx.recipe and pol_path) else pol_path)})
+        ctx.add_figure("release_verdict", verdict, f"pass only when every audit the policy requires ({', '.join(required)}) ran, was powered "
+                                                   f"and passed ({pol_path}); exceptions: {'; '.join(exceptions) or 'none'}")
         ctx.add_figure("records_quarantined", len(synthetic) - len(keep), "synthetic records flagged by any audit (kept in quarantine/ with the reason)")
         ctx.add_figure("records_released", len(keep), "synthetic records passing every per-record check")
         ctx.write_output(keep)

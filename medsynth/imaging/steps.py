@@ -1043,11 +1043,15 @@ class ImageAuditStep(Step):
                 ctx.quarantine(rr, "+".join(sorted(set(flagged[r.id]))), "image_audit")
             else:
                 keep.append(r)
-        summary = {"image_copy": {"verdict": res.verdict, "flagged": len(res.findings), "reasons": res.release_reasons,
-                                  "findings": [{"record_id": f.record_id, "reason": f.reason, "value": f.value} for f in res.findings]}}
-        ctx.add_section("audit_summary", {"verdict": res.verdict, "release_reasons": [f"image_copy: {r}" for r in res.release_reasons],
-                                          "audits": summary, "policy": str(pol_path)})
-        ctx.add_figure("release_verdict", res.verdict, f"image_copy release tests of the policy ({pol_path}); reasons: {'; '.join(res.release_reasons) or 'none'}")
+        from ..audit.steps import release_verdict
+
+        res.settle()
+        summary = {"image_copy": {"verdict": res.verdict, "reason": res.reason, "flagged": len(res.findings), "reasons": res.release_reasons,
+                                  "caveats": res.caveats, "findings": [{"record_id": f.record_id, "reason": f.reason, "value": f.value} for f in res.findings]}}
+        verdict, exceptions = release_verdict(summary, ["image_copy"])
+        ctx.add_section("audit_summary", {"verdict": verdict, "release_reasons": [f"image_copy: {r}" for r in res.release_reasons],
+                                          "exceptions": exceptions, "required": ["image_copy"], "audits": summary, "policy": str(pol_path)})
+        ctx.add_figure("release_verdict", verdict, f"image_copy release tests of the policy ({pol_path}); exceptions: {'; '.join(exceptions) or 'none'}")
         ctx.add_figure("records_quarantined", len(synthetic) - len(keep), "synthetic images flagged as copies (kept in quarantine/ with the reason)")
         ctx.add_figure("records_released", len(keep), "synthetic images passing the per-image checks")
         ctx.write_output(keep)

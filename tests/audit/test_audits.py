@@ -104,7 +104,8 @@ def test_prefix_extraction_detects_a_memorising_generator():
     assert bad.verdict == "fail" and len(bad.findings) == 10
     assert good.verdict == "pass" and not good.findings
     skipped = PrefixExtractionAudit(pol).run([], priv, None)
-    assert skipped.verdict == "pass" and any(f["name"].endswith("skipped") for f in skipped.figures)
+    assert skipped.verdict == "skipped" and "no generator" in skipped.reason  # "skipped" is not "pass"
+    assert any(f["name"].endswith("skipped") for f in skipped.figures)
 
 
 def test_prefix_extraction_with_a_real_backend(tiny_backend_lm=None):
@@ -219,3 +220,41 @@ def test_phi_replay_labels_filter():
     allp = PhiReplayAudit().run(syn, _recs(PRIVATE, "p"), None, phi_strings=phi)
     names = PhiReplayAudit(PhiReplayPolicy(labels=["NAME"])).run(syn, _recs(PRIVATE, "p"), None, phi_strings=phi)
     assert allp.flagged_ids == {"s0", "s1"} and names.flagged_ids == {"s1"}
+
+
+def test_verdict_classes_mean_what_they_say():
+    """skipped is not pass; nothing to look for, a saturated threshold and too few records are not_powered."""
+    from medsynth.audit.extraction import PrefixExtractionAudit
+    from medsynth.audit.steps import release_verdict
+
+    priv, hold = _recs(PRIVATE, "p"), _recs(HOLDOUT, "h")
+    syn = _recs(HOLDOUT[:3], "s")
+    # nothing to look for: the private set's PHI list is empty
+    empty = PhiReplayAudit().run(syn, priv, None, phi_strings=[])
+    assert empty.verdict == "not_powered" and "0 PHI strings" in empty.reason
+    powered = PhiReplayAudit().run(syn, priv, None, phi_strings=["Riverside"])
+    assert powered.verdict == "pass"
+    # a holdout made of copies of private records saturates the near-duplicate threshold at 1.0: the check is off
+    copies = _recs(PRIVATE[3:23], "h")
+    sat = NearDuplicateAudit().run(syn, priv, copies)
+    figs = {f["name"]: f["value"] for f in sat.figures}
+    assert figs["near_duplicate.jaccard_threshold"] == 1.0
+    assert sat.verdict == "not_powered" and "saturated" in sat.reason
+    # a failing audit stays fail even when it is also unpowered
+    failing = PhiReplayAudit().run(_recs(["Seen at Riverside"], "s"), priv, None, phi_strings=["Riverside"])
+    assert failing.verdict == "fail"
+    # skipped: no generator to probe
+    skipped = PrefixExtractionAudit().run([], priv, None)
+    assert skipped.verdict == "skipped"
+    # too few synthetic records for the policy's min_records
+    few = run_audits(syn, priv, hold, names=["verbatim_copy"], policy=load_policy())
+    assert few[0].verdict == "not_powered" and "min_records" in few[0].reason
+    # the release verdict: pass only when every required audit ran, was powered and passed
+    ok = {"a": {"verdict": "pass", "reason": ""}, "b": {"verdict": "pass", "reason": ""}}
+    assert release_verdict(ok, ["a", "b"]) == ("pass", [])
+    v, exc = release_verdict({**ok, "c": {"verdict": "skipped", "reason": "no model"}}, ["a", "b"])
+    assert v == "pass" and exc == []  # a skipped audit the policy does not require does not block
+    v, exc = release_verdict({"a": ok["a"]}, ["a", "b"])
+    assert v == "not_powered" and exc[0].startswith("b: required by the policy but not run")
+    v, exc = release_verdict({"a": {"verdict": "not_powered", "reason": "0 PHI strings"}, "b": {"verdict": "fail", "reason": "copies"}}, ["a", "b"])
+    assert v == "fail" and exc == ["b: fail (copies)"]

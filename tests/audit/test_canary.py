@@ -118,7 +118,7 @@ def test_audit_skips_clearly_without_canaries_or_model(trained):
     a = CanaryExposureAudit()
     assert a.run([], [], None, model=base, tokenizer=tok).figures[0]["name"] == "canary_exposure.skipped"
     r = a.run([], canaries, None)
-    assert r.verdict == "pass" and "no local model" in r.figures[0]["how"]
+    assert r.verdict == "skipped" and "no local model" in r.reason and "no local model" in r.figures[0]["how"]
 
 
 def test_report_renders_the_exposure_section(audited):

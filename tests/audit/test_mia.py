@@ -67,4 +67,5 @@ def test_lira_with_shadow_models(data):
 def test_registered_and_skips_without_a_model():
     assert AUDITS.get("membership_inference") is MembershipInferenceAudit
     r = MembershipInferenceAudit().run([], [], [])
-    assert r.verdict == "pass" and r.figures[0]["name"].endswith("skipped")
+    assert r.verdict == "skipped" and "no trained model" in r.reason
+    assert r.figures[0]["name"].endswith("skipped")

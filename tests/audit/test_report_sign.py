@@ -211,3 +211,50 @@ def test_any_changed_byte_fails_verify(tmp_path):
     (run / "report.json").unlink()
     v = verify_run(run, home=home)
     assert not v.ok and any("missing file" in x for x in v.problems)
+
+
+CLASSES = {"recipe": "v", "run_id": "v-1", "status": "completed", "seconds": 1.0, "versions": {}, "quarantine": {"total": 1, "by_reason": {"verbatim_copy": 1}},
+           "steps": [{"name": "audit", "type": "audit", "records_out": 9, "figures": [{"name": "records_released", "value": 9, "how": "records passing"}],
+                      "sections": {"audit_summary": {
+                          "verdict": "fail", "required": ["phi_replay", "verbatim_copy"], "policy": "privacy/policy.yaml",
+                          "release_reasons": ["verbatim_copy: 10.0% of records are verbatim copies"],
+                          "exceptions": ["verbatim_copy: fail (10.0% of records are verbatim copies)"],
+                          "protects": {"phi_replay": "identifiers of real patients reappearing"},
+                          "audits": {"phi_replay": {"verdict": "not_powered", "reason": "0 PHI strings of the private set to look for", "flagged": 0, "reasons": [], "caveats": []},
+                                     "verbatim_copy": {"verdict": "fail", "reason": "10.0% of records are verbatim copies", "flagged": 1, "reasons": ["10.0%"],
+                                                       "caveats": ["the holdout is too small to certify a false-flag rate of 0.17%"]},
+                                     "prefix_extraction": {"verdict": "skipped", "reason": "no generator given to the audit", "flagged": 0, "reasons": [], "caveats": []},
+                                     "dcr": {"verdict": "pass", "reason": "ran", "flagged": 0, "reasons": [], "caveats": []}}}}}]}
+
+
+@pytest.mark.skipif(_chromium() is None, reason="Debian's chromium is not installed (install.sh test installs it)")
+def test_report_summary_shows_each_verdict_class_first(tmp_path):
+    p = tmp_path / "report.html"
+    p.write_text(render_html(CLASSES))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={tmp_path / 'prof'}"]
+    dom = subprocess.run([_chromium(), *flags, "--dump-dom", p.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    # the summary comes before the evidence, with the verdict, the exceptions and what was not run
+    assert dom.index("Release verdict") < dom.index("Privacy audit") < dom.index("Steps")
+    summary = dom[dom.index("Release verdict"):dom.index("Privacy audit")]
+    assert "FAIL" in summary and "verbatim_copy: fail (10.0% of records are verbatim copies)" in summary
+    assert "Not run: prefix_extraction" in summary and "Caveats" in summary
+    table = dom[dom.index("Privacy audit"):dom.index("Steps")]
+    for name, verdict in [("phi_replay", "not_powered"), ("verbatim_copy", "fail"), ("prefix_extraction", "skipped"), ("dcr", "pass")]:
+        row = table[table.index(f"<td>{name}</td>"):]
+        row = row[:row.index("</tr>")]
+        assert f"class=\"{verdict}\">{verdict}<" in row, (name, row)
+    assert "identifiers of real patients reappearing" in table and "0 PHI strings" in table
+
+
+def test_report_cli_prints_verdict_and_exceptions_first(tmp_path):
+    import sys
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "report.json").write_text(json.dumps(CLASSES))
+    r = subprocess.run([sys.executable, "-m", "medsynth.cli", "report", str(run)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[1] == "release verdict: fail" and "exception: verbatim_copy: fail" in lines[2]
+    assert any(line.strip() == "prefix_extraction: skipped (no generator given to the audit)" for line in lines)
