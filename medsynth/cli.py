@@ -165,7 +165,9 @@ def verify(run_dir: Annotated[Path, typer.Argument(help="run directory")],
 
     res = verify_run(run_dir, trust=list(trust or []))
     if res.ok:
-        out.print(f"[green]verified[/] {run_dir}: {res.checked} files match manifest.json; signature {res.signature} ({res.key_source})")
+        out.print(f"[green]verified[/] {res.kind} {run_dir}: {res.checked} files match manifest.json; signature {res.signature} ({res.key_source})", soft_wrap=True)
+        if res.kind == "release":
+            out.print(f"sign-off: {res.sign_off or 'none yet (medsynth sign-off BUNDLE --decision approved|rejected)'}", markup=False, highlight=False, soft_wrap=True)
         return
     console.print(f"[bold red]verification failed[/] for {run_dir}:")
     for p in res.problems:
@@ -254,6 +256,60 @@ def keys_trust(key_file: Annotated[Path, typer.Argument(help="a signer's public 
     d.mkdir(parents=True, exist_ok=True)
     (d / f"{label}.pem").write_text(text, encoding="utf-8")
     out.print(f"trusted {fp} as '{label}'", markup=False, highlight=False)
+
+
+@keys_app.command("identity")
+def keys_identity(name: Annotated[str | None, typer.Option("--name", help="your name, as it should appear on what you sign")] = None,
+                  role: Annotated[str | None, typer.Option("--role", help="your role, e.g. 'data engineer' or 'privacy officer'")] = None,
+                  organisation: Annotated[str, typer.Option("--organisation", help="your organisation (optional)")] = "") -> None:
+    """Who signs with this machine's key (shown in releases and sign-offs); without options, print it."""
+    from .paths import home
+    from .recipe.release import set_signer_identity, signer_identity
+
+    try:
+        if name is None and role is None:
+            ident = signer_identity(home())
+        else:
+            set_signer_identity(home(), name or "", role or "", organisation)
+            ident = signer_identity(home())
+    except MedsynthError as e:
+        _fail(e, 2)
+    org = f", {ident['organisation']}" if ident["organisation"] else ""
+    out.print(f"{ident['name']} ({ident['role']}{org}), key {ident['key_fingerprint']}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def release(run_dir: Annotated[Path, typer.Argument(help="a verified, completed run directory with an export step")],
+            out_dir: Annotated[Path, typer.Option("--out", help="a new folder for the bundle (outside the run directory)")],
+            force: Annotated[str | None, typer.Option("--force", help="release although the privacy gate did not pass; give the reason (recorded in the signed manifest)")] = None) -> None:
+    """Write the release bundle: only what may leave the building (exports, public report, dataset card), signed."""
+    from .paths import home
+    from .recipe.release import make_release
+
+    try:
+        m = make_release(run_dir, out_dir, home(), force=force)
+    except MedsynthError as e:
+        _fail(e, 1)
+    out.print(f"released {m['records']} records to {out_dir} ({len(m['files'])} files); verdict {m['release_verdict']}"
+              + (f", forced: {m['forced']}" if m["forced"] else "") + f"; signed by {m['signer']['name']} ({m['signer']['key_fingerprint']})",
+              markup=False, highlight=False, soft_wrap=True)
+    out.print(f"check it with: medsynth verify {out_dir}; the privacy officer decides with: medsynth sign-off {out_dir} --decision approved|rejected",
+              markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("sign-off")
+def sign_off_cmd(bundle: Annotated[Path, typer.Argument(help="a release bundle (from `medsynth release`)")],
+                 decision: Annotated[str, typer.Option("--decision", help="approved or rejected")],
+                 note: Annotated[str, typer.Option("--note", help="the officer's note (conditions, reasons)")] = "") -> None:
+    """The privacy officer's signed decision on a release bundle, bound to its manifest (sign_off.json + .sig)."""
+    from .paths import home
+    from .recipe.release import sign_off
+
+    try:
+        b = sign_off(bundle, home(), decision, note)
+    except MedsynthError as e:
+        _fail(e, 1)
+    out.print(f"{b['decision']} by {b['approver']['name']} ({b['approver']['role']}) on {b['date']}", markup=False, highlight=False, soft_wrap=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..audit.sign import verify_manifest
 from ..data.io import sha256_file
 from ..paths import home as medsynth_home
+from .release import SIGN_OFF_FILES
 from .rundir import MANIFEST_FILES
 
 __all__ = ["VerifyResult", "verify_run"]
@@ -21,6 +22,8 @@ class VerifyResult:
     problems: list[str] = field(default_factory=list)
     signature: str = "absent"  # valid | invalid | absent
     key_source: str = ""
+    kind: str = "run"  # run | release
+    sign_off: str = ""  # the privacy officer's decision on a release bundle, when present and valid
 
 
 def verify_run(run_dir: str | Path, home: str | Path | None = None, require_signature: bool = True,
@@ -47,6 +50,8 @@ def verify_run(run_dir: str | Path, home: str | Path | None = None, require_sign
         return res
     if not files:
         res.problems.append("manifest.json lists no files: a medsynth run always has some (it was emptied or tampered with)")
+    res.kind = "release" if manifest.get("kind") == "release" else "run"
+    unlisted = set(MANIFEST_FILES) | (set(SIGN_OFF_FILES) if res.kind == "release" else set())
     root = run_dir.resolve()
     for rel, meta in files.items():
         p = run_dir / rel
@@ -62,7 +67,7 @@ def verify_run(run_dir: str | Path, home: str | Path | None = None, require_sign
     for p in sorted(run_dir.rglob("*")):
         if p.is_file():
             rel = p.relative_to(run_dir).as_posix()
-            if rel not in files and rel not in MANIFEST_FILES:
+            if rel not in files and rel not in unlisted:
                 res.problems.append(f"file not in the manifest: {rel}")
     sig = run_dir / "manifest.sig"
     if not sig.exists():
@@ -78,5 +83,35 @@ def verify_run(run_dir: str | Path, home: str | Path | None = None, require_sign
         res.key_source = source
         if not ok:
             res.problems.append(f"signature not accepted: {source}")
+    if res.kind == "release" and (run_dir / "sign_off.json").exists():
+        _check_sign_off(run_dir, mpath, res, Path(home) if home else medsynth_home(), trust)
     res.ok = not res.problems
     return res
+
+
+def _check_sign_off(bundle: Path, mpath: Path, res: VerifyResult, home: Path, trust: list[Path] | None) -> None:
+    """The sign-off addendum: signed by a trusted key and bound to this exact manifest."""
+    import hashlib
+
+    so = bundle / "sign_off.json"
+    if not (bundle / "sign_off.sig").exists():
+        res.problems.append("sign_off.json has no sign_off.sig: the decision is not signed")
+        return
+    try:
+        ok, source = verify_manifest(so, bundle / "sign_off.sig", home, trust)
+    except ValueError as e:
+        ok, source = False, str(e)
+    if not ok:
+        res.problems.append(f"sign-off signature not accepted: {source}")
+        return
+    try:
+        block = json.loads(so.read_text(encoding="utf-8"))
+        bound = block["manifest_sha256"]
+    except (ValueError, KeyError, TypeError):
+        res.problems.append("sign_off.json is not a medsynth sign-off")
+        return
+    if bound != hashlib.sha256(mpath.read_bytes()).hexdigest():
+        res.problems.append("the sign-off was given for a different manifest.json (the bundle changed after it was signed off)")
+        return
+    a = block.get("approver", {})
+    res.sign_off = f"{block.get('decision')} by {a.get('name')} ({a.get('role')}) on {block.get('date')}, key {a.get('key_fingerprint')} ({source})"
