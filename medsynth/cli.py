@@ -36,6 +36,12 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log ste
     from .registry import load_plugins
 
     set_offline_defaults()
+    # third-party progress bars and load reports ("Loading weights", "Saving the dataset") are noise in a run's
+    # output and in log files; medsynth prints its own progress. Set the variables yourself to see them again.
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     load_plugins()
 
 
@@ -64,6 +70,7 @@ def run(recipe: Annotated[Path, typer.Argument(help="recipe YAML")],
         run_dir: Annotated[Path | None, typer.Option("--run-dir", help="run directory (default runs/<run-id>)")] = None,
         resume: Annotated[str | None, typer.Option("--resume", help="resume the run with this id (or path)")] = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan and exit")] = False,
+        no_calibrate: Annotated[bool, typer.Option("--no-calibrate", help="dry-run: do not calibrate unmeasured generation steps (a guess is shown instead)")] = False,
         no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse cached step outputs")] = False,
         runs_root: Annotated[Path, typer.Option("--runs-root", help="where new run directories go")] = Path("runs")) -> None:
     """Run a recipe: validate everything first, then run the steps with caching and resume."""
@@ -74,7 +81,7 @@ def run(recipe: Annotated[Path, typer.Argument(help="recipe YAML")],
     except RecipeError as e:
         _fail(e)
     if dry_run:
-        _print_plan(loaded)
+        _print_plan(loaded, calibrate=not no_calibrate)
         return
     from .recipe.engine import run_recipe
 
@@ -95,10 +102,10 @@ def run(recipe: Annotated[Path, typer.Argument(help="recipe YAML")],
     out.print(f"report (JSON): {res.report_json}")
 
 
-def _print_plan(loaded: Any) -> None:
+def _print_plan(loaded: Any, calibrate: bool = True) -> None:
     from .recipe.engine import plan_recipe
 
-    rows = plan_recipe(loaded)
+    rows = plan_recipe(loaded, calibrate=calibrate)
     t = Table(title=f"plan for recipe '{loaded.config.name}' (seed {loaded.config.seed})")
     for col in ["step", "type", "inputs → output", "records in", "records out", "est. tokens", "est. time", "privacy (ε, δ)"]:
         t.add_column(col)
@@ -111,10 +118,14 @@ def _print_plan(loaded: Any) -> None:
         tot_s += r["est_seconds"] or 0
         tot_eps += r["epsilon"] or 0
     out.print(t)
-    out.print(f"total: ~{tot_tok:,} generated tokens, ~{tot_s / 60:.1f} min of known estimates, ε to spend: {tot_eps:g}")
+    out.print(f"total: ~{tot_tok:,} generated tokens, ~{tot_s / 60:.1f} min estimated, ε to spend: {tot_eps:g}")
+    out.print("how each time was estimated:", highlight=False)
+    for r in rows:
+        if r["est_seconds"]:
+            out.print(f"  {r['step']}: {r['how_estimated']}", markup=False, highlight=False, soft_wrap=True)
     for r in rows:
         for n in r["notes"]:
-            out.print(f"  note ({r['step']}): {n}")
+            out.print(f"  note ({r['step']}): {n}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _fmt(v: Any) -> str:

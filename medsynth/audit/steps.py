@@ -65,6 +65,10 @@ class AuditStep(Step):
             probs.append(("phi_from", f"no step named '{c.phi_from}' in this recipe"))
         return probs
 
+    def rate_key(self) -> dict[str, Any]:
+        c: AuditConfig = self.config  # type: ignore[assignment]
+        return {"type": "audit", "audits": sorted(c.audits or []), "model": c.model, "private": c.private, "holdout": c.holdout}
+
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
         n = next(iter(input_sizes.values()), None)
         return StepPlan(records_in=n, records_out=n, notes=["flagged records are quarantined; the release verdict gates the run"])

@@ -228,16 +228,42 @@ def _cache_key(step: Step, recipe_seed: int, input_hashes: dict[str, str], outpu
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=_json_default).encode()).hexdigest()
 
 
-def plan_recipe(loaded: LoadedRecipe) -> list[dict[str, Any]]:
-    """The dry-run plan: steps, records per step, estimated tokens and time, privacy budget to spend."""
+def plan_recipe(loaded: LoadedRecipe, home: Path | None = None, calibrate: bool = False) -> list[dict[str, Any]]:
+    """The dry-run plan: steps, records per step, estimated tokens and time, privacy budget to spend.
+
+    Time: from this machine's latest measured run of a step with the same cost key, scaled by records
+    (medsynth/recipe/rates.py); else, with ``calibrate``, from a one-batch calibration of the step (cached); else
+    the step's own guess. ``how_estimated`` says which."""
+    from .rates import lookup_rate, record_calibration
+
+    home = Path(home) if home else medsynth_home()
     sizes: dict[str, int | None] = {}
     rows = []
     for st, name, (ins, outs) in zip(loaded.steps, loaded.names, loaded.wiring(), strict=True):
         outname = outs[0]
         plan = st.plan({i: sizes.get(i) for i in ins})
         sizes[outname] = plan.records_out
+        est, how = plan.est_seconds, "guess (no run of this step measured on this machine)" if plan.est_seconds else "unknown"
+        n = plan.records_out if (st.rate_unit == "records_out" or not plan.records_in) else plan.records_in
+        measured = lookup_rate(home, st)
+        if measured and n:
+            est = measured["seconds_per_record"] * n
+            how = (f"measured on this machine: {measured['seconds_per_record']:.2f} s per record over {measured['records']} records "
+                   f"(run {measured['run_id']}, {measured['at'][:10]}) × {n}")
+        elif plan.est_tokens:
+            cal = lookup_rate(home, st, calibration=True)
+            if cal is None and calibrate:
+                t0 = time.time()
+                tps = st.calibrate(home)
+                if tps:
+                    record_calibration(home, st, tps, time.time() - t0)
+                    cal = lookup_rate(home, st, calibration=True)
+            if cal:
+                est = plan.est_tokens / cal["tokens_per_s"] + 15
+                how = (f"calibrated on this machine: {cal['tokens_per_s']:.0f} tokens/s ({cal['at'][:10]}) × {plan.est_tokens:,} modelled tokens; "
+                       "retries, prompt length and rejections not measured")
         rows.append({"step": name, "type": st.config.type, "inputs": ins, "output": outname, "records_in": plan.records_in,
-                     "records_out": plan.records_out, "est_tokens": plan.est_tokens, "est_seconds": plan.est_seconds,
+                     "records_out": plan.records_out, "est_tokens": plan.est_tokens, "est_seconds": est, "how_estimated": how,
                      "epsilon": plan.epsilon, "delta": plan.delta, "budget": plan.budget or (loaded.config.privacy.budget if plan.epsilon else None),
                      "notes": plan.notes})
     return rows
@@ -431,6 +457,14 @@ def _run_one(st: Step, idx: int, name: str, ins: list[str], outs: list[str], loa
             datasets[o] = p
             dataset_info[o] = hash_and_count_lines(p)
     n_out = dataset_info[outname][1]
+    if how == "ran" and row is None:  # a fresh, complete run of the step (a resumed one did only part of the work)
+        from .rates import record_rate
+
+        n_in = sum(dataset_info[i][1] for i in ins if i in dataset_info) if ins else None
+        try:
+            record_rate(home, st, time.time() - t0, n_in, n_out, run_id)
+        except OSError:
+            log.warning("could not record the measured rate of step %s (dry-run estimates stay unmeasured)", name)
     info.update({"name": name, "type": st.config.type, "index": idx, "cache_key": key, "how": how, "cached": cached,
                  "seconds": round(time.time() - t0, 3), "records_out": n_out, "inputs": ins, "output": outname,
                  "config": st.config.model_dump(mode="json")})

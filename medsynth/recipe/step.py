@@ -78,6 +78,17 @@ class Step(ABC):
         n = sum(v for v in input_sizes.values() if v) if input_sizes else None
         return StepPlan(records_in=n, records_out=n)
 
+    #: what the step's time scales with, for measured dry-run estimates (medsynth/recipe/rates.py)
+    rate_unit: ClassVar[str] = "records_in"
+
+    def rate_key(self) -> dict[str, Any]:
+        """The parts of the config that drive the step's cost per record (measured rates are kept per key)."""
+        return {"type": self.config.type}
+
+    def calibrate(self, home: Any) -> float | None:
+        """Measure this machine's throughput for this step once (tokens/s), for a dry-run estimate; None: cannot."""
+        return None
+
     def extra_outputs(self) -> list[str]:
         """Names of datasets this step writes besides its main output (``ctx.write_output(..., name=...)``)."""
         return []

@@ -187,7 +187,43 @@ class GenerateStep(Step):
         tokens = int(math.ceil(c.n_records * 1.15) * per_doc)
         tps = 40.0 if c.backend == "transformers" else 400.0
         return StepPlan(records_in=next(iter(input_sizes.values()), None), records_out=c.n_records, est_tokens=tokens,
-                        est_seconds=tokens / tps + 15, notes=[f"~{tps:.0f} tokens/s assumed for {c.model} on CPU at batch {c.batch_size}"])
+                        est_seconds=tokens / tps + 15, notes=[f"GUESS: ~{tps:.0f} tokens/s assumed for {c.model} at batch {c.batch_size} (not measured on this machine)"])
+
+    rate_unit = "records_out"
+
+    def rate_key(self) -> dict[str, Any]:
+        c: GenerateConfig = self.config  # type: ignore[assignment]
+        return {"type": "generate", "model": c.model, "backend": c.backend, "adapter": bool(c.adapter), "task": c.task, "strategies": c.strategy_names(),
+                "max_new_tokens": c.max_new_tokens, "close_tokens": c.close_tokens, "batch_size": c.batch_size, "markup": c.entity_markup}
+
+    def calibrate(self, home: Any) -> float | None:
+        """Tokens/s of this machine for this model at the step's batch size: one real batch of realistic prompt length
+        (≈ 400 tokens, like a few-shot prompt) and the step's token limit (at most 96)."""
+        import time
+
+        from ..registry import BACKENDS
+        from .backends.base import GenParams
+
+        c: GenerateConfig = self.config  # type: ignore[assignment]
+        if c.backend != "transformers":
+            return None
+        try:
+            backend = BACKENDS.get(c.backend)(model=c.model, **dict(c.backend_options))
+        except (OSError, ModelNotAvailableError):
+            return None
+        report = ("FINDINGS: The heart size is normal. The mediastinal contours are within normal limits. There is no focal consolidation, "
+                  "pleural effusion or pneumothorax. Mild degenerative changes of the thoracic spine. IMPRESSION: No acute cardiopulmonary process.\n")
+        params = GenParams(max_new_tokens=min(c.max_new_tokens, 96), temperature=c.temperature, top_k=c.top_k, top_p=c.top_p, seed=0, batch_size=c.batch_size)
+        for reps in (8, 1):  # a small model's context may not hold the few-shot-length prompt
+            prompt = report * reps
+            backend.generate([prompt] * min(2, c.batch_size), params.model_copy(update={"max_new_tokens": 4}))  # warm-up (first-call overhead)
+            t0 = time.perf_counter()
+            comps = backend.generate([prompt + f"Report {i}:" for i in range(c.batch_size)], params)
+            dt = time.perf_counter() - t0
+            toks = sum(x.completion_tokens for x in comps if x.finish_reason != "error")
+            if toks and dt > 0:
+                return toks / dt
+        return None
 
     def cache_key_extra(self) -> dict[str, Any]:
         c: GenerateConfig = self.config  # type: ignore[assignment]

@@ -130,3 +130,46 @@ def test_dedup_and_generation_cache(tmp_path, medsynth_home, reporter_dir):
     assert cb["misses"] == 0 and cb["hits"] == ca["hits"] + ca["misses"]
     ta = [r.text for r in read_records(a.run_dir / "steps/01_generate/generate.jsonl")]
     assert ta == [r.text for r in read_records(b.run_dir / "steps/01_generate/generate.jsonl")]
+
+
+def test_progress_without_a_terminal_prints_plain_lines_and_no_text(tmp_path, medsynth_home, reporter_dir, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    monkeypatch.setenv("MEDSYNTH_PROGRESS_EVERY", "0")
+    buf = io.StringIO()
+    con = Console(file=buf, force_terminal=False, width=200)
+    res = run_recipe(load_recipe(_recipe(tmp_path, reporter_dir, n=6, strategies=DOC)), run_dir=tmp_path / "run", console=con, show_progress=True)
+    assert res.status == "completed"
+    lines = buf.getvalue().splitlines()
+    gen = [ln for ln in lines if ln.startswith("generate (")]
+    assert gen and all("records/s" in ln and "elapsed" in ln for ln in gen)
+    assert any("ETA" in ln for ln in gen)  # periodic lines carry an ETA
+    assert any(ln.startswith("done generate (") for ln in lines)  # and each task ends with a final line
+    texts = [r.text for r in read_records(res.run_dir / "steps/01_generate/generate.jsonl")] + [s.text for s in SEEDS]
+    out = buf.getvalue()
+    for t in texts:
+        for sent in t.split(". "):
+            if len(sent) > 25:
+                assert sent not in out
+
+
+def test_dry_run_estimates_from_measured_rates_then_calibration(tmp_path, medsynth_home, reporter_dir):
+    from medsynth.recipe.engine import plan_recipe
+
+    res = run_recipe(load_recipe(_recipe(tmp_path, reporter_dir, n=6, strategies=DOC)), run_dir=tmp_path / "run", show_progress=False)
+    gen_s = next(s for s in res.steps if s["name"] == "generate")
+    n_out = gen_s["records_out"]
+    # the same step config asked for twice as many records: the measured rate of this machine, scaled
+    rows = {r["step"]: r for r in plan_recipe(load_recipe(_recipe(tmp_path, reporter_dir, n=2 * n_out, strategies=DOC)), home=medsynth_home)}
+    g = rows["generate"]
+    assert g["how_estimated"].startswith("measured on this machine") and f"over {n_out} records" in g["how_estimated"]
+    assert abs(g["est_seconds"] - 2 * gen_s["seconds"]) / (2 * gen_s["seconds"]) < 0.2
+    # a config never run here (another batch size): a guess without calibration, a measured tokens/s with it (cached)
+    other = _recipe(tmp_path, reporter_dir, n=6, strategies=DOC, batch_size=2)
+    assert plan_recipe(load_recipe(other), home=medsynth_home)[1]["how_estimated"].startswith("guess")
+    cal = plan_recipe(load_recipe(other), home=medsynth_home, calibrate=True)[1]
+    assert cal["how_estimated"].startswith("calibrated on this machine") and cal["est_seconds"] > 0
+    again = plan_recipe(load_recipe(other), home=medsynth_home)[1]  # cached: no second calibration needed
+    assert again["how_estimated"] == cal["how_estimated"]
