@@ -265,7 +265,7 @@ def plan_recipe(loaded: LoadedRecipe, home: Path | None = None, calibrate: bool 
         rows.append({"step": name, "type": st.config.type, "inputs": ins, "output": outname, "records_in": plan.records_in,
                      "records_out": plan.records_out, "est_tokens": plan.est_tokens, "est_seconds": est, "how_estimated": how,
                      "epsilon": plan.epsilon, "delta": plan.delta, "budget": plan.budget or (loaded.config.privacy.budget if plan.epsilon else None),
-                     "notes": plan.notes})
+                     "notes": [n for n in plan.notes if not (n.startswith("GUESS") and not how.startswith("guess"))]})
     return rows
 
 
