@@ -161,8 +161,6 @@ def export_records(records: list[Record], out_dir: str | Path, formats: list[str
     so that label features and ``doc.cats`` cover labels no exported record happens to carry. ``splits``:
     ``{"train": 0.9, "validation": 0.1}`` gives the HF export deterministic splits (by a hash of the record id)."""
     _check(records)
-    if not records:
-        raise DataFormatError("there are no records to export (every input record was quarantined or the input is empty); see the run's quarantine/")
     for f in formats:
         if f not in FORMATS:
             raise DataFormatError(f"unknown export format '{f}'; use one of {', '.join(FORMATS)}")
@@ -174,6 +172,9 @@ def export_records(records: list[Record], out_dir: str | Path, formats: list[str
     out_dir.mkdir(parents=True, exist_ok=True)
     res = ExportResult()
     for fmt in formats:
+        if fmt == "hf" and not records:  # datasets cannot load an empty saved dataset: say so instead of writing one
+            res.checks[fmt] = {"spans": 0, "recovered": 0, "lost": {}, "not_written": "no records to export"}
+            continue
         writer = {"jsonl": _write_jsonl, "conll": _write_conll, "brat": _write_brat, "spacy": _write_spacy, "hf": _write_hf}[fmt]
         res[fmt] = writer(records, out_dir, ents, docs, splits)
         res.checks[fmt] = _CHECKERS[fmt](records, res[fmt])

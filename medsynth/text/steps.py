@@ -686,6 +686,9 @@ class ExportStep(Step):
                              doc_labels=c.labels or up_docs, splits=c.splits)
         for p in res.values():
             ctx.add_artifact(p)
+        if not good:
+            ctx.add_figure("export_empty", True, "no record reached the export (all were quarantined or none was generated): the files are empty"
+                                                 + (" and the HF dataset was not written" if "hf" in c.formats else ""))
         ctx.add_figure("exported_records", len(good), f"records written as {', '.join(c.formats)} under {ctx.step_dir.name}/export (records with an invalid span are quarantined, never exported: {len(bad)})")
         ctx.add_figure("exported_relations", sum(len(r.relations) for r in good), "relations written (JSONL, BRAT R lines, HF `relations` column, spaCy user_data, CoNLL side file)")
         ctx.add_figure("export_span_check", {f: f"{k['recovered']}/{k['spans']}" for f, k in res.checks.items()},

@@ -27,9 +27,19 @@ def test_every_registered_audit_follows_the_contract():
     names = AUDITS.names()
     assert {"phi_replay", "verbatim_copy", "near_duplicate", "dcr"} <= set(names)
     pol = load_policy()
+    from medsynth.audit.base import VERDICTS
+
+    syn = _recs([PRIVATE[0], HOLDOUT[0], "FINDINGS: Small left effusion. IMPRESSION: Effusion."], "s")
     for n in names:
         a = AUDITS.get(n)(pol.audit_policy(n))
         assert a.name == n
+        # every registered audit runs on tiny inputs and reports by the contract (an audit that needs a model or
+        # images it was not given says "skipped" with the reason)
+        res = a.run(syn, _recs(PRIVATE, "p"), _recs(HOLDOUT, "h")).settle()
+        assert res.audit == n and res.verdict in VERDICTS and res.reason, n
+        assert all(f["name"].startswith(f"{n}.") and f["how"] for f in res.figures), n
+        assert res.flagged_ids <= {r.id for r in syn}, n
+        assert (res.verdict == "skipped") == (res.skipped is not None), n
 
 
 def test_verbatim_copy_flags_planted_copy_not_boilerplate():

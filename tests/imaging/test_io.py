@@ -91,7 +91,7 @@ def test_bad_dicoms_name_the_file_and_never_the_header(tmp_path, phantom_img, ca
         with pytest.raises(DataFormatError) as ei:
             read_image(p)
         msg = str(ei.value)
-        assert p.name in msg and ("Re-export" in msg or "remove" in msg)
+        assert p.name in msg and "Re-export" in msg and "remove" in msg  # names the file and both fixes
         assert not any(v in msg for v in PHI)
     assert not any(v in caplog.text for v in PHI)
 

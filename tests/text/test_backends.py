@@ -47,8 +47,8 @@ def test_topk_topp_processor_keeps_only_candidates():
     scores = torch.tensor([[5.0, 4.0, 3.0, -1.0, -2.0, 0.0]])
     out = TopKTopP(top_k=3, top_p=0.5, temperature=1.0)(None, scores)
     finite = torch.isfinite(out)[0].tolist()
-    assert finite == [True, False, False, False, False, False] or finite[:1] == [True]
-    assert sum(finite) <= 3
+    # top-k 3 keeps logits 5, 4, 3; top-p 0.5 then keeps the smallest set reaching half the mass: only the 5
+    assert finite == [True, False, False, False, False, False]
 
 
 def test_openai_backend_unreachable_server_clear_error():
@@ -107,7 +107,7 @@ def contract_backend(request, tiny_lm, tmp_path):
 
 def test_backend_contract(contract_backend):
     b = contract_backend
-    assert b.name in BACKENDS.names() or b.name.startswith("cached:")
+    assert b.name.removeprefix("cached:") in BACKENDS.names()  # the cache wrapper names the backend it wraps
     assert isinstance(b.model_id, str) and b.model_id and isinstance(b.identity, str) and b.identity
     prompts = ["FINDINGS: The heart", "IMPRESSION:", "FINDINGS: Mild cardiomegaly. Small"]
     p = GenParams(max_new_tokens=10, temperature=0.9, top_k=20, top_p=0.9, seed=5, batch_size=2)

@@ -157,3 +157,9 @@ def test_invalid_span_never_exported(tmp_path):
     with pytest.raises(DataFormatError, match="file name"):
         export_records([Record(id="../x", text="abc")], tmp_path, ["brat"])
     assert Relation(head=0, tail=0, label="x")
+
+
+def test_export_of_no_records_writes_empty_files_and_says_so(tmp_path):
+    res = export_records([], tmp_path, ["jsonl", "conll", "brat", "spacy", "hf"])
+    assert "hf" not in res and res.checks["hf"]["not_written"] == "no records to export"
+    assert res["jsonl"].read_text() == "" and read_conll(res["conll"]) == {} and read_spacy(res["spacy"]) == []

@@ -5,7 +5,6 @@ import json
 
 import pytest
 
-from medsynth.data.records import Record
 from medsynth.exceptions import ModelNotAvailableError, PrivacyBudgetExceededError
 from medsynth.recipe.ledger import BudgetLedger
 from medsynth.text.adapt import METHODS, DPConfig, TrainConfig, perplexity, resolve_adapter, save_adapter, train_adapter
@@ -194,10 +193,7 @@ def test_render_document_fills_only_known_fields():
     from medsynth.text.adapt import render_document
 
     d = render_document(" FINDINGS: x {y} IMPRESSION: z ", ["normal"], "Findings list: {labels}\n{text} {other.__class__}")
-    assert d == "Findings list: normal chest\nFINDINGS: x {y} IMPRESSION: z {other.__class__}" or d.startswith("Findings list: ")
-    assert "{text}" not in d and "FINDINGS: x {y} IMPRESSION: z" in d
+    # {labels} and {text} are filled (label words, stripped text); braces that are not fields stay literally
+    assert d == "Findings list: normal chest\nFINDINGS: x {y} IMPRESSION: z {other.__class__}"
 
 
-def test_records_fixture_shape():
-    r = Record(id="a", text="FINDINGS: ok. IMPRESSION: ok.", labels=["normal"])
-    assert r.text
