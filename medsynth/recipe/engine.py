@@ -252,16 +252,16 @@ def plan_recipe(loaded: LoadedRecipe, home: Path | None = None, calibrate: bool 
                    f"(run {measured['run_id']}, {measured['at'][:10]}) × {n}")
         elif plan.est_tokens:
             cal = lookup_rate(home, st, calibration=True)
-            if cal is None and calibrate:
+            if (cal is None or "kinds" not in cal) and calibrate:
                 t0 = time.time()
-                tps = st.calibrate(home)
-                if tps:
-                    record_calibration(home, st, tps, time.time() - t0)
+                result = st.calibrate(home)
+                if result:
+                    record_calibration(home, st, result, time.time() - t0)
                     cal = lookup_rate(home, st, calibration=True)
-            if cal:
-                est = plan.est_tokens / cal["tokens_per_s"] + 15
-                how = (f"calibrated on this machine: {cal['tokens_per_s']:.0f} tokens/s ({cal['at'][:10]}) × {plan.est_tokens:,} modelled tokens; "
-                       "retries, prompt length and rejections not measured")
+            if cal and "kinds" in cal:
+                est, parts = st.estimate_from_calibration(cal)
+                how = (f"calibrated on this machine ({cal['at'][:10]}): {parts}; prompts assumed ≈ 350 tokens, rejections and retries "
+                       "beyond 15 % not modelled")
         rows.append({"step": name, "type": st.config.type, "inputs": ins, "output": outname, "records_in": plan.records_in,
                      "records_out": plan.records_out, "est_tokens": plan.est_tokens, "est_seconds": est, "how_estimated": how,
                      "epsilon": plan.epsilon, "delta": plan.delta, "budget": plan.budget or (loaded.config.privacy.budget if plan.epsilon else None),

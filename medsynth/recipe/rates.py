@@ -61,8 +61,8 @@ def record_rate(home: Path, step: Any, seconds: float, records_in: int | None, r
                                   "unit": step.rate_unit, "run_id": run_id, "at": datetime.now(UTC).isoformat(timespec="seconds")})
 
 
-def record_calibration(home: Path, step: Any, tokens_per_s: float, seconds: float) -> None:
-    _update(home, rate_id(step) + ":calibration", {"kind": "calibration", "tokens_per_s": tokens_per_s, "seconds": round(seconds, 2),
+def record_calibration(home: Path, step: Any, result: dict[str, Any], seconds: float) -> None:
+    _update(home, rate_id(step) + ":calibration", {"kind": "calibration", **result, "seconds": round(seconds, 2),
                                                    "at": datetime.now(UTC).isoformat(timespec="seconds")})
 
 

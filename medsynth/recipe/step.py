@@ -85,9 +85,14 @@ class Step(ABC):
         """The parts of the config that drive the step's cost per record (measured rates are kept per key)."""
         return {"type": self.config.type}
 
-    def calibrate(self, home: Any) -> float | None:
-        """Measure this machine's throughput for this step once (tokens/s), for a dry-run estimate; None: cannot."""
+    def calibrate(self, home: Any) -> dict[str, Any] | None:
+        """Measure this machine's cost for this step once (e.g. seconds per generation batch), for a dry-run
+        estimate; None: cannot. Cached by the engine; read back by :meth:`estimate_from_calibration`."""
         return None
+
+    def estimate_from_calibration(self, cal: dict[str, Any]) -> tuple[float, str]:
+        """(seconds, how) from a calibration made by :meth:`calibrate`."""
+        raise NotImplementedError
 
     def extra_outputs(self) -> list[str]:
         """Names of datasets this step writes besides its main output (``ctx.write_output(..., name=...)``)."""

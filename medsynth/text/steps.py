@@ -196,9 +196,21 @@ class GenerateStep(Step):
         return {"type": "generate", "model": c.model, "backend": c.backend, "adapter": bool(c.adapter), "task": c.task, "strategies": c.strategy_names(),
                 "max_new_tokens": c.max_new_tokens, "close_tokens": c.close_tokens, "batch_size": c.batch_size, "markup": c.entity_markup}
 
-    def calibrate(self, home: Any) -> float | None:
-        """Tokens/s of this machine for this model at the step's batch size: one real batch of realistic prompt length
-        (≈ 400 tokens, like a few-shot prompt) and the step's token limit (at most 96)."""
+    def _request_plan(self) -> list[tuple[int, int, int]]:
+        """(requests, batch size, token limit) of each kind of request the step will make: entity-first writes ≈ 5
+        sentences and one closing continuation per document; otherwise one document per request (× 1.15 attempts)."""
+        from .prompts import build_strategies
+
+        c: GenerateConfig = self.config  # type: ignore[assignment]
+        docs = math.ceil(c.n_records * 1.15)
+        ef = next((s for s in build_strategies(c.strategies) if s.name == "entity_first"), None)
+        if ef is not None:
+            return [(docs * 5, ef.options.sentence_batch_size, ef.options.max_sentence_tokens), (docs, c.batch_size, c.close_tokens)]
+        return [(docs, c.batch_size, c.max_new_tokens)]
+
+    def calibrate(self, home: Any) -> dict[str, Any] | None:
+        """Seconds per batch of this machine for each kind of request the step makes: one real batch per kind on the
+        configured model, with few-shot-length prompts (≈ 350 tokens) and the request's token limit."""
         import time
 
         from ..registry import BACKENDS
@@ -213,17 +225,31 @@ class GenerateStep(Step):
             return None
         report = ("FINDINGS: The heart size is normal. The mediastinal contours are within normal limits. There is no focal consolidation, "
                   "pleural effusion or pneumothorax. Mild degenerative changes of the thoracic spine. IMPRESSION: No acute cardiopulmonary process.\n")
-        params = GenParams(max_new_tokens=min(c.max_new_tokens, 96), temperature=c.temperature, top_k=c.top_k, top_p=c.top_p, seed=0, batch_size=c.batch_size)
-        for reps in (8, 1):  # a small model's context may not hold the few-shot-length prompt
-            prompt = report * reps
-            backend.generate([prompt] * min(2, c.batch_size), params.model_copy(update={"max_new_tokens": 4}))  # warm-up (first-call overhead)
-            t0 = time.perf_counter()
-            comps = backend.generate([prompt + f"Report {i}:" for i in range(c.batch_size)], params)
-            dt = time.perf_counter() - t0
-            toks = sum(x.completion_tokens for x in comps if x.finish_reason != "error")
-            if toks and dt > 0:
-                return toks / dt
-        return None
+        kinds = []
+        for _, bs, toks in self._request_plan():
+            params = GenParams(max_new_tokens=toks, temperature=c.temperature, top_k=c.top_k, top_p=c.top_p, seed=0, batch_size=bs)
+            for reps in (8, 1):  # a small model's context may not hold the few-shot-length prompt
+                prompt = report * reps
+                backend.generate([prompt] * min(2, bs), params.model_copy(update={"max_new_tokens": 4}))  # warm-up (first-call overhead)
+                t0 = time.perf_counter()
+                comps = backend.generate([prompt + f"Report {i}:" for i in range(bs)], params)
+                dt = time.perf_counter() - t0
+                n_tok = sum(x.completion_tokens for x in comps if x.finish_reason != "error")
+                if n_tok and dt > 0:
+                    kinds.append({"batch_size": bs, "max_new_tokens": toks, "seconds_per_batch": round(dt, 3), "tokens_per_s": round(n_tok / dt, 1)})
+                    break
+            else:
+                return None
+        return {"kinds": kinds}
+
+    def estimate_from_calibration(self, cal: dict[str, Any]) -> tuple[float, str]:
+        plan = self._request_plan()
+        total, parts = 0.0, []
+        for (n, bs, toks), k in zip(plan, cal["kinds"], strict=True):
+            batches = math.ceil(n / bs)
+            total += batches * k["seconds_per_batch"]
+            parts.append(f"{n} requests of ≤ {toks} tokens in {batches} batches of {bs} × {k['seconds_per_batch']:.1f} s")
+        return total + 15, "; ".join(parts)
 
     def cache_key_extra(self) -> dict[str, Any]:
         c: GenerateConfig = self.config  # type: ignore[assignment]
