@@ -260,8 +260,8 @@ def plan_recipe(loaded: LoadedRecipe, home: Path | None = None, calibrate: bool 
                     cal = lookup_rate(home, st, calibration=True)
             if cal and "kinds" in cal:
                 est, parts = st.estimate_from_calibration(cal)
-                how = (f"calibrated on this machine ({cal['at'][:10]}): {parts}; prompts assumed ≈ 350 tokens, rejections and retries "
-                       "beyond 15 % not modelled")
+                how = (f"calibrated on this machine ({cal['at'][:10]}): {parts}; prompts shaped like the step's, 5 sentences per "
+                       "entity-first document, rejections and retries beyond 15 % not modelled")
         rows.append({"step": name, "type": st.config.type, "inputs": ins, "output": outname, "records_in": plan.records_in,
                      "records_out": plan.records_out, "est_tokens": plan.est_tokens, "est_seconds": est, "how_estimated": how,
                      "epsilon": plan.epsilon, "delta": plan.delta, "budget": plan.budget or (loaded.config.privacy.budget if plan.epsilon else None),

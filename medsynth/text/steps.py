@@ -208,9 +208,23 @@ class GenerateStep(Step):
             return [(docs * 5, ef.options.sentence_batch_size, ef.options.max_sentence_tokens), (docs, c.batch_size, c.close_tokens)]
         return [(docs, c.batch_size, c.max_new_tokens)]
 
+    def _calibration_prompt(self, kind: int) -> str:
+        """A prompt shaped like the step's own: entity-first sentence requests show ``sentence_examples`` short
+        "Mentions/Sentence" pairs; documents and closings are few-shot reports (≈ 350 tokens)."""
+        from .prompts import build_strategies
+
+        c: GenerateConfig = self.config  # type: ignore[assignment]
+        ef = next((s for s in build_strategies(c.strategies) if s.name == "entity_first"), None)
+        if ef is not None and kind == 0:
+            pair = "Mentions: finding: pleural effusion (left, small)\nSentence: There is a small left pleural effusion.\n\n"
+            return "Chest radiograph reports: single sentences, each after the list of what it mentions.\n\n" + pair * ef.options.sentence_examples + "Mentions: finding: cardiomegaly\nSentence:"
+        report = ("FINDINGS: The heart size is normal. The mediastinal contours are within normal limits. There is no focal consolidation, "
+                  "pleural effusion or pneumothorax. Mild degenerative changes of the thoracic spine. IMPRESSION: No acute cardiopulmonary process.\n")
+        return report * 8
+
     def calibrate(self, home: Any) -> dict[str, Any] | None:
         """Seconds per batch of this machine for each kind of request the step makes: one real batch per kind on the
-        configured model, with few-shot-length prompts (≈ 350 tokens) and the request's token limit."""
+        configured model, with prompts shaped like the step's (:meth:`_calibration_prompt`) and the request's token limit."""
         import time
 
         from ..registry import BACKENDS
@@ -223,13 +237,11 @@ class GenerateStep(Step):
             backend = BACKENDS.get(c.backend)(model=c.model, **dict(c.backend_options))
         except (OSError, ModelNotAvailableError):
             return None
-        report = ("FINDINGS: The heart size is normal. The mediastinal contours are within normal limits. There is no focal consolidation, "
-                  "pleural effusion or pneumothorax. Mild degenerative changes of the thoracic spine. IMPRESSION: No acute cardiopulmonary process.\n")
         kinds = []
-        for _, bs, toks in self._request_plan():
+        for kind, (_, bs, toks) in enumerate(self._request_plan()):
             params = GenParams(max_new_tokens=toks, temperature=c.temperature, top_k=c.top_k, top_p=c.top_p, seed=0, batch_size=bs)
-            for reps in (8, 1):  # a small model's context may not hold the few-shot-length prompt
-                prompt = report * reps
+            full = self._calibration_prompt(kind)
+            for prompt in (full, full[-300:]):  # a small model's context may not hold the full-length prompt
                 backend.generate([prompt] * min(2, bs), params.model_copy(update={"max_new_tokens": 4}))  # warm-up (first-call overhead)
                 t0 = time.perf_counter()
                 comps = backend.generate([prompt + f"Report {i}:" for i in range(bs)], params)
