@@ -121,10 +121,11 @@ def test_eval_set_is_hard_and_splits_share_no_names():
     assert not set(v.last) & set(t.last) and not set(v.first) & set(t.first) and not set(v.hospitals) & set(t.hospitals)
     notes = make_eval_set(40, "test", seed=3)
     text = "\n".join(n.text for n in notes)
-    assert "\n" in notes[0].text or any("\n" in n.text for n in notes)  # wrapped / header blocks
+    assert sum("\n" in n.text for n in notes) >= 10  # wrapped lines and header blocks, in many notes
     gold_names = [n.text[a:b] for n in notes for a, b, lab in n.spans if lab == "NAME"]
     assert any(g.isupper() for g in gold_names) and any("," in g for g in gold_names)  # CAPS and LAST, FIRST
-    assert any(w in text for w in ("c0", "1ine", "rn", "0n")) or "  " in text  # OCR-like noise / doubled spaces
+    assert any(w in text for w in ("c0", "1ine", "rn", "0n"))  # OCR-like confusions
+    assert "  " in text  # and doubled spaces
     for n in notes:
         for a, b, _ in n.spans:
             assert n.text[a:b].strip() == n.text[a:b] and n.text[a:b]
