@@ -59,12 +59,13 @@ def public_key_pem(home: Path) -> str:
     return _pub_pem(load_or_create_key(home))
 
 
-def sign_manifest(manifest_path: Path, home: Path) -> dict[str, Any]:
+def sign_manifest(manifest_path: Path, home: Path, sig_path: Path | None = None) -> dict[str, Any]:
+    """Sign ``manifest_path`` with this machine's key into ``sig_path`` (default: ``manifest.sig`` beside it)."""
     key = load_or_create_key(home)
     data = Path(manifest_path).read_bytes()
     sig = {"algorithm": "Ed25519", "manifest": Path(manifest_path).name, "manifest_sha256": hashlib.sha256(data).hexdigest(),
            "signature": base64.b64encode(key.sign(data)).decode(), "public_key": _pub_pem(key)}
-    Path(manifest_path).with_name("manifest.sig").write_bytes(_canonical(sig))
+    Path(sig_path or Path(manifest_path).with_name("manifest.sig")).write_bytes(_canonical(sig))
     return sig
 
 

@@ -247,7 +247,7 @@ def make_release(run_dir: str | Path, out: str | Path, home: Path, force: str | 
 def sign_off(bundle: str | Path, home: Path, decision: str, note: str = "") -> dict[str, Any]:
     """The privacy officer's decision on a verified bundle: ``sign_off.json`` (approver identity, decision, date,
     the sha256 of the bundle's manifest) and its Ed25519 signature ``sign_off.sig`` with the officer's key."""
-    from ..audit.sign import load_or_create_key
+    from ..audit.sign import sign_manifest
     from .verify import verify_run
 
     bundle = Path(bundle)
@@ -265,14 +265,6 @@ def sign_off(bundle: str | Path, home: Path, decision: str, note: str = "") -> d
     block = {"format": "medsynth-sign-off/1", "approver": approver, "decision": decision, "note": note.strip(),
              "date": datetime.now(UTC).isoformat(timespec="seconds"),
              "manifest_sha256": hashlib.sha256((bundle / "manifest.json").read_bytes()).hexdigest()}
-    data = json.dumps(block, indent=2).encode("utf-8")
-    key = load_or_create_key(home)
-    import base64
-
-    from ..audit.sign import _canonical, _pub_pem
-
-    sig = {"algorithm": "Ed25519", "manifest": "sign_off.json", "manifest_sha256": hashlib.sha256(data).hexdigest(),
-           "signature": base64.b64encode(key.sign(data)).decode(), "public_key": _pub_pem(key)}
-    (bundle / "sign_off.json").write_bytes(data)
-    (bundle / "sign_off.sig").write_bytes(_canonical(sig))
+    (bundle / "sign_off.json").write_text(json.dumps(block, indent=2), encoding="utf-8")
+    sign_manifest(bundle / "sign_off.json", home, bundle / "sign_off.sig")
     return block
