@@ -226,18 +226,13 @@ def _write_brat(records: list[Record], out_dir: Path, ents: list[str], docs: lis
 
 def _write_spacy(records: list[Record], out_dir: Path, ents: list[str], docs: list[str], splits: Any) -> Path:
     import spacy
-    from spacy.tokens import Doc, DocBin
+    from spacy.tokens import DocBin
 
     nlp = spacy.blank("en")
     db = DocBin(store_user_data=True)
     for r in records:
         text = r.text or ""
-        toks = _tokens(text, _cuts(r.spans))
-        words = [text[a:b] for a, b in toks]
-        spaces = [b < len(text) and (k + 1 < len(toks) and toks[k + 1][0] > b) for k, (a, b) in enumerate(toks)]
-        # whitespace between tokens that is not a single space becomes its own token-less gap: spaCy keeps the
-        # text exact only when gaps are one space, so build the doc from the text when they are not
-        doc = Doc(nlp.vocab, words=words, spaces=spaces) if _single_spaced(text, toks) else _doc_from_text(nlp, text, toks)
+        doc = _doc_from_text(nlp, text, _tokens(text, _cuts(r.spans)))
         doc.ents = [doc.char_span(s.start, s.end, label=s.label, alignment_mode="strict") for s in _flat_spans(r)]  # type: ignore[misc]
         doc.spans["sc"] = [doc.char_span(s.start, s.end, label=s.label, alignment_mode="strict") for s in r.spans]  # type: ignore[misc]
         doc.cats = {lab: float(lab in r.labels) for lab in docs}
@@ -248,15 +243,6 @@ def _write_spacy(records: list[Record], out_dir: Path, ents: list[str], docs: li
     p = out_dir / "records.spacy"
     db.to_disk(p)
     return p
-
-
-def _single_spaced(text: str, toks: list[tuple[int, int]]) -> bool:
-    if not toks:
-        return not text
-    if toks[0][0] != 0:
-        return False
-    gaps = [text[toks[k][1]:toks[k + 1][0]] for k in range(len(toks) - 1)] + [text[toks[-1][1]:]]
-    return all(g in ("", " ") for g in gaps)
 
 
 def _doc_from_text(nlp: Any, text: str, toks: list[tuple[int, int]]) -> Any:
