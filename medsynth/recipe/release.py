@@ -190,6 +190,14 @@ def dataset_card(rep: dict[str, Any], records: list[Any], signer: dict[str, str]
     return "\n".join(out)
 
 
+def _require_verified(folder: Path, home: Path, action: str) -> None:
+    from .verify import verify_run
+
+    v = verify_run(folder, home=home)
+    if not v.ok:
+        raise MedsynthError(f"{folder} does not verify, so it cannot be {action}: {'; '.join(v.problems[:3])}. Check it with `medsynth verify {folder}`.")
+
+
 def make_release(run_dir: str | Path, out: str | Path, home: Path, force: str | None = None) -> dict[str, Any]:
     """Write the release bundle of ``run_dir`` to ``out`` and sign it. Refuses (MedsynthError) an unverified or
     unfinished run, a run without an export step, a gate that did not pass (unless ``force`` gives the reason), a
@@ -197,13 +205,10 @@ def make_release(run_dir: str | Path, out: str | Path, home: Path, force: str | 
     from ..audit.report import render_html
     from ..audit.sign import sign_manifest
     from ..data.io import read_records
-    from .verify import verify_run
 
     run_dir, out = Path(run_dir), Path(out)
     signer = signer_identity(home)
-    v = verify_run(run_dir, home=home)
-    if not v.ok:
-        raise MedsynthError(f"{run_dir} does not verify, so it cannot be released: {'; '.join(v.problems[:3])}. Check it with `medsynth verify {run_dir}`.")
+    _require_verified(run_dir, home, "released")
     rep = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
     if rep.get("status") != "completed":
         raise MedsynthError(f"{run_dir} did not complete (status {rep.get('status')!r}); resume it with `medsynth run RECIPE --resume {run_dir}`.")
@@ -248,7 +253,6 @@ def sign_off(bundle: str | Path, home: Path, decision: str, note: str = "") -> d
     """The privacy officer's decision on a verified bundle: ``sign_off.json`` (approver identity, decision, date,
     the sha256 of the bundle's manifest) and its Ed25519 signature ``sign_off.sig`` with the officer's key."""
     from ..audit.sign import sign_manifest
-    from .verify import verify_run
 
     bundle = Path(bundle)
     if decision not in ("approved", "rejected"):
@@ -256,9 +260,7 @@ def sign_off(bundle: str | Path, home: Path, decision: str, note: str = "") -> d
     approver = signer_identity(home)
     if (bundle / "sign_off.json").exists():
         raise MedsynthError(f"{bundle} already has a sign-off; a decision is never overwritten (make a new release to decide again).")
-    v = verify_run(bundle, home=home)
-    if not v.ok:
-        raise MedsynthError(f"{bundle} does not verify, so it cannot be signed off: {'; '.join(v.problems[:3])}.")
+    _require_verified(bundle, home, "signed off")
     m = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
     if m.get("kind") != "release":
         raise MedsynthError(f"{bundle} is a run directory, not a release bundle; make one with `medsynth release {bundle} --out DIR`.")
