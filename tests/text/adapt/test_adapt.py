@@ -37,10 +37,13 @@ def test_each_method_trains_only_its_parameters_and_lowers_loss(fresh_lm, method
     assert ppl1 < max_ratio * ppl0, (method, ppl0, ppl1)
     # the backbone is untouched (LoRA's base_layer weights included)
     base = res.model.get_base_model()
+    checked = 0
     for n, p in base.named_parameters():
         key = n.replace(".base_layer", "")
         if key in frozen:
-            assert p.shape != frozen[key].shape or bool((p == frozen[key]).all()), n
+            assert p.shape == frozen[key].shape and bool((p == frozen[key]).all()), n
+            checked += 1
+    assert checked == len(frozen)  # every backbone weight was found and compared
 
 
 def test_micro_batching_does_not_change_the_result():
