@@ -196,14 +196,19 @@ class GenerateStep(Step):
         return {"type": "generate", "model": c.model, "backend": c.backend, "adapter": bool(c.adapter), "task": c.task, "strategies": c.strategy_names(),
                 "max_new_tokens": c.max_new_tokens, "close_tokens": c.close_tokens, "batch_size": c.batch_size, "markup": c.entity_markup}
 
-    def _request_plan(self) -> list[tuple[int, int, int]]:
-        """(requests, batch size, token limit) of each kind of request the step will make: entity-first writes ≈ 5
-        sentences and one closing continuation per document; otherwise one document per request (× 1.15 attempts)."""
+    def _entity_first(self) -> Any:
+        """The configured entity-first strategy, or None."""
         from .prompts import build_strategies
 
         c: GenerateConfig = self.config  # type: ignore[assignment]
+        return next((s for s in build_strategies(c.strategies) if s.name == "entity_first"), None)
+
+    def _request_plan(self) -> list[tuple[int, int, int]]:
+        """(requests, batch size, token limit) of each kind of request the step will make: entity-first writes ≈ 5
+        sentences and one closing continuation per document; otherwise one document per request (× 1.15 attempts)."""
+        c: GenerateConfig = self.config  # type: ignore[assignment]
         docs = math.ceil(c.n_records * 1.15)
-        ef = next((s for s in build_strategies(c.strategies) if s.name == "entity_first"), None)
+        ef = self._entity_first()
         if ef is not None:
             return [(docs * 5, ef.options.sentence_batch_size, ef.options.max_sentence_tokens), (docs, c.batch_size, c.close_tokens)]
         return [(docs, c.batch_size, c.max_new_tokens)]
@@ -211,10 +216,7 @@ class GenerateStep(Step):
     def _calibration_prompt(self, kind: int) -> str:
         """A prompt shaped like the step's own: entity-first sentence requests show ``sentence_examples`` short
         "Mentions/Sentence" pairs; documents and closings are few-shot reports (≈ 350 tokens)."""
-        from .prompts import build_strategies
-
-        c: GenerateConfig = self.config  # type: ignore[assignment]
-        ef = next((s for s in build_strategies(c.strategies) if s.name == "entity_first"), None)
+        ef = self._entity_first()
         if ef is not None and kind == 0:
             pair = "Mentions: finding: pleural effusion (left, small)\nSentence: There is a small left pleural effusion.\n\n"
             return "Chest radiograph reports: single sentences, each after the list of what it mentions.\n\n" + pair * ef.options.sentence_examples + "Mentions: finding: cardiomegaly\nSentence:"
