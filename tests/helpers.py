@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 __all__ = ["REAL_HOME", "isolated_home"]
@@ -17,4 +18,8 @@ def isolated_home(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     if (REAL_HOME / "models").is_dir() and not (path / "models").exists():
         (path / "models").symlink_to(REAL_HOME / "models", target_is_directory=True)
+    rt = REAL_HOME / "cache" / "runtime.json"  # this machine's measured dtype/threads (`models prepare` measures them): a copy
+    if rt.is_file() and not (path / "cache" / "runtime.json").exists():
+        (path / "cache").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(rt, path / "cache" / "runtime.json")
     return path

@@ -200,24 +200,21 @@ def load_model(name: str | None = None, dtype: str = "auto", device: str = "cpu"
         sha = manifest["model_sha256"]
     else:
         sha = hashlib.sha256(b"".join(_sha256(p).encode() for p in sorted(d.glob("*.safetensors")))).hexdigest()
-    if dtype == "auto":
-        dt = torch.bfloat16 if _bf16_ok() else torch.float32
-    else:
-        dt = getattr(torch, dtype)
+    runtime: dict[str, Any] | None = None
+    if dtype == "auto" and os.environ.get("MEDSYNTH_DTYPE"):
+        dtype, runtime = os.environ["MEDSYNTH_DTYPE"], {"how": "MEDSYNTH_DTYPE"}
+    if dtype not in ("auto", "float32", "bfloat16", "float16"):
+        raise ModelNotAvailableError(f"unknown dtype '{dtype}': use auto (measured on this machine), float32, bfloat16 or float16")
     t0 = time.time()
-    model = AutoModelForCausalLM.from_pretrained(str(d), dtype=dt).to(device).eval()
+    model = AutoModelForCausalLM.from_pretrained(str(d), dtype=torch.float32 if dtype == "auto" else getattr(torch, dtype)).to(device).eval()
     tok = AutoTokenizer.from_pretrained(str(d))
-    info = {"name": name, "path": str(d), "model_sha256": sha, "dtype": str(dt).replace("torch.", ""), "load_seconds": round(time.time() - t0, 2)}
+    load_s = time.time() - t0
+    if dtype == "auto":  # the fastest dtype and thread count on this machine, measured once (text/runtime.py)
+        from .runtime import choose_runtime
+
+        runtime = choose_runtime(model, tok, sha)
+        if runtime["dtype"] != "float32":
+            model = model.to(getattr(torch, runtime["dtype"]))
+    info = {"name": name, "path": str(d), "model_sha256": sha, "dtype": str(model.dtype).replace("torch.", ""), "load_seconds": round(load_s, 2),
+            "runtime": runtime or {"how": "given", "dtype": dtype}}
     return model, tok, info
-
-
-def _bf16_ok() -> bool:
-    """bf16 on CPUs with native support (AVX512-BF16/AMX), else fp32. Override with MEDSYNTH_DTYPE."""
-    env = os.environ.get("MEDSYNTH_DTYPE")
-    if env:
-        return env == "bfloat16"
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-        return "avx512_bf16" in flags or "amx_bf16" in flags or "avx512f" in flags
-    except OSError:
-        return False

@@ -17,7 +17,8 @@ _out = Console()
 def prepare(name: Annotated[str | None, typer.Argument(help="model name (default: the default model)")] = None,
             force: Annotated[bool, typer.Option("--force", help="rebuild the cached folder")] = False,
             all_: Annotated[bool, typer.Option("--all", help="prepare every installed model")] = False) -> None:
-    """Assemble/convert/cache a model under $MEDSYNTH_HOME/models (offline). `phi-tagger` trains the learned PHI tagger
+    """Assemble/convert/cache a model under $MEDSYNTH_HOME/models (offline) and measure its fastest dtype and thread count
+    on this machine (once per CPU and model). `phi-tagger` trains the learned PHI tagger
     on this machine (≈ 15 min on 2 cores; `--all` includes it)."""
     from .models import DEFAULT_MODEL, list_models, prepare_model
 
@@ -25,7 +26,13 @@ def prepare(name: Annotated[str | None, typer.Argument(help="model name (default
     for n in names:
         t0 = time.time()
         path = _prepare_tagger(force) if n == TAGGER else prepare_model(n, force=force)
-        _out.print(f"[green]ready[/] {n}: {path} ({time.time() - t0:.1f}s)")
+        extra = ""
+        if n != TAGGER:  # the fastest dtype/threads on this machine, measured now rather than in the first run (text/runtime.py)
+            from .models import load_model
+
+            rt = load_model(n)[2]["runtime"]
+            extra = f"; runs in {rt.get('dtype')} with {rt.get('threads')} threads ({rt.get('how')} on this machine)"
+        _out.print(f"[green]ready[/] {n}: {path} ({time.time() - t0:.1f}s{extra})")
 
 
 #: the learned PHI tagger (medsynth.scrub.tagger): trained here, not converted

@@ -68,7 +68,8 @@ class GenerateConfig(StepConfig):
     schema_name: str = Field("radiology", alias="schema", description="built-in schema (radiology, i2b2_2010) or a YAML/JSON schema file")
     model: str = Field(DEFAULT_MODEL, description="registry name (`medsynth models list`) or a local HF folder")
     backend: Literal["transformers", "openai", "llamacpp"] = "transformers"
-    backend_options: dict[str, Any] = Field(default_factory=dict, description="e.g. {base_url: http://gpu-server:8000/v1} for openai")
+    backend_options: dict[str, Any] = Field(default_factory=dict, description="e.g. {base_url: http://gpu-server:8000/v1} for openai; "
+                                              "{dtype: float32, threads: 2} for transformers (default: the fastest measured on this machine)")
     adapter: str | None = Field(None, description="PEFT adapter: a folder, or step:<adapt step name> of this run")
     n_records: int = Field(100, ge=1, le=1_000_000)
     max_attempts_factor: float = Field(2.0, ge=1.0, description="stop after n_records × factor documents even if fewer were valid (reported as shortfall)")
@@ -152,7 +153,7 @@ class GenerateStep(Step):
 
     type = "generate"
     Config = GenerateConfig
-    version = "5"
+    version = "6"
 
     def check(self, recipe: Any) -> list[tuple[str, str]]:
         c: GenerateConfig = self.config  # type: ignore[assignment]
@@ -193,7 +194,8 @@ class GenerateStep(Step):
 
     def rate_key(self) -> dict[str, Any]:
         c: GenerateConfig = self.config  # type: ignore[assignment]
-        return {"type": "generate", "model": c.model, "backend": c.backend, "adapter": bool(c.adapter), "task": c.task, "strategies": c.strategy_names(),
+        return {"type": "generate", "version": self.version, "model": c.model, "backend": c.backend, "adapter": bool(c.adapter), "task": c.task,
+                "strategies": c.strategy_names(), "backend_options": {k: v for k, v in c.backend_options.items() if k != "api_key"},
                 "max_new_tokens": c.max_new_tokens, "close_tokens": c.close_tokens, "batch_size": c.batch_size, "markup": c.entity_markup}
 
     def _entity_first(self) -> Any:
@@ -213,16 +215,23 @@ class GenerateStep(Step):
             return [(docs * 5, ef.options.sentence_batch_size, ef.options.max_sentence_tokens), (docs, c.batch_size, c.close_tokens)]
         return [(docs, c.batch_size, c.max_new_tokens)]
 
-    def _calibration_prompt(self, kind: int) -> str:
-        """A prompt shaped like the step's own: entity-first sentence requests show ``sentence_examples`` short
-        "Mentions/Sentence" pairs; documents and closings are few-shot reports (≈ 350 tokens)."""
+    def _calibration_prompt(self, kind: int, i: int) -> str:
+        """The ``i``-th prompt of a calibration batch, shaped like the step's own: entity-first sentence requests show
+        ``shared_examples`` "Mentions/Sentence" pairs common to the batch, then their own pairs; documents and closings
+        are few-shot reports (about 350 tokens) whose first part is common to the batch. The common part lets the
+        backend's prefix sharing work as it does in the run."""
         ef = self._entity_first()
         if ef is not None and kind == 0:
             pair = "Mentions: finding: pleural effusion (left, small)\nSentence: There is a small left pleural effusion.\n\n"
-            return "Chest radiograph reports: single sentences, each after the list of what it mentions.\n\n" + pair * ef.options.sentence_examples + "Mentions: finding: cardiomegaly\nSentence:"
+            own = f"Mentions: finding: nodule ({i + 2} mm)\nSentence: There is a {i + 2} mm nodule in the right upper lobe.\n\n"
+            n_shared = min(ef.options.shared_examples, ef.options.sentence_examples)
+            return ("Chest radiograph reports: single sentences, each after the list of what it mentions.\n\n" + pair * n_shared
+                    + own * max(ef.options.sentence_examples - n_shared, 1) + "Mentions: finding: cardiomegaly\nSentence:")
         report = ("FINDINGS: The heart size is normal. The mediastinal contours are within normal limits. There is no focal consolidation, "
                   "pleural effusion or pneumothorax. Mild degenerative changes of the thoracic spine. IMPRESSION: No acute cardiopulmonary process.\n")
-        return report * 8
+        own = (f"FINDINGS: Stable {i + 2} mm nodule in the right upper lobe. The heart is mildly enlarged. No pleural effusion. "
+               f"IMPRESSION: {i + 2} mm nodule, unchanged. Mild cardiomegaly.\n")
+        return report * 5 + own * 3 + f"Report {i}:"
 
     def calibrate(self, home: Any) -> dict[str, Any] | None:
         """Seconds per batch of this machine for each kind of request the step makes: one real batch per kind on the
@@ -242,11 +251,11 @@ class GenerateStep(Step):
         kinds = []
         for kind, (_, bs, toks) in enumerate(self._request_plan()):
             params = GenParams(max_new_tokens=toks, temperature=c.temperature, top_k=c.top_k, top_p=c.top_p, seed=0, batch_size=bs)
-            full = self._calibration_prompt(kind)
-            for prompt in (full, full[-300:]):  # a small model's context may not hold the full-length prompt
-                backend.generate([prompt] * min(2, bs), params.model_copy(update={"max_new_tokens": 4}))  # warm-up (first-call overhead)
+            full = [self._calibration_prompt(kind, i) for i in range(bs)]
+            for prompts in (full, [p[-300:] for p in full]):  # a small model's context may not hold the full-length prompt
+                backend.generate(prompts[: min(2, bs)], params.model_copy(update={"max_new_tokens": 4}))  # warm-up (first-call overhead)
                 t0 = time.perf_counter()
-                comps = backend.generate([prompt + f"Report {i}:" for i in range(bs)], params)
+                comps = backend.generate(prompts, params)
                 dt = time.perf_counter() - t0
                 n_tok = sum(x.completion_tokens for x in comps if x.finish_reason != "error")
                 if n_tok and dt > 0:
@@ -384,7 +393,7 @@ class GenerateStep(Step):
                 close_params = close_params.model_copy(update={"seed": bseed + 1})
                 sent_params = sent_params.model_copy(update={"seed": bseed + 2})
                 bstats: Counter[str] = Counter()
-                jobs = [Job(batch=b, index=j, rng=rng_for(ctx.seed, b, j)) for j in range(bs)]
+                jobs = [Job(batch=b, index=j, rng=rng_for(ctx.seed, b, j)) for j in range(self._batch_jobs(c.n_records - valid, bs, stats))]
                 for job in jobs:
                     for s in strategies:
                         s.plan(job, env)
@@ -457,6 +466,7 @@ class GenerateStep(Step):
                 valid += len(out)
                 bar.advance(min(len(out), max(c.n_records - before, 0)), tokens=bstats["tokens"] + bstats["sentence_tokens"])
         if "b" in backend_box:
+            self._runtime_figures(ctx, getattr(backend_box["b"], "inner", backend_box["b"]))
             if c.cache and hasattr(backend_box["b"], "stats"):
                 cs = backend_box["b"].stats()
                 ctx.add_figure("generation_cache", {k: cs.get(k) for k in ("hits", "misses", "stored", "entries")},
@@ -468,6 +478,37 @@ class GenerateStep(Step):
                        f"streaming dedup of accepted texts: exact (normalised) and MinHash near duplicates at word 3-gram Jaccard ≥ {c.dedup.near_threshold}"
                        + (", seeds preloaded" if c.dedup.against_seeds else "") + "; duplicates are rejected (see rejections)")
         self._report(ctx, c, env, seeds, label_set, without_seed, stats, sentence_mode)
+
+    @staticmethod
+    def _batch_jobs(need: int, bs: int, stats: Counter[str]) -> int:
+        """Documents to attempt in the next batch: a full batch, or near the end only as many as the remaining records
+        need at the yield seen so far (+1), so the run stops close to ``n_records`` instead of generating surplus. A
+        function of the committed batches only, so a resumed run plans the same batches."""
+        done = stats.get("documents", 0)
+        yld = min(max(stats.get("valid", 0) / done, 0.25), 1.0) if done >= bs else 0.8
+        return max(1, min(bs, math.ceil(need / yld) + 1))
+
+    @staticmethod
+    def _runtime_figures(ctx: Any, backend: Any) -> None:
+        """How the local model ran: dtype and threads (and how they were chosen), prompt tokens given vs encoded
+        (prefix sharing), generated tokens vs decoding slots (batch occupancy)."""
+        rt = getattr(backend, "runtime", None)
+        if rt:
+            how = {"measured": "measured on this machine at first use (text/runtime.py)", "cached": "measured earlier on this machine, same CPU and model",
+                   "given": "set by the recipe (backend_options) or the caller", "MEDSYNTH_DTYPE": "set by the MEDSYNTH_DTYPE environment variable"}
+            ctx.add_figure("generation_runtime", {k: rt.get(k) for k in ("dtype", "threads", "how", "candidates")},
+                           f"dtype and CPU threads of the local model: {how.get(str(rt.get('how')), rt.get('how'))}; candidates are seconds for "
+                           "the same encode + greedy-decode workload")
+        st = getattr(backend, "stats", None)
+        if isinstance(st, Counter) and st.get("prompt_tokens"):
+            enc = st["prompt_tokens_encoded"] / st["prompt_tokens"]
+            occ = st["completion_tokens"] / max(st["decode_slots"], 1)
+            ctx.add_figure("generation_tokens", {"prompt_tokens": st["prompt_tokens"], "prompt_tokens_encoded": st["prompt_tokens_encoded"],
+                                                 "encoded_share": round(enc, 3), "generated_tokens": st["completion_tokens"],
+                                                 "decoding_slots": st["decode_slots"], "slot_occupancy": round(occ, 3),
+                                                 "batches": st["batches"], "rows_continued": st["continued_rows"]},
+                           "prompt tokens actually encoded (a prefix shared by a batch is encoded once) and the share of decoding slots "
+                           "that produced a kept token (a batch decodes until its longest row stops); counted by the backend")
 
     # ---------------------------------------------------------------------------------------------------------------
     @staticmethod
@@ -506,9 +547,10 @@ class GenerateStep(Step):
             if not todo:
                 break
             prompts = []
+            shared = ef.shared_block(env, rng_for(env.seed, "sentence-shared", jobs[0].batch, attempt))  # one block per round: encoded once
             for i, u in todo:
                 rng = rng_for(env.seed, "sentence", jobs[i].batch, i, u, attempt)
-                p, sids = ef.sentence_prompt(jobs[i].plan.units[u], env, rng)
+                p, sids = ef.sentence_prompt(jobs[i].plan.units[u], env, rng, shared)
                 prompts.append(p)
                 seeds_used[i] |= set(sids)
             comps = backend.generate(prompts, params.model_copy(update={"seed": params.seed + 7919 * attempt}))

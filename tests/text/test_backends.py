@@ -26,6 +26,43 @@ def test_transformers_backend_contract(tiny_lm):
     assert [c.text for c in g1] == [c.text for c in g2]
 
 
+def test_shared_prefix_is_encoded_once_with_the_same_outputs(tiny_lm):
+    """Prompts with a common header/few-shot block: the prefix-cache path encodes the block once per batch and gives
+    the same greedy completions as encoding every prompt whole (prefix sharing off)."""
+    model, tok = tiny_lm
+    block = "FINDINGS: The heart is normal. No effusion.\nIMPRESSION: Normal chest.\n\n" * 3
+    prompts = [block + f"FINDINGS: {w}" for w in ("Mild cardiomegaly.", "The lungs", "Small left pleural effusion. The", "Normal")]
+    prompts.append("IMPRESSION:")  # shares nothing: its batch runs without a prefix
+    p = GenParams(max_new_tokens=10, temperature=0.0, seed=0, batch_size=4)
+    shared = TransformersBackend(model="tiny", model_obj=model, tokenizer_obj=tok)
+    whole = TransformersBackend(model="tiny", model_obj=model, tokenizer_obj=tok, prefix_sharing=False, split_decoding=False)
+    a, b = shared.generate(prompts, p), whole.generate(prompts, p)
+    assert [c.text for c in a] == [c.text for c in b]
+    assert [c.prompt_tokens for c in a] == [c.prompt_tokens for c in b]
+    n_block = len(tok(block)["input_ids"])
+    assert shared.stats["prefixes_encoded"] == 1
+    assert shared.stats["prefix_tokens_reused"] >= 3 * (n_block - 2)
+    assert shared.stats["prompt_tokens_encoded"] <= whole.stats["prompt_tokens_encoded"] - 3 * (n_block - 2)
+    # sampled outputs stay deterministic for a seed with the prefix path
+    s = p.model_copy(update={"temperature": 0.9, "seed": 5})
+    assert [c.text for c in shared.generate(prompts, s)] == [c.text for c in shared.generate(prompts, s)]
+
+
+def test_split_decoding_continues_long_rows_with_the_same_outputs(tiny_lm):
+    """With stop strings, a batch decodes half the limit first and only the rows still running continue (from the
+    same KV cache): greedy outputs equal one long decode, and fewer decoding slots are spent."""
+    model, tok = tiny_lm
+    prompts = ["FINDINGS: The heart", "IMPRESSION:", "FINDINGS: Mild cardiomegaly. Small", "The lungs are", "No acute"] * 2
+    split = TransformersBackend(model="tiny", model_obj=model, tokenizer_obj=tok, prefix_sharing=False)
+    whole = TransformersBackend(model="tiny", model_obj=model, tokenizer_obj=tok, prefix_sharing=False, split_decoding=False)
+    for stop in (["e"], ["the", "."], ["\n"]):
+        p = GenParams(max_new_tokens=30, temperature=0.0, seed=0, batch_size=5, stop=stop)
+        a, b = split.generate(prompts, p), whole.generate(prompts, p)
+        assert [(c.text, c.finish_reason, c.completion_tokens) for c in a] == [(c.text, c.finish_reason, c.completion_tokens) for c in b]
+    assert split.stats["continued_rows"] > 0
+    assert split.stats["decode_slots"] < whole.stats["decode_slots"]
+
+
 def test_stop_strings_cut(tiny_lm):
     model, tok = tiny_lm
     b = TransformersBackend(model="tiny", model_obj=model, tokenizer_obj=tok)

@@ -194,3 +194,44 @@ def test_entity_first_plans_relations_for_a_schema_without_document_labels():
     ok, why = ef.check_sentence(unit, f" {unit.entities[0].text.capitalize()} was given for {unit.entities[1].text}.\n", "stop", env)
     assert ok and why is None
     assert ef.check_sentence(unit, " The patient is doing well.", "stop", env) == (None, "sentence_missing_entity")
+
+
+def test_batch_prompts_begin_with_the_same_examples(tiny_lm):
+    """fewshot.shared and entity_first.shared_examples: every prompt of a batch (round) begins with the same block,
+    which the backend encodes once; what follows is chosen per prompt (label-sharing example, relevant sentence)."""
+    from medsynth.text.backends.transformers import _common_prefix
+
+    active = ["prior", "entity_first", "fewshot"]
+    env = _env(tiny_lm, active)
+    strategies = build_strategies(active)
+    for s in strategies:
+        s.setup(env)
+    jobs = [Job(batch=3, index=i, rng=rng_for(5, 3, i)) for i in range(6)]
+    for j in jobs:
+        for s in strategies:
+            s.plan(j, env)
+    heads = {tuple(r.id for r in j.examples[:2]) for j in jobs}
+    assert len(heads) == 1  # the two shared documents, the same for every job of the batch
+    assert all(j.notes["_shared_examples"] == 2 for j in jobs)
+    assert all(len(j.examples) == 3 and j.examples[2] not in j.examples[:2] for j in jobs)
+    for j in jobs:  # the last example shares a target label whenever a seed does
+        target = set(j.plan.labels)
+        if any(target & set(r.labels) for r in env.seeds if r not in j.examples[:2]):
+            assert target & set(j.examples[2].labels)
+    other = [Job(batch=4, index=i, rng=rng_for(5, 4, i)) for i in range(6)]
+    for j in other:
+        for s in strategies:
+            s.plan(j, env)
+    assert len({tuple(r.id for r in j.examples[:2]) for j in other}) == 1
+    # entity-first sentence prompts of one round share the block; without it they share only the header
+    ef = next(s for s in strategies if s.name == "entity_first")
+    units = [(j, u) for j in jobs for u in j.plan.units]
+    assert len(units) >= 2
+    tok = tiny_lm[1]
+    block = ef.shared_block(env, rng_for(5, "round"))
+    assert len(block) >= 2
+    shared = [tok(ef.sentence_prompt(u, env, rng_for(5, j.index, k), block)[0])["input_ids"] for k, (j, u) in enumerate(units)]
+    alone = [tok(ef.sentence_prompt(u, env, rng_for(5, j.index, k))[0])["input_ids"] for k, (j, u) in enumerate(units)]
+    block_text = "".join(f"Mentions: {s['line']}\nSentence: {s['text']}\n\n" for s in block)
+    assert _common_prefix(shared) >= len(tok(block_text)["input_ids"]) - 2
+    assert _common_prefix(shared) > _common_prefix(alone)

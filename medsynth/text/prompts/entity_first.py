@@ -74,6 +74,9 @@ def mentions_line(entities: list[PlannedEntity], relations: list[PlannedRelation
 class EntityFirstOptions(StrategyOptions):
     unit: Literal["sentence", "document"] = "sentence"
     sentence_examples: int = Field(6, ge=1, le=24, description="seed sentences shown per sentence request")
+    shared_examples: int = Field(5, ge=0, le=24, description="of those, how many every request of a round shows first (the same block, "
+                                 "so the backend encodes it once for the round: prefix sharing); the others are chosen for each "
+                                 "request (sentences with the same finding, closest to the request). 0: all chosen per request")
     retries: int = Field(1, ge=0, le=4, description="new attempts for a sentence that failed its checks")
     max_sentence_tokens: int = Field(32, ge=8, le=200)
     sentence_batch_size: int = Field(32, ge=1, le=256, description="sentence requests decoded together (a batch runs until its longest "
@@ -321,14 +324,40 @@ class EntityFirstStrategy(Strategy):
         return lines
 
     # -- sentence mode -------------------------------------------------------------------------------------------
-    def sentence_prompt(self, unit: Unit, env: StrategyEnv, rng: random.Random) -> tuple[str, list[str]]:
-        """The prompt for one sentence unit and the seed ids whose sentences it shows."""
+    def shared_block(self, env: StrategyEnv, rng: random.Random) -> list[dict[str, Any]]:
+        """The example sentences every request of one round shows first (``shared_examples`` of them: entity
+        sentences and one context sentence, in random order); empty when ``shared_examples`` is 0."""
+        o: EntityFirstOptions = self.options  # type: ignore[assignment]
+        n = min(o.shared_examples, o.sentence_examples)
+        if n <= 0:
+            return []
+        ents = [s for s in self.sentences if s["kind"] == "entity"]
+        ctx = [s for s in self.sentences if s["kind"] == "context"]
+        chosen = rng.sample(ctx, min(len(ctx), 1))
+        chosen += rng.sample(ents, min(len(ents), n - len(chosen)))
+        rng.shuffle(chosen)
+        return chosen
+
+    def sentence_prompt(self, unit: Unit, env: StrategyEnv, rng: random.Random,
+                        shared: list[dict[str, Any]] | None = None) -> tuple[str, list[str]]:
+        """The prompt for one sentence unit and the seed ids whose sentences it shows. With ``shared`` (the round's
+        :meth:`shared_block`), those sentences come first and only the rest are chosen for this unit."""
         o: EntityFirstOptions = self.options  # type: ignore[assignment]
         want = {e.canonical or e.label for e in unit.entities}
         ents = [s for s in self.sentences if s["kind"] == "entity"]
         ctx = [s for s in self.sentences if s["kind"] == "context"]
         k = o.sentence_examples
-        if unit.kind == "entity":
+        if shared:
+            own_n = max(k - len(shared), 1)
+            pool = ents if unit.kind == "entity" else ctx
+            pool = [s for s in pool if s not in shared]
+            same = [s for s in pool if want & set(s["canon"])] if unit.kind == "entity" else []
+            own = rng.sample(same, min(len(same), own_n))
+            rest = [s for s in pool if s not in own]
+            own += rng.sample(rest, min(len(rest), own_n - len(own)))
+            own.sort(key=lambda s: (bool(want & set(s["canon"])), rng.random()))  # most relevant last
+            chosen = list(shared) + own
+        elif unit.kind == "entity":
             same = [s for s in ents if want & set(s["canon"])]
             chosen = rng.sample(same, min(len(same), max(1, k // 2)))
             others = [s for s in ents if s not in chosen]

@@ -82,11 +82,12 @@ class FeedbackStrategy(Strategy):
         chosen += rng.sample(rest, min(o.k - len(chosen), len(rest)))
         # replace seeds that share no target label first, keep the prompt size
         exs = list(job.examples)
+        first = int(job.notes.get("_shared_examples", 0))  # the batch's shared block (fewshot.shared) stays: it is encoded once per batch
         for fb in chosen:
-            idx = [i for i, r in enumerate(exs) if not (target & set(r.labels)) and not r.id.startswith(env.step_name)]
+            idx = [i for i, r in enumerate(exs) if i >= first and not (target & set(r.labels)) and not r.id.startswith(env.step_name)]
             if idx:
                 exs[idx[-1]] = fb
-            elif exs:
+            elif len(exs) > first:
                 exs[-1] = fb
             else:
                 exs.append(fb)

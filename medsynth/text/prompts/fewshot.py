@@ -1,7 +1,9 @@
 """``fewshot``: in-context examples from the private seeds (scrubbed first), seed ids kept in provenance.
 
 ``k`` seed documents precede the open document, at least one sharing a target label when possible (and a normal
-one for a normal target), shown with the same header lines the target gets. Seeds should come out of a ``scrub``
+one for a normal target), shown with the same header lines the target gets. ``shared`` of them are drawn once per
+batch and come first in every prompt of the batch, so the backend encodes them once (prefix sharing); the
+label-sharing example is chosen per prompt and comes last, closest to the target. Seeds should come out of a ``scrub``
 step: ``scrubbed: require`` refuses unscrubbed seeds, ``warn`` (default) reports how many lack the scrub marker.
 Every generated record lists the ids of the seeds its prompt showed (``provenance.seed_record_ids``), which the
 audits use to check copying.
@@ -15,7 +17,7 @@ from pydantic import Field
 
 from ...exceptions import RecipeError
 from ...registry import STRATEGIES
-from .base import Job, Stage, Strategy, StrategyEnv, StrategyOptions
+from .base import Job, Stage, Strategy, StrategyEnv, StrategyOptions, rng_for
 
 __all__ = ["FewShotStrategy"]
 
@@ -25,6 +27,9 @@ class FewShotOptions(StrategyOptions):
     share_label: bool = Field(True, description="include a seed sharing a target label when there is one")
     scrubbed: Literal["require", "warn", "ignore"] = "warn"
     max_chars: int = Field(900, ge=50, description="seeds longer than this are not used as examples (prompt budget)")
+    shared: int = Field(2, ge=0, le=16, description="of the k examples, how many are drawn once per batch and shown first by every "
+                        "prompt of the batch (the backend encodes that block once: prefix sharing); the label-sharing example and "
+                        "any others are chosen per prompt and come last. 0: all chosen per prompt")
 
 
 @STRATEGIES.register("fewshot")
@@ -49,15 +54,18 @@ class FewShotStrategy(Strategy):
         o: FewShotOptions = self.options  # type: ignore[assignment]
         rng = job.rng
         target = set(job.plan.labels)
+        n_shared = min(o.shared, o.k - 1 if o.share_label and target else o.k, len(self.usable))
+        shared = rng_for(env.seed, "fewshot-shared", job.batch).sample(self.usable, max(n_shared, 0))
         exs = []
         if o.share_label and target:
-            sharing = [r for r in self.usable if target & set(r.labels)]
+            sharing = [r for r in self.usable if target & set(r.labels) and r not in shared]
             if sharing:
                 best = max(len(target & set(r.labels)) for r in sharing)
                 exs.append(rng.choice([r for r in sharing if len(target & set(r.labels)) == best]))
-        rest = [r for r in self.usable if r not in exs]
-        exs += rng.sample(rest, min(max(o.k - len(exs), 0), len(rest)))
+        rest = [r for r in self.usable if r not in exs and r not in shared]
+        exs += rng.sample(rest, min(max(o.k - len(shared) - len(exs), 0), len(rest)))
         rng.shuffle(exs)
-        job.examples = exs
+        job.examples = shared + exs
+        job.notes["_shared_examples"] = len(shared)
         job.notes.setdefault("seed_record_ids", [])
         job.notes["seed_record_ids"] += [r.id for r in exs]
