@@ -52,10 +52,11 @@ class TransformersBackend(Backend):
     The adapter's sha256 is part of :attr:`identity` and :attr:`model_id` (provenance, generation cache).
 
     ``prefix_sharing`` (default on): prompts of a batch that begin with the same tokens (header and few-shot block)
-    share one encoding of that beginning (see :meth:`generate`). ``dtype="auto"`` and no ``threads`` use the fastest
-    dtype and thread count measured on this machine (medsynth/text/runtime.py; ``self.runtime`` says which and
-    how); ``self.stats`` counts prompt tokens given and
-    actually encoded, prefixes encoded, generated tokens and decoding slots (for the run report).
+    share one encoding of that beginning; ``split_decoding`` (default on) lets rows that stopped leave the batch
+    (see :meth:`generate` and :meth:`_decode`). ``dtype="auto"`` and no ``threads`` use the fastest dtype and thread
+    count measured on this machine (medsynth/text/runtime.py; ``self.runtime`` says which and how). ``self.stats``
+    counts prompt tokens given and actually encoded, prefixes encoded, generated tokens and decoding slots (for the
+    run report).
     """
 
     name = "transformers"
@@ -143,11 +144,12 @@ class TransformersBackend(Backend):
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def generate(self, prompts: list[str], params: GenParams) -> list[Completion]:
-        """Batches of ``params.batch_size``. Prompts are tokenized once and ordered by their token ids, so prompts
-        that share a beginning (a header and few-shot block) land in the same batch; a batch whose prompts share at
-        least :attr:`min_shared_prefix` leading tokens encodes that prefix once and decodes from a copy of its KV cache
-        (:meth:`_prefix_cache`) instead of re-encoding it for every prompt. Outputs are the same as without the
-        shared prefix up to floating-point rounding (tested: greedy outputs are identical)."""
+        """Batches of ``params.batch_size``, run with the backend's thread count. Prompts are tokenized once and
+        grouped by their leading tokens (:meth:`_batches`), so prompts that share a beginning (a header and few-shot
+        block) land in the same batch; a batch whose prompts share at least :attr:`min_shared_prefix` leading tokens
+        encodes that prefix once and decodes from a copy of its KV cache (:meth:`_prefix_cache`) instead of
+        re-encoding it for every prompt. Outputs are the same as without the shared prefix up to floating-point
+        rounding (tested: greedy outputs are identical); sampled outputs are deterministic for a seed and prompt list."""
         import torch
 
         before = torch.get_num_threads()
