@@ -192,7 +192,7 @@ class TransformersBackend(Backend):
                 self.stats["prefix_tokens_reused"] += cut * (len(rows) - 1)
             news = self._decode(input_ids, attn, cache, params, seed)
             self.stats["prompt_tokens"] += sum(len(r) for r in rows)
-            self.stats["prompt_tokens_encoded"] += sum(len(r) - cut for r in rows) + cut
+            self.stats["prompt_tokens_encoded"] += sum(len(r) - cut for r in rows)  # the prefix is counted where it is encoded
             self.stats["batches"] += 1
             eos = self.tokenizer.eos_token_id
             for i, new in zip(idxs, news, strict=True):
@@ -312,6 +312,7 @@ class TransformersBackend(Backend):
                 self.model(input_ids=torch.tensor([prefix]), cache=cache, use_cache=True, logits_to_keep=1)
             self._last_prefix = (key, cache)
             self.stats["prefixes_encoded"] += 1
+            self.stats["prompt_tokens_encoded"] += len(prefix)
         with torch.inference_mode():
             cache = copy.deepcopy(self._last_prefix[1])
             cache.batch_repeat_interleave(batch)
