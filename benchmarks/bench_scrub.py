@@ -125,6 +125,7 @@ def main() -> None:
     ap.add_argument("--configs", default="rules,tagger,ensemble,presidio_default")
     ap.add_argument("--tagger", default=None, help="tagger artifact (default: the installed one)")
     ap.add_argument("--threshold", type=float, default=None, help="tagger operating point (default: the artifact's)")
+    ap.add_argument("--veto", type=float, default=None, help="the tagger's veto on spaCy-only names/places (default: medsynth's; 0 = off)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/scrub.json")
     a = ap.parse_args()
     import os
@@ -135,10 +136,11 @@ def main() -> None:
     tagger = PhiTagger.load(a.tagger) if a.tagger else load_default_tagger()
     configs = {"rules": lambda: Scrubber(mode="spans", tagger="off"),
                "tagger": lambda: None,
-               "ensemble": lambda: Scrubber(mode="spans", tagger=tagger, tagger_threshold=a.threshold),
+               "ensemble": lambda: Scrubber(mode="spans", tagger=tagger, tagger_threshold=a.threshold, tagger_veto=a.veto),
                "presidio_default": lambda: Scrubber(mode="spans", presidio_defaults_only=True, tagger="off")}
     res = {"cpus": os.cpu_count(), "load_avg_at_start": [round(x, 2) for x in os.getloadavg()], "tagger": {k: v for k, v in tagger.meta.items() if k != "files"},
            "threshold": a.threshold if a.threshold is not None else tagger.threshold,
+           "ner_veto": Scrubber(tagger=tagger, tagger_veto=a.veto).veto,
            "how": "token-level (\\w+ tokens): a token is PHI if it overlaps a gold span, detected if it overlaps a predicted span; "
                   "notes/s best of 2 runs in this process; docs_zero_leak = share of notes with no PHI token missed", "sets": {}}
     for set_name, notes in _sets(a.sets.split(","), a.n).items():

@@ -27,6 +27,9 @@ class ScrubPolicy(BaseModel):
                                 "(rules only when it is not installed, and the report says so), off (rules only)")
     tagger_threshold: float | None = Field(None, gt=0.0, lt=1.0, description="the tagger's operating point: a token is PHI when "
                                                                              "1 - P(not PHI) reaches it; default: the artifact's, chosen on development notes")
+    tagger_veto: float | None = Field(None, ge=0.0, lt=1.0, description="a name or place found only by spaCy's NER is dropped when the tagger "
+                                                                        "gives each of its tokens a PHI probability below this; 0 = no veto; "
+                                                                        "default 0.01, chosen on development notes")
 
 
 class Policy(BaseModel):

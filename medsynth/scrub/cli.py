@@ -145,7 +145,8 @@ def scrub_cmd(in_: Annotated[Path, typer.Option("--in", help="notes: .jsonl ({id
     from ..audit.policy import load_policy
 
     sp = load_policy(policy).scrub
-    scr = Scrubber(mode=mode, seed=seed, tagger=tagger or sp.tagger, tagger_threshold=tagger_threshold or sp.tagger_threshold)  # type: ignore[arg-type]
+    scr = Scrubber(mode=mode, seed=seed, tagger=tagger or sp.tagger, tagger_threshold=tagger_threshold or sp.tagger_threshold,
+                   tagger_veto=sp.tagger_veto)  # type: ignore[arg-type]
     if scr.tagger_status != "used":
         err.print(f"[yellow]warning[/] learned PHI tagger {scr.tagger_status}: lower recall on notes unlike the rules' own test templates", highlight=False)
     texts = [n["text"] for n in notes]

@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 from ..data.records import Record
 from ..recipe.step import Step, StepConfig, StepPlan
 from ..registry import STEPS
+from .engine import TAGGER_VETO
 from .fields import FieldPolicy, apply_field_policy, hashed_id, looks_non_english
 
 __all__ = ["ScrubStep", "load_phi_strings", "PHI_FILE"]
@@ -63,6 +64,7 @@ class ScrubStep(Step):
     in ``keep_fields``); keeps labels, records counts per PHI type and the names of dropped fields."""
 
     type = "scrub"
+    version = "2"  # 2: the tagger's veto on spaCy-only names and places
     Config = ScrubConfig
 
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
@@ -74,18 +76,17 @@ class ScrubStep(Step):
         from ..audit.policy import load_policy
 
         c: ScrubConfig = self.config  # type: ignore[assignment]
-        if c.tagger is not None and c.tagger_threshold is not None:
-            return {"tagger": c.tagger, "tagger_threshold": c.tagger_threshold}
         rec = ctx.recipe
         path = c.policy or (rec.config.privacy.policy if rec is not None else None)
         sp = load_policy(rec.resolve_path(path) if rec is not None and path else path).scrub
-        return {"tagger": c.tagger or sp.tagger, "tagger_threshold": c.tagger_threshold if c.tagger_threshold is not None else sp.tagger_threshold}
+        return {"tagger": c.tagger or sp.tagger, "tagger_threshold": c.tagger_threshold if c.tagger_threshold is not None else sp.tagger_threshold,
+                "tagger_veto": sp.tagger_veto}
 
     def cache_key_extra(self) -> dict[str, Any]:
         try:  # a retrained tagger changes what is scrubbed: the cached output must not be reused
-            return {"phi_tagger": _tagger_files_hash()}
+            return {"phi_tagger": _tagger_files_hash(), "tagger_veto": TAGGER_VETO}
         except OSError:
-            return {"phi_tagger": None}
+            return {"phi_tagger": None, "tagger_veto": TAGGER_VETO}
 
     def run(self, ctx: Any) -> None:
         from .engine import Scrubber
@@ -125,7 +126,8 @@ class ScrubStep(Step):
                 fh.write(json.dumps({"label": lab, "text": t}) + "\n")
         tg = scr.tagger
         ctx.add_figure("records_scrubbed", len(out), f"records de-identified in '{c.mode}' mode")
-        ctx.add_figure("phi_tagger", scr.tagger_status if tg is None else f"used (threshold {scr.tagger_threshold or tg.threshold:g})",
+        ctx.add_figure("phi_tagger", scr.tagger_status if tg is None else f"used (threshold {scr.tagger_threshold or tg.threshold:g}, "
+                                                                               f"NER veto {'off' if scr.veto is None else format(scr.veto, 'g')})",
                        "the learned PHI tagger ensembled with the rules (union of spans); 'not installed' or 'off' means rules only")
         if tg is not None:
             ctx.add_model("phi-tagger", tg.sha256)

@@ -141,11 +141,15 @@ class PhiTagger:
     # -- inference -------------------------------------------------------------------------------------------------
     def predict(self, texts: Sequence[str], batch_size: int = 32, threshold: float | None = None) -> list[list[TaggerSpan]]:
         """PHI spans of each text (character offsets into it)."""
+        return self.predict_at(texts, [self.threshold if threshold is None else threshold], batch_size)[0]
+
+    def predict_at(self, texts: Sequence[str], thresholds: Sequence[float], batch_size: int = 32) -> list[list[list[TaggerSpan]]]:
+        """PHI spans of each text at each operating point, from one forward pass: ``out[k][i]`` are the spans of text
+        ``i`` at ``thresholds[k]``."""
         import torch
 
-        thr = self.threshold if threshold is None else threshold
         texts = list(texts)
-        out: list[list[TaggerSpan]] = [[] for _ in texts]
+        out: list[list[list[TaggerSpan]]] = [[[] for _ in texts] for _ in thresholds]
         idx = [i for i, t in enumerate(texts) if t and t.strip()]
         if not idx:
             return out
@@ -153,7 +157,7 @@ class PhiTagger:
         owner = enc["overflow_to_sample_mapping"]
         windows = list(range(len(enc["input_ids"])))
         windows.sort(key=lambda w: len(enc["input_ids"][w]))  # similar lengths together: less padding
-        per_text: dict[int, list[TaggerSpan]] = {}
+        per_text: list[dict[int, list[TaggerSpan]]] = [{} for _ in thresholds]
         with torch.inference_mode():
             for k in range(0, len(windows), batch_size):
                 ws = windows[k:k + batch_size]
@@ -162,9 +166,11 @@ class PhiTagger:
                 probs = torch.softmax(self.model(**batch).logits.float(), -1)
                 for j, w in enumerate(ws):
                     t = idx[owner[w]]
-                    per_text.setdefault(t, []).extend(self._spans(texts[t], enc["offset_mapping"][w], probs[j, : len(enc["input_ids"][w])], thr))
-        for t, spans in per_text.items():
-            out[t] = _merge(spans)
+                    for q, thr in enumerate(thresholds):
+                        per_text[q].setdefault(t, []).extend(self._spans(texts[t], enc["offset_mapping"][w], probs[j, : len(enc["input_ids"][w])], thr))
+        for q in range(len(thresholds)):
+            for t, spans in per_text[q].items():
+                out[q][t] = _merge(spans)
         return out
 
     def _spans(self, text: str, offsets: list[tuple[int, int]], probs: Any, thr: float) -> list[TaggerSpan]:

@@ -89,6 +89,15 @@ def test_predict_handles_long_empty_and_non_english_text(tiny_tagger):
         assert all(a.end <= b.start for a, b in zip(spans, spans[1:], strict=False))  # merged, sorted, no overlap
 
 
+def test_one_pass_at_several_operating_points_equals_separate_passes(tiny_tagger):
+    _, tg = tiny_tagger
+    texts = make_test_notes(6, seed=3)
+    texts = [n.text for n in texts]
+    at = tg.predict_at(texts, [0.5, 0.05])
+    assert at[0] == tg.predict(texts, threshold=0.5) and at[1] == tg.predict(texts, threshold=0.05)
+    assert sum(map(len, at[1])) > 0 and all(any(w.start <= h.start and h.end <= w.end for w in at[1][i]) for i in range(len(texts)) for h in at[0][i])
+
+
 def test_scrubber_requires_the_tagger_unless_the_policy_allows_rules_only(tmp_path, monkeypatch):
     from medsynth.scrub import tagger as tagger_mod
     from medsynth.scrub.engine import Scrubber
@@ -133,6 +142,9 @@ def test_ensemble_keeps_the_union_and_the_precision_guard(tiny_tagger):
                 out.append(spans)
             return out
 
+        def predict_at(self, texts, thresholds):
+            return [self.predict(texts, t) for t in thresholds]
+
     scr = Scrubber(mode="spans", tagger="off")
     scr.tagger, scr.tagger_status = Fixed(), "used"
     t = "my mom rosa gonzalez has a Baker's cyst, seen at 0930. MRN: 445566778. Mr. Baker called. Seen by XXXX."
@@ -143,6 +155,36 @@ def test_ensemble_keeps_the_union_and_the_precision_guard(tiny_tagger):
     assert not any("XXXX" in x for x, _ in got)  # an upstream redaction placeholder is left alone
     bakers = [s for s in scr.analyze(t) if s.text == "Baker"]
     assert len(bakers) == 1 and t[bakers[0].start - 4:bakers[0].start] == "Mr. "  # "Baker's cyst" guarded, "Mr. Baker" kept
+
+
+def test_the_tagger_vetoes_only_names_and_places_that_spacy_alone_found():
+    """spaCy's NER calls "Trachea" a person and "Toledo" a place; a tagger that is near certain they are not PHI (no
+    span even at the veto's low operating point) drops them. A name our title pattern found ("Dr. Okafor") is never
+    vetoed, a name the tagger weakly supports is kept, and ``tagger_veto=0`` turns the veto off."""
+    from medsynth.scrub.engine import TAGGER_VETO, Scrubber
+    from medsynth.scrub.tagger import TaggerSpan
+
+    seen: list[list[float]] = []
+
+    class Weak:  # above the veto's operating point for one name only, below the main one for everything
+        threshold = 0.5
+
+        def predict_at(self, texts, thresholds):
+            seen.append(list(thresholds))
+            return [[[TaggerSpan(t.find("Shanice"), t.find("Shanice") + 7, "NAME", 0.2)] if thr < 0.2 else [] for t in texts]
+                    for thr in thresholds]
+
+    t = "Trachea is midline. Met with Shanice Whitfield in Toledo. Seen by Dr. Okafor."
+    rules = {s.text for s in Scrubber(mode="spans", tagger="off").analyze(t)}
+    assert {"Trachea", "Toledo", "Shanice Whitfield", "Okafor"} <= rules  # what spaCy and the patterns find on their own
+
+    def found(veto):
+        scr = Scrubber(mode="spans", tagger="off", tagger_veto=veto)
+        scr.tagger, scr.tagger_status = Weak(), "used"
+        return {s.text for s in scr.analyze(t)}
+
+    assert found(None) == {"Shanice Whitfield", "Okafor"} and seen[-1] == [0.5, TAGGER_VETO]
+    assert found(0) == rules and seen[-1] == [0.5]  # no veto: one operating point, the rules' spans all kept
 
 
 # -- the installed artifact (trained by install.sh) ---------------------------------------------------------------------
