@@ -105,7 +105,7 @@ def plain_opacus(Xtr, ytr, eps, delta, batch, epochs=20, lr=1e-3, C=1.0, seed=0,
             loss.backward()
             opt.step()
         times.append(time.perf_counter() - t0)
-    from medsynth.train.dp import epsilons
+    from medsynth.dp import epsilons
 
     sigma = opt.noise_multiplier
     steps = sum(h[2] for h in eng.accountant.history)
@@ -120,7 +120,7 @@ def medsynth_batch(n):
 def medsynth_fit(Xtr, ytr, eps, delta, batch=None, epochs=40, lr=1e-3, C=1.0, seed=0, mode="ghost", time_only_epochs=None):
     import torch
 
-    from medsynth.train.dp import DPConfig, plan_dp
+    from medsynth.dp import DPConfig, plan_dp
     from medsynth.train.loop import TrainSettings, fit_module
 
     n = len(ytr)
@@ -197,7 +197,7 @@ def text_cost(n=256, reps=2):
     from medsynth.data.records import Record
     from medsynth.data.sources.iu_xray import load_iu_reports, report_text
     from medsynth.train.classifiers import ClassifierConfig, fit_classifier
-    from medsynth.train.dp import DPConfig
+    from medsynth.dp import DPConfig
 
     docs = [d for d in load_iu_reports() if d["split"] == "train" and "FINDINGS" in d["sections"] and d["labels"]][:n]
     recs = [Record(id=d["id"], text=report_text(d["sections"]), labels=["normal" if d["labels"] == ["normal"] else "abnormal"]) for d in docs]
@@ -222,7 +222,7 @@ def mia_block(shadows=4):
     from medsynth.audit.mia import MembershipInferenceAudit, MIAPolicy
     from medsynth.data.records import Record
     from medsynth.train.classifiers import ClassifierConfig, fit_classifier
-    from medsynth.train.dp import DPConfig
+    from medsynth.dp import DPConfig
 
     X, y = make_classification(n_samples=2000, n_features=20, n_informative=10, flip_y=0.2, random_state=2)
     recs = [Record(id=f"m{i}", kind="row", values={f"x{j}": float(X[i, j]) for j in range(20)}, labels=[str(int(y[i]))]) for i in range(2000)]

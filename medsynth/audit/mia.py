@@ -92,7 +92,7 @@ def _default_refit(model: Any) -> Callable[[list[Record], int], Any] | None:
         return None
     dp = None
     if model.privacy:
-        from ..train.dp import DPConfig
+        from ..dp import DPConfig
 
         pv = model.privacy
         dp = DPConfig(epsilon=pv["epsilon_target"], delta=pv["delta"], max_grad_norm=pv["max_grad_norm"], accountant=pv["accountant"],

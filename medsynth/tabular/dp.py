@@ -103,7 +103,7 @@ class DPMLPImputer(TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> DPMLPImputer:
         import torch
 
-        from ..train.dp import DPConfig, DPGuard, check_dp_inputs, epsilons, make_private, plan_dp
+        from ..dp import DPConfig, DPGuard, check_dp_inputs, epsilons, make_private, plan_dp
 
         A, frame = self._matrix(X, fitting=True)
         n, d = A.shape

@@ -5,7 +5,7 @@ noise-robust training. Heavy modules (torch, opacus, transformers) load inside t
 """
 
 from .classifiers import ClassifierConfig, TrainedModel, classification_metrics, fit_classifier
-from .dp import DPConfig, DPModelError, DPTrainingError, epsilons, plan_dp, validate_module
+from ..dp import DPConfig, DPModelError, DPTrainingError, epsilons, plan_dp, validate_module
 from .robust import RobustConfig
 
 __all__ = ["ClassifierConfig", "TrainedModel", "fit_classifier", "classification_metrics", "DPConfig", "DPModelError",

@@ -314,13 +314,13 @@ def fit_classifier(records: list[Record], config: ClassifierConfig | None = None
                    labels: list[str] | None = None) -> TrainedModel:
     """Train a classifier on ``records``. All checks run before any training (and before any privacy debit).
 
-    With ``dp`` (a :class:`~medsynth.train.dp.DPConfig`) training is DP-SGD; if a ``ledger`` and ``budget`` are given,
+    With ``dp`` (a :class:`~medsynth.dp.DPConfig`) training is DP-SGD; if a ``ledger`` and ``budget`` are given,
     (ε, δ) is debited before training and the debit is marked ``failed`` if training fails (it is never refunded).
     ``clean``: clean records for ``robust.reweight`` / ``robust.anneal``. ``labels``: force the label set.
     """
     import torch
 
-    from .dp import check_dp_inputs, plan_dp
+    from ..dp import check_dp_inputs, plan_dp
     from .loop import TrainSettings, fit_module
     from .robust import check_robust_with_dp
 

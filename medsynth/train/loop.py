@@ -2,8 +2,8 @@
 
 ``fit_module`` trains a torch module on tensors ``inputs`` (a tuple passed to ``forward``) and targets. The loss is
 per record (shape [B]) so that sample weights, annealing and ghost clipping all act on the same quantity. With a
-:class:`~medsynth.train.dp.DPPlan` the module, optimizer, criterion and loader go through Opacus
-(:func:`~medsynth.train.dp.make_private`) and :class:`~medsynth.train.dp.DPGuard` checks the run.
+:class:`~medsynth.dp.DPPlan` the module, optimizer, criterion and loader go through Opacus
+(:func:`~medsynth.dp.make_private`) and :class:`~medsynth.dp.DPGuard` checks the run.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def fit_module(model: Any, inputs: tuple[Any, ...], y: Any, task: Task, settings
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
-    from .dp import DPGuard, epsilons, make_private
+    from ..dp import DPGuard, epsilons, make_private
     from .robust import TemporalEnsemble, anneal_weight, learn_weights
 
     torch.manual_seed(settings.seed)
@@ -190,7 +190,7 @@ def fit_module(model: Any, inputs: tuple[Any, ...], y: Any, task: Task, settings
         eps = epsilons(dp_plan.noise_multiplier, dp_plan.sample_rate, steps, dp_plan.delta)
         chosen = eps[dp.accountant]
         if chosen > dp.epsilon * 1.01 + 1e-6:
-            from .dp import DPTrainingError
+            from ..dp import DPTrainingError
 
             raise DPTrainingError(f"the run spent ε={chosen:.4g} ({dp.accountant}) > the target {dp.epsilon:g} that was debited; "
                                   "no model is released. This is a bug in medsynth.")

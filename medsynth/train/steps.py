@@ -26,7 +26,7 @@ from ..data.records import Record, id_ref
 from ..recipe.step import Step, StepConfig, StepPlan
 from ..registry import STEPS
 from .classifiers import ClassifierConfig
-from .dp import DPConfig
+from ..dp import DPConfig
 from .robust import RobustConfig
 from .tagger import TaggerConfig
 
@@ -324,7 +324,7 @@ class TrainStep(Step):
         """Run every data check for every model, then return closures that train (no debit happens here)."""
         from ..exceptions import DataFormatError
         from .classifiers import check_labels, fit_classifier, resolve_model_kind
-        from .dp import check_dp_inputs
+        from ..dp import check_dp_inputs
         from .features import RowFeaturizer
         from .robust import check_robust_with_dp
 

@@ -198,7 +198,7 @@ def fit_tagger(records: list[Record], config: TaggerConfig | None = None, *, dp:
     import torch
     from transformers import AutoTokenizer
 
-    from .dp import check_dp_inputs, plan_dp
+    from ..dp import check_dp_inputs, plan_dp
     from .features import minilm_path
     from .loop import TrainSettings, fit_module
 

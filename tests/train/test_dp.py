@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from medsynth.exceptions import RecipeError
-from medsynth.train.dp import (DPConfig, DPModelError, DPTrainingError, calibrate_noise, check_dp_inputs, epsilons, plan_dp,
+from medsynth.dp import (DPConfig, DPModelError, DPTrainingError, calibrate_noise, check_dp_inputs, epsilons, plan_dp,
                                validate_module)
 from medsynth.train.loop import TrainSettings, fit_module
 
@@ -105,7 +105,7 @@ def test_guard_catches_frozen_weights_changed_outside_dp_sgd():
 def test_guard_catches_a_parameter_missing_from_the_dp_optimizer():
     from torch.utils.data import DataLoader, TensorDataset
 
-    from medsynth.train.dp import DPGuard, make_private
+    from medsynth.dp import DPGuard, make_private
 
     X, y = _data()
     net = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 2))

@@ -5,7 +5,7 @@ import torch
 
 from medsynth.data.records import Record, Span
 from medsynth.exceptions import DataFormatError
-from medsynth.train.dp import DPConfig
+from medsynth.dp import DPConfig
 from medsynth.train.tagger import Tagger, TaggerConfig, fit_tagger, tags_to_spans, words_and_tags
 
 from .conftest import text_records

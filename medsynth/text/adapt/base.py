@@ -13,7 +13,8 @@ stays frozen. Front door::
 DP-SGD: Opacus ``GradSampleModule`` (hooks mode) computes per-sample gradients of the *trainable* modules only —
 ``nn.Linear`` (LoRA A/B) and ``nn.Embedding`` (prefix encoder, prompt embedding) — so the frozen Gemma layers Opacus
 has no grad sampler for (``Gemma3RMSNorm``, rotary embeddings, SDPA attention) never need one. The noise multiplier
-is found by the accountant for the target ε over the planned steps (Poisson sampling, rate = batch/N), the planned ε
+is calibrated by the DP core (:mod:`medsynth.dp`, shared with every DP trainer) for the target ε over the planned
+steps (Poisson sampling, rate 1/⌈N/batch⌉), the planned ε
 is **debited from the ledger before the first step**, and the accountant's ε after training is reported next to it.
 A Poisson batch that happens to be empty still takes a noised, accounted step (Opacus would otherwise skip the noise).
 Because of a known silent failure of Opacus + peft (meta-pytorch/opacus#820: hooks left on stale parameters, the
@@ -39,6 +40,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...exceptions import MedsynthError, ModelNotAvailableError, RecipeError
 from ...data.io import sha256_file
+from ...dp import DPSettings as DPConfig
+from ...dp import plan_dp as core_plan_dp
 from ...registry import Registry
 
 __all__ = ["MethodConfig", "METHODS", "TrainConfig", "DPConfig", "TrainResult", "render_document", "train_adapter",
@@ -74,17 +77,6 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0)
     max_length: int = Field(256, ge=8, le=8192, description="tokens per document (longer documents are truncated and counted)")
     seed: int = 0
-
-
-class DPConfig(BaseModel):
-    """DP-SGD on the adapter's parameters. ε is the target; the accountant picks the noise."""
-
-    model_config = ConfigDict(extra="forbid")
-    epsilon: float = Field(..., gt=0, le=100)
-    delta: float | None = Field(None, gt=0, lt=1, description="default: 1/(10·N) for N training documents")
-    max_grad_norm: float = Field(1.0, gt=0, description="per-sample gradient clipping norm C")
-    accountant: Literal["rdp", "prv", "gdp"] = "rdp"
-    budget: str | None = Field(None, description="ledger budget to debit (default: the recipe's privacy.budget)")
 
 
 @dataclass
@@ -186,27 +178,13 @@ def perplexity(model: Any, tokenizer: Any, docs: list[str], batch_size: int = 4,
 
 
 def plan_dp(dp: DPConfig, n_docs: int, train: TrainConfig) -> dict[str, Any]:
-    """Noise multiplier for the target ε and the accountant's ε for exactly the planned steps (before training)."""
-    from opacus.accountants import create_accountant
-    from opacus.accountants.utils import get_noise_multiplier
-
-    if n_docs < 2:
-        raise RecipeError("DP adaptation needs at least 2 training documents.")
-    q = min(1.0, train.batch_size / n_docs)
-    steps_per_epoch = max(1, int(1 / q))
-    steps = train.epochs * steps_per_epoch
-    delta = dp.delta if dp.delta is not None else 1.0 / (10 * n_docs)
-    if delta >= 1.0 / n_docs:
-        raise RecipeError(f"dp.delta={delta:g} is not below 1/N = {1 / n_docs:g} for N={n_docs} training documents; "
-                          "a δ that large allows releasing a whole record. Lower dp.delta.")
-    sigma = get_noise_multiplier(target_epsilon=dp.epsilon, target_delta=delta, sample_rate=q, steps=steps,
-                                 accountant=dp.accountant)
-    acct = create_accountant(dp.accountant)
-    acct.history = [(sigma, q, steps)]
-    eps = float(acct.get_epsilon(delta))
-    return {"noise_multiplier": float(sigma), "sample_rate": q, "steps": steps, "steps_per_epoch": steps_per_epoch,
-            "delta": float(delta), "epsilon_planned": eps, "epsilon_target": dp.epsilon, "max_grad_norm": dp.max_grad_norm,
-            "accountant": dp.accountant}
+    """The core's noise calibration (:func:`medsynth.dp.plan_dp`: Poisson rate 1/⌈N/batch⌉, the smallest σ whose ε
+    is at most the target) for this adapter run, as the report's ``dp`` figures."""
+    plan = core_plan_dp(dp, n_docs, train.batch_size, train.epochs)
+    return {"noise_multiplier": plan.noise_multiplier, "sample_rate": plan.sample_rate, "steps": plan.steps,
+            "steps_per_epoch": plan.steps // max(1, train.epochs), "delta": plan.delta,
+            "epsilon_planned": plan.epsilon_planned[dp.accountant], "epsilon_by_accountant": plan.epsilon_planned,
+            "epsilon_target": dp.epsilon, "max_grad_norm": dp.max_grad_norm, "accountant": dp.accountant}
 
 
 def wrap_model(model: Any, tokenizer: Any, method: MethodConfig) -> Any:

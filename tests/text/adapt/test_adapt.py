@@ -143,7 +143,7 @@ def test_dp_delta_must_be_below_one_over_n(fresh_lm, tmp_path):
     model, tok = fresh_lm
     led = BudgetLedger(tmp_path / "b.sqlite")
     led.create("x", epsilon=10, delta=0.5)
-    with pytest.raises(RecipeError, match="1/N"):
+    with pytest.raises(RecipeError, match="not below 1/n"):
         train_adapter(model, tok, DOCS, METHODS.get("lora")(target_modules=["q_proj"]), TrainConfig(epochs=1),
                       DPConfig(epsilon=4.0, delta=0.2), ledger=led, budget="x")
 

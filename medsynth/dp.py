@@ -1,4 +1,6 @@
-"""DP-SGD with Opacus: config, module validation, noise calibration, accountants and the silent-failure guards.
+"""DP-SGD with Opacus, the one DP core every private trainer uses (classifiers and taggers in ``train``, the DP imputer
+in ``tabular``, generator adapters in ``text.adapt``, the MIA audit's shadow models): config, module validation,
+noise calibration, accountants and the silent-failure guards. It depends on nothing in medsynth but the exceptions.
 
 The front door is :class:`DPConfig` (what a recipe's ``dp:`` block holds) and :func:`make_private` (wraps a
 model, optimizer, criterion and data set exactly as Opacus' ``PrivacyEngine.make_private`` does, with Poisson
@@ -25,9 +27,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..exceptions import MedsynthError, RecipeError
+from .exceptions import MedsynthError, RecipeError
 
-__all__ = ["DPConfig", "DPPlan", "DPModelError", "DPTrainingError", "ModuleProblem", "validate_module", "assert_dp_compatible",
+__all__ = ["DPSettings", "DPConfig", "DPPlan", "DPModelError", "DPTrainingError", "ModuleProblem", "validate_module", "assert_dp_compatible",
            "plan_dp", "calibrate_noise", "epsilons", "make_private", "DPGuard", "check_dp_inputs", "ghost_supported_layers"]
 
 
@@ -37,18 +39,24 @@ class BudgetTotal(BaseModel):
     delta: float = Field(gt=0, lt=1)
 
 
-class DPConfig(BaseModel):
-    """``dp:`` block of a training step. ε and δ are what the step debits from the privacy budget before training."""
+class DPSettings(BaseModel):
+    """What every DP-SGD run needs: the target (ε, δ), the clipping norm, the accountant and the budget to debit.
+    The ``dp:`` block of an ``adapt`` step; :class:`DPConfig` adds what classifier and imputer training can choose."""
 
     model_config = ConfigDict(extra="forbid")
     epsilon: float = Field(gt=0, description="target ε of the whole training run (debited from the budget before training)")
     delta: float = Field(1e-5, gt=0, lt=1, description="target δ; must be below 1/n for n training records")
     max_grad_norm: float = Field(1.0, gt=0, description="per-sample gradient clipping norm C")
     accountant: Literal["rdp", "prv"] = Field("rdp", description="accountant used to calibrate the noise (both are reported)")
+    budget: str | None = Field(None, description="privacy budget to debit (default: the recipe's privacy.budget)")
+
+
+class DPConfig(DPSettings):
+    """``dp:`` block of a training step. ε and δ are what the step debits from the privacy budget before training."""
+
     grad_sample_mode: Literal["ghost", "hooks", "functorch"] = Field(
         "ghost", description="ghost: ghost clipping (no per-sample gradients materialised; Linear/Embedding layers, others "
                              "fall back to fast per-layer norms); hooks: per-sample gradients via hooks")
-    budget: str | None = Field(None, description="privacy budget to debit (default: the recipe's privacy.budget)")
     create_budget: BudgetTotal | None = Field(None, description="create the budget with these totals if it does not exist yet "
                                                                 "(an existing budget with other totals is an error; budgets never grow)")
     feature_bounds: dict[str, tuple[float, float]] | None = Field(
@@ -139,7 +147,7 @@ def ghost_supported_layers(model: Any) -> dict[str, list[str]]:
     return out
 
 
-def check_dp_inputs(cfg: DPConfig, n: int, what: str = "training set") -> None:
+def check_dp_inputs(cfg: DPSettings, n: int, what: str = "training set") -> None:
     """Errors before training for (ε, δ) that cannot be right for n records."""
     if not (math.isfinite(cfg.epsilon) and cfg.epsilon > 0):
         raise RecipeError(f"dp.epsilon must be > 0 (got {cfg.epsilon}).")
@@ -235,7 +243,7 @@ def calibrate_noise(epsilon: float, delta: float, q: float, steps: int, accounta
     return hi
 
 
-def plan_dp(cfg: DPConfig, n: int, batch_size: int, epochs: int) -> DPPlan:
+def plan_dp(cfg: DPSettings, n: int, batch_size: int, epochs: int) -> DPPlan:
     """Calibrate the noise multiplier so that ``epochs`` epochs of Poisson sampling (rate = 1/⌈n/batch⌉, the rate
     Opacus' DPDataLoader uses) reach at most the target ε with ``cfg.accountant``."""
     check_dp_inputs(cfg, n)
