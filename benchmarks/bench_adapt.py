@@ -63,8 +63,8 @@ def main() -> None:
 
     torch.set_num_threads(a.threads)
     from medsynth.audit.canary import CanaryPolicy, canary_exposures
-    from medsynth.recipe.ledger import BudgetLedger
-    from medsynth.text.adapt.steps import AdaptConfig, run_adaptation
+    from medsynth.ledger import BudgetLedger
+    from medsynth.steps.adapt import AdaptConfig, run_adaptation
     from medsynth.text.models import load_model
 
     res: dict = json.loads(out_path.read_text()) if out_path.exists() else {}

@@ -77,3 +77,21 @@ def id_secret() -> bytes:
         finally:
             tmp.unlink()
     return p.read_bytes()
+
+
+def step_folder_name(idx: int, name: str) -> str:
+    """The folder of step ``name`` at position ``idx`` in a run dir's ``steps/``: ``NN_name``."""
+    return f"{idx:02d}_{check_name(name, 'a step name')}"
+
+
+def find_step_dir(run_dir: str | os.PathLike[str], name: str) -> Path | None:
+    """The folder of the step called exactly ``name`` in a run dir (``steps/NN_name``), or None when that step has not
+    written one. Matches the whole name: a step ``scrub`` never finds ``03_pre_scrub``."""
+    import re
+
+    check_name(name, "a step name")
+    base = Path(run_dir) / "steps"
+    if not base.is_dir():
+        return None
+    hits = sorted(d for d in base.iterdir() if d.is_dir() and re.fullmatch(r"\d{2,}_" + re.escape(name), d.name))
+    return hits[0] if hits else None

@@ -6,7 +6,7 @@ import yaml
 from medsynth.exceptions import RecipeError
 from medsynth.recipe.schema import load_recipe
 from medsynth.registry import STRATEGIES
-from medsynth.text.steps import GenerateConfig
+from medsynth.steps.text import GenerateConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,13 +20,28 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..data.records import Record
 
-__all__ = ["Audit", "AuditResult", "Finding", "AuditPolicy", "CalibratedPolicy", "conformal_threshold", "DEFAULT_FALSE_FLAG_RATE", "VERDICTS"]
+__all__ = ["Audit", "AuditResult", "Finding", "AuditPolicy", "CalibratedPolicy", "conformal_threshold", "DEFAULT_FALSE_FLAG_RATE", "VERDICTS", "release_verdict"]
 
 #: the verdict classes, worst first
 VERDICTS = ("fail", "not_powered", "skipped", "pass")
 
 # used when an audit runs without a policy file (its share of the default clean-flag budget of 1% over 4 audits)
 DEFAULT_FALSE_FLAG_RATE = 0.0025
+
+
+def release_verdict(summary: dict[str, dict[str, Any]], required: list[str]) -> tuple[str, list[str]]:
+    """The release verdict from the audits' verdicts: ``fail`` if any audit failed; ``not_powered`` if a required
+    audit did not run, was skipped or was not powered; else ``pass``. Returns (verdict, the exceptions in words)."""
+    exceptions = [f"{n}: {a['verdict']} ({a.get('reason') or '; '.join(a.get('reasons', []))})" for n, a in summary.items() if a["verdict"] == "fail"]
+    if exceptions:
+        return "fail", exceptions
+    for n in required:
+        a = summary.get(n)
+        if a is None:
+            exceptions.append(f"{n}: required by the policy but not run (name it in the audit step's `audits:` or remove it from required_audits)")
+        elif a["verdict"] != "pass":
+            exceptions.append(f"{n}: {a['verdict']} ({a.get('reason', '')})")
+    return ("not_powered" if exceptions else "pass"), exceptions
 
 
 def conformal_threshold(scores: Any, rate: float, tail: str = "upper") -> tuple[float, str, float]:

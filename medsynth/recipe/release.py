@@ -32,6 +32,7 @@ import yaml
 
 from ..data.io import sha256_file
 from ..exceptions import MedsynthError
+from ..paths import find_step_dir
 
 __all__ = ["make_release", "signer_identity", "set_signer_identity", "sign_off", "public_report", "dataset_card", "SIGN_OFF_FILES"]
 
@@ -108,7 +109,8 @@ def _export_dir(run_dir: Path, rep: dict[str, Any]) -> Path:
         raise MedsynthError(f"{run_dir} has no export step, so there is nothing to release. Add one to the recipe "
                             "(`- {type: export, formats: [jsonl, conll, brat, spacy, hf]}` after the audit step) and resume the run.")
     name = exports[-1]["name"]
-    dirs = sorted((run_dir / "steps").glob(f"*_{name}/export"))
+    step = find_step_dir(run_dir, name)
+    dirs = [step / "export"] if step is not None and (step / "export").is_dir() else []
     if not dirs or not any(dirs[-1].iterdir()):
         raise MedsynthError(f"{run_dir}: the export step '{name}' has no files (did it finish?). Resume the run: `medsynth run RECIPE --resume {run_dir}`.")
     return dirs[-1]

@@ -26,7 +26,7 @@ from filelock import FileLock, Timeout
 
 from ..data.records import Record
 from ..exceptions import RunLockedError
-from ..paths import check_name, confined
+from ..paths import confined, step_folder_name
 
 __all__ = ["RunDir", "MANIFEST_FILES"]
 
@@ -107,8 +107,8 @@ class RunDir:
 
     # -- steps -------------------------------------------------------------------------------------------
     def step_dir(self, idx: int, name: str) -> Path:
-        check_name(name, "a step name")  # the recipe schema validates names too; this is the last line of defence
-        d = confined(self.path / "steps", f"{idx:02d}_{name}")
+        # the recipe schema validates names too; step_folder_name checks again: the last line of defence
+        d = confined(self.path / "steps", step_folder_name(idx, name))
         d.mkdir(parents=True, exist_ok=True)
         return d
 

@@ -13,7 +13,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(engine, name)
     if name == "load_phi_strings":
-        from .steps import load_phi_strings
+        from .fields import load_phi_strings
 
         return load_phi_strings
     raise AttributeError(name)

@@ -14,12 +14,14 @@ Field *names* are reported (they are column headers, not data); values never are
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-__all__ = ["FieldPolicy", "FieldOutcome", "apply_field_policy", "hashed_id", "FIELD_PHI_LABEL", "looks_non_english"]
+__all__ = ["FieldPolicy", "FieldOutcome", "apply_field_policy", "hashed_id", "FIELD_PHI_LABEL", "looks_non_english", "PHI_FILE", "load_phi_strings"]
 
 #: label under which values of dropped fields are kept for the replay audit (a generic identifier)
 FIELD_PHI_LABEL = "ID"
@@ -141,3 +143,17 @@ _OTHER_STOP = frozenset("le la les des du une et est pour par sur avec dans sans
                         "il lo gli della delle di e è per con senza una che non nel sono "  # it
                         "o os da do das dos em um uma com sem não foi pelo pela "  # pt
                         "de het een en van met niet voor op bij werd zijn".split()) - _EN_STOP
+
+
+#: the file of a scrub step's folder listing the PHI strings it found (private run-dir data, for the replay audit)
+PHI_FILE = "phi_strings.jsonl"
+
+
+def load_phi_strings(step_dir: str | Path, with_labels: bool = False) -> list[Any]:
+    """PHI strings found by a scrub step (private run-dir data; used by the PHI-replay audit); with
+    ``with_labels=True`` the entries are ``{"label", "text"}``."""
+    p = Path(step_dir) / PHI_FILE
+    if not p.exists():
+        return []
+    rows = [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return rows if with_labels else [r["text"] for r in rows]

@@ -133,7 +133,7 @@ class DPMLPImputer(TransformerMixin, BaseEstimator):
             return self._train(net, Z, M, plan, cfg, bs, epochs, seed, make_private, DPGuard)
 
         if self.budget:
-            from ..recipe.ledger import BudgetLedger
+            from ..ledger import BudgetLedger
 
             with BudgetLedger().spend(self.budget, cfg.epsilon, cfg.delta, step="DPMLPImputer.fit", purpose=f"DP-SGD imputer ({n} rows, {d} columns)",
                                       accountant=cfg.accountant) as debit_id:

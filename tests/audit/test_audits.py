@@ -235,7 +235,7 @@ def test_phi_replay_labels_filter():
 def test_verdict_classes_mean_what_they_say():
     """skipped is not pass; nothing to look for, a saturated threshold and too few records are not_powered."""
     from medsynth.audit.extraction import PrefixExtractionAudit
-    from medsynth.audit.steps import release_verdict
+    from medsynth.audit.base import release_verdict
 
     priv, hold = _recs(PRIVATE, "p"), _recs(HOLDOUT, "h")
     syn = _recs(HOLDOUT[:3], "s")

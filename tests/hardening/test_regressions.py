@@ -51,7 +51,8 @@ def test_scrub_cli_jsonl_scrub_fields_are_deidentified(tmp_path, medsynth_home):
 
 
 def test_scrub_step_drops_meta_and_feeds_the_replay_audit(tmp_path):
-    from medsynth.scrub.steps import ScrubConfig, ScrubStep, load_phi_strings
+    from medsynth.scrub.fields import load_phi_strings
+    from medsynth.steps.scrub import ScrubConfig, ScrubStep
 
     recs = [Record(id="MRN-1", text="Follow-up chest film.", meta={"patient_name": NAME, "mrn": MRN, "split": "train", "note": "by Dr. Alvarez"})]
     step = ScrubStep(ScrubConfig(mode="mask", keep_fields=["split"], scrub_fields=["note"], hash_ids=True))

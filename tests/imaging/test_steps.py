@@ -9,7 +9,7 @@ from PIL import Image
 from medsynth.data.io import read_records
 from medsynth.exceptions import DataFormatError, RecipeError
 from medsynth.imaging.io import load_png, save_png16
-from medsynth.imaging.steps import ImageFolderConfig, ImageFolderStep, MNI152Config, MNI152Step, PhantomConfig, PhantomStep
+from medsynth.steps.imaging import ImageFolderConfig, ImageFolderStep, MNI152Config, MNI152Step, PhantomConfig, PhantomStep
 from medsynth.recipe.engine import make_test_context, run_recipe
 from medsynth.recipe.schema import load_recipe
 
@@ -181,7 +181,7 @@ def test_ldm_recipe_end_to_end_with_cache(tmp_path, medsynth_home):
 
 def test_ldm_train_refuses_too_few_images(tmp_path):
     from medsynth.data.records import Record
-    from medsynth.imaging.steps import LDMTrainConfig, LDMTrainStep
+    from medsynth.steps.imaging import LDMTrainConfig, LDMTrainStep
 
     p = save_png16(tmp_path / "x.png", np.zeros((16, 16), np.float32))
     recs = [Record(id=f"r{i}", kind="image", image_path=str(p)) for i in range(3)]

@@ -82,7 +82,7 @@ def _recs(n, label, text, scores=None):
 
 
 def test_score_step_writes_per_record_and_per_set_figures(tmp_path):
-    from medsynth.quality.steps import ScoreConfig, ScoreStep
+    from medsynth.steps.quality import ScoreConfig, ScoreStep
     from medsynth.recipe.engine import make_test_context
 
     real = _recs(30, "Cardiomegaly", "the heart is enlarged, cardiomegaly, case {i}") + _recs(30, "normal", "lungs clear and heart normal, study {i}")
@@ -104,7 +104,7 @@ def test_score_step_writes_per_record_and_per_set_figures(tmp_path):
 
 @pytest.mark.slow
 def test_score_step_embeddings_coverage(tmp_path):
-    from medsynth.quality.steps import ScoreConfig, ScoreStep
+    from medsynth.steps.quality import ScoreConfig, ScoreStep
     from medsynth.recipe.engine import make_test_context
 
     real = _recs(20, "normal", "lungs clear and heart normal, study {i}") + _recs(20, "Effusion", "left pleural effusion, small, case {i}")
@@ -119,7 +119,7 @@ def test_score_step_embeddings_coverage(tmp_path):
 
 def test_filter_thresholds_top_k_and_fraction_keep_balance(tmp_path):
     from medsynth.exceptions import RecipeError
-    from medsynth.quality.steps import FilterConfig, FilterStep
+    from medsynth.steps.quality import FilterConfig, FilterStep
     from medsynth.recipe.engine import make_test_context
 
     recs = [Record(id=f"a{i}", text="x", labels=["A"], scores={"oracle_agreement": i / 10, "p_synthetic": 0.5}) for i in range(10)]

@@ -7,7 +7,7 @@ import multiprocessing as mp
 import pytest
 
 from medsynth.exceptions import MedsynthError, PrivacyBudgetExceededError
-from medsynth.recipe.ledger import BudgetLedger, BudgetNotFoundError
+from medsynth.ledger import BudgetLedger, BudgetNotFoundError
 
 
 def test_create_debit_and_overspend(tmp_path):

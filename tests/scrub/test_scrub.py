@@ -245,7 +245,7 @@ def test_cli_malformed_lines_all_reported_and_no_phi_in_messages(tmp_path):
 
 
 def test_cli_oversized_document_clear_error(tmp_path):
-    from medsynth.scrub.cli import MAX_CHARS
+    from medsynth.cli.scrub import MAX_CHARS
 
     inp = tmp_path / "big.jsonl"
     inp.write_text(json.dumps({"id": "big", "text": "a" * (MAX_CHARS + 1)}) + "\n")

@@ -6,7 +6,7 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from medsynth.exceptions import PrivacyBudgetExceededError
-from medsynth.recipe.ledger import BudgetLedger
+from medsynth.ledger import BudgetLedger
 from medsynth.registry import IMPUTERS
 from medsynth.tabular.dp import DPMLPImputer
 

@@ -14,7 +14,7 @@ from medsynth.exceptions import DataFormatError
 from medsynth.recipe.engine import make_test_context, run_recipe
 from medsynth.recipe.schema import load_recipe
 from medsynth.tabular.io import frame_from_records, package_tables, read_package_table
-from medsynth.tabular.steps import ImputeConfig, ImputeStep, TableConfig, TableSource
+from medsynth.steps.tabular import ImputeConfig, ImputeStep, TableConfig, TableSource
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,8 +11,8 @@ import pytest
 
 from medsynth.exceptions import DataFormatError, PrivacyBudgetExceededError, RecipeError
 from medsynth.recipe.engine import make_test_context
-from medsynth.recipe.ledger import BudgetLedger
-from medsynth.train.steps import TrainConfig, TrainStep
+from medsynth.ledger import BudgetLedger
+from medsynth.steps.train import TrainConfig, TrainStep
 
 from .conftest import row_records, text_records, write_jsonl
 

@@ -34,14 +34,15 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...exceptions import MedsynthError, ModelNotAvailableError, RecipeError
 from ...data.io import sha256_file
 from ...dp import DPSettings as DPConfig
 from ...dp import plan_dp as core_plan_dp
+from ...exceptions import MedsynthError, ModelNotAvailableError, RecipeError
+from ...paths import find_step_dir
 from ...registry import Registry
 
 __all__ = ["MethodConfig", "METHODS", "TrainConfig", "DPConfig", "TrainResult", "render_document", "train_adapter",
@@ -370,7 +371,7 @@ def save_adapter(peft_model: Any, out_dir: str | Path, manifest: dict[str, Any] 
 def resolve_adapter(ref: str, run_dir: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
     """Folder and verified manifest of an adapter given as a folder path or ``"step:<adapt step name>"``.
 
-    ``step:NAME`` is looked up as ``<run_dir>/steps/*_NAME/adapter``. Files are re-hashed against the manifest; an
+    ``step:NAME`` is looked up as ``<run_dir>/steps/NN_NAME/adapter``. Files are re-hashed against the manifest; an
     adapter folder without a manifest (any peft adapter) gets its sha256 computed from its files."""
     if ref.startswith("step:"):
         name = ref[5:]
@@ -378,7 +379,8 @@ def resolve_adapter(ref: str, run_dir: str | Path | None = None) -> tuple[Path, 
             raise ModelNotAvailableError(f"adapter '{ref}' names a step of the current run, but no run directory was given. "
                                          "Pass run_dir= to the backend (the generate/audit step passes ctx.run_dir), "
                                          "or give the adapter folder's path.")
-        hits = sorted(Path(run_dir, "steps").glob(f"*_{name}/adapter"))
+        step = find_step_dir(run_dir, name)
+        hits = [step / "adapter"] if step is not None and (step / "adapter").is_dir() else []
         if not hits:
             raise ModelNotAvailableError(f"no adapter from a step named '{name}' in {run_dir}/steps. Run the `adapt` step "
                                          f"named '{name}' before this one, or fix the name.")

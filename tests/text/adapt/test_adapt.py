@@ -6,7 +6,7 @@ import json
 import pytest
 
 from medsynth.exceptions import ModelNotAvailableError, PrivacyBudgetExceededError
-from medsynth.recipe.ledger import BudgetLedger
+from medsynth.ledger import BudgetLedger
 from medsynth.text.adapt import METHODS, DPConfig, TrainConfig, perplexity, resolve_adapter, save_adapter, train_adapter
 from tests.text.conftest import CORPUS, build_tiny_lm
 

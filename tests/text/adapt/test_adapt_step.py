@@ -6,7 +6,7 @@ import pytest
 
 from medsynth.data.records import Record
 from medsynth.recipe.engine import make_test_context
-from medsynth.recipe.ledger import BudgetLedger
+from medsynth.ledger import BudgetLedger
 from medsynth.registry import STEPS
 from tests.text.conftest import CORPUS
 

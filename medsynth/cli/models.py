@@ -20,7 +20,7 @@ def prepare(name: Annotated[str | None, typer.Argument(help="model name (default
     """Assemble/convert/cache a model under $MEDSYNTH_HOME/models (offline) and measure its fastest dtype and thread count
     on this machine (once per CPU and model). `phi-tagger` trains the learned PHI tagger
     on this machine (≈ 15 min on 2 cores; `--all` includes it)."""
-    from .models import DEFAULT_MODEL, list_models, prepare_model
+    from ..text.models import DEFAULT_MODEL, list_models, prepare_model
 
     names = [m["name"] for m in list_models() if m["installed"]] + [TAGGER] if all_ else [name or DEFAULT_MODEL]
     for n in names:
@@ -28,7 +28,7 @@ def prepare(name: Annotated[str | None, typer.Argument(help="model name (default
         path = _prepare_tagger(force) if n == TAGGER else prepare_model(n, force=force)
         extra = ""
         if n != TAGGER:  # the fastest dtype/threads on this machine, measured now rather than in the first run (text/runtime.py)
-            from .models import load_model
+            from ..text.models import load_model
 
             rt = load_model(n)[2]["runtime"]
             extra = f"; runs in {rt.get('dtype')} with {rt.get('threads')} threads ({rt.get('how')} on this machine)"
@@ -59,7 +59,7 @@ def _prepare_tagger(force: bool) -> object:
 @app.command("list")
 def list_() -> None:
     """List registered models with installed/prepared status."""
-    from .models import list_models
+    from ..text.models import list_models
 
     t = Table()
     for c in ("model", "installed", "prepared", "detail"):

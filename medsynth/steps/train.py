@@ -23,12 +23,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..data.io import sha256_file
 from ..data.records import Record, id_ref
+from ..dp import DPConfig
 from ..recipe.step import Step, StepConfig, StepPlan
 from ..registry import STEPS
-from .classifiers import ClassifierConfig
-from ..dp import DPConfig
-from .robust import RobustConfig
-from .tagger import TaggerConfig
+from ..train.classifiers import ClassifierConfig
+from ..train.robust import RobustConfig
+from ..train.tagger import TaggerConfig
 
 __all__ = ["TrainStep", "TrainConfig", "MIAConfig"]
 
@@ -113,7 +113,7 @@ class TrainStep(Step):
                 probs.append(("dp.budget", "a DP step needs a privacy budget: set dp.budget or the recipe's privacy.budget "
                                            "(create one with `medsynth budget create NAME --epsilon E --delta D`)"))
             else:
-                from ..recipe.ledger import BudgetLedger
+                from ..ledger import BudgetLedger
 
                 led = BudgetLedger()
                 if not led.exists(budget) and c.dp.create_budget is None:
@@ -143,7 +143,7 @@ class TrainStep(Step):
     # ------------------------------------------------------------------------------------------------------
     def run(self, ctx: Any) -> None:
         from ..exceptions import AuditFailedError, DataFormatError
-        from ..recipe.ledger import BudgetLedger
+        from ..ledger import BudgetLedger
 
         c: TrainConfig = self.config  # type: ignore[assignment]
         train_recs: list[Record] = [r for name in ctx.input_names for r in ctx.dataset(name)]
@@ -322,11 +322,11 @@ class TrainStep(Step):
     def _prepare(self, c: TrainConfig, groups: dict[str, list[Record]], evals: dict[str, list[Record]], clean: list[Record] | None,
                  dp_each: DPConfig | None) -> dict[str, dict[str, Any]]:
         """Run every data check for every model, then return closures that train (no debit happens here)."""
-        from ..exceptions import DataFormatError
-        from .classifiers import check_labels, fit_classifier, resolve_model_kind
         from ..dp import check_dp_inputs
-        from .features import RowFeaturizer
-        from .robust import check_robust_with_dp
+        from ..exceptions import DataFormatError
+        from ..train.classifiers import check_labels, fit_classifier, resolve_model_kind
+        from ..train.features import RowFeaturizer
+        from ..train.robust import check_robust_with_dp
 
         out: dict[str, dict[str, Any]] = {}
         seed = 0
@@ -336,7 +336,7 @@ class TrainStep(Step):
             if c.task == "ner":
                 if kind != "text":
                     raise DataFormatError(f"task ner trains on text records; the input has {kind} records.")
-                from .tagger import fit_tagger
+                from ..train.tagger import fit_tagger
 
                 types = {s.label for r in recs for s in r.spans}
                 if not types:
@@ -384,7 +384,7 @@ class TrainStep(Step):
         late-fusion ensemble (mean probability over the modalities of each linked case)."""
         import numpy as np
 
-        from .classifiers import classification_metrics
+        from ..train.classifiers import classification_metrics
 
         labels = sorted({lab for _, _, labs in probs.values() for lab in labs})
         multilabel = any(len(r.labels) != 1 for recs, _, _ in probs.values() for r in recs) or c.classifier.task == "multilabel"

@@ -56,9 +56,9 @@ class ScoreStep(Step):
 
         import numpy as np
 
-        from .correctness import train_oracle
-        from .diversity import coverage_density, distinct_n, embedding_spread, self_bleu
-        from .naturalness import discriminator, perplexity
+        from ..quality.correctness import train_oracle
+        from ..quality.diversity import coverage_density, distinct_n, embedding_spread, self_bleu
+        from ..quality.naturalness import discriminator, perplexity
 
         c: ScoreConfig = self.config  # type: ignore[assignment]
         syn = ctx.input()

@@ -118,8 +118,8 @@ def scrub_cmd(in_: Annotated[Path, typer.Option("--in", help="notes: .jsonl ({id
 
     from ..exceptions import DataFormatError
     from ..paths import same_file
-    from .engine import Scrubber
-    from .fields import FieldPolicy, apply_field_policy, hashed_id, looks_non_english
+    from ..scrub.engine import Scrubber
+    from ..scrub.fields import FieldPolicy, apply_field_policy, hashed_id, looks_non_english
 
     err = Console(stderr=True)
     if format_ not in ("spans", "masked", "surrogate"):

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..data.records import Provenance, Record, id_ref
 from ..exceptions import AuditFailedError, DataFormatError, RecipeError
+from ..paths import find_step_dir
 from ..recipe.step import Step, StepConfig, StepPlan
 from ..registry import STEPS
 
@@ -71,7 +72,7 @@ def modality_path(r: Record, modality: str | None) -> str | None:
 
 def record_images(ctx: Any, records: list[Record], size: int, modality: str | None = None) -> Any:
     """Images of ``records`` (one modality) as float32 [N, size, size], through the imaging tensor cache."""
-    from .io import load_stack, resolve_image_path
+    from ..imaging.io import load_stack, resolve_image_path
 
     paths = []
     for r in records:
@@ -84,8 +85,7 @@ def record_images(ctx: Any, records: list[Record], size: int, modality: str | No
 
 
 def _find_step_dir(ctx: Any, name: str) -> Path | None:
-    dirs = sorted(Path(ctx.run_dir, "steps").glob(f"*_{name}"))
-    return dirs[0] if dirs else None
+    return find_step_dir(ctx.run_dir, name)
 
 
 class _Splits(BaseModel):
@@ -113,7 +113,7 @@ class PhantomOptions(BaseModel):
     @field_validator("prevalence")
     @classmethod
     def _known(cls, v: dict[str, float]) -> dict[str, float]:
-        from .phantom import FINDINGS
+        from ..imaging.phantom import FINDINGS
 
         bad = [k for k in v if k not in FINDINGS]
         if bad:
@@ -124,8 +124,8 @@ class PhantomOptions(BaseModel):
 def _write_phantoms(ctx: Any, opts: PhantomOptions, splits: _Splits, prefix: str) -> list[Record]:
     import numpy as np
 
-    from .io import save_png16
-    from .phantom import PhantomGenerator
+    from ..imaging.io import save_png16
+    from ..imaging.phantom import PhantomGenerator
 
     gen = PhantomGenerator(size=opts.size, seed=int(ctx.seed), prevalence=opts.prevalence, noise=opts.noise)
     out_dir = ctx.step_dir / "images"
@@ -241,7 +241,7 @@ class ImageFolderStep(_StepFolderKey, Step):
         return root, csvp
 
     def check(self, recipe: Any) -> list[tuple[str, str]]:
-        from .io import check_label_tags
+        from ..imaging.io import check_label_tags
 
         c: ImageFolderConfig = self.config  # type: ignore[assignment]
         probs = []
@@ -274,7 +274,16 @@ class ImageFolderStep(_StepFolderKey, Step):
         self._run_folder(ctx, c, root, csvp)
 
     def _run_folder(self, ctx: Any, c: ImageFolderConfig, root: Path, csvp: Path | None) -> None:
-        from .io import dicom_tag_labels, file_sha256, is_dicom, preprocess, read_image, read_labels_csv, save_png16, scan_folder
+        from ..imaging.io import (
+            dicom_tag_labels,
+            file_sha256,
+            is_dicom,
+            preprocess,
+            read_image,
+            read_labels_csv,
+            save_png16,
+            scan_folder,
+        )
 
         files = scan_folder(root, c.recursive)
         if csvp is not None:
@@ -428,8 +437,8 @@ class MNI152Step(_StepFolderKey, Step):
     Config = MNI152Config
 
     def run(self, ctx: Any) -> None:
-        from .io import save_png16
-        from .mni import mni152_slices
+        from ..imaging.io import save_png16
+        from ..imaging.mni import mni152_slices
 
         c: MNI152Config = self.config  # type: ignore[assignment]
         sl = mni152_slices(size=c.size, axis=c.axis, lo=c.range[0], hi=c.range[1], every=c.every)
@@ -466,15 +475,15 @@ class _ModelOptions(BaseModel):
     threads: int | None = Field(None, ge=1, description="CPU threads (torch.set_num_threads); default: torch's")
 
     def ldm_config(self) -> Any:
-        from .pipelines import LDMConfig
+        from ..imaging.pipelines import LDMConfig
 
         return LDMConfig.from_preset(self.preset, self.size, self.vae, self.unet)
 
     @model_validator(mode="after")
     def _valid(self) -> _ModelOptions:
-        from .models import UNetConfig, VAEConfig, preset
-
         from pydantic import ValidationError
+
+        from ..imaging.models import UNetConfig, VAEConfig, preset
 
         p = preset(self.preset)
         built: dict[str, Any] = {}
@@ -525,8 +534,8 @@ class LDMTrainStep(_StepFolderKey, Step):
     def run(self, ctx: Any) -> None:
         import numpy as np
 
-        from .pipelines import LDMGenerator
-        from .train import Runtime
+        from ..imaging.pipelines import LDMGenerator
+        from ..imaging.train import Runtime
 
         c: LDMTrainConfig = self.config  # type: ignore[assignment]
         recs = [r for r in ctx.input() if r.kind == "image"]
@@ -571,7 +580,7 @@ class LDMTrainStep(_StepFolderKey, Step):
                                                             for k in ("vae", "unet")}},
                                         "caption": "VAE: L1 + KL; UNet: Min-SNR-weighted denoising loss."})
         if c.eval:
-            from .metrics import ssim
+            from ..imaging.metrics import ssim
 
             ev = [r for r in ctx.dataset(c.eval) if r.kind == "image"]
             if ev:
@@ -608,7 +617,7 @@ class LDMSampleConfig(StepConfig):
     @field_validator("sampler")
     @classmethod
     def _sampler(cls, v: dict[str, Any]) -> dict[str, Any]:
-        from .models import SamplerConfig
+        from ..imaging.models import SamplerConfig
 
         SamplerConfig(**v)
         return v
@@ -660,9 +669,9 @@ class LDMSampleStep(_StepFolderKey, Step):
 
         import numpy as np
 
-        from .io import save_png16, write_synthetic_dicom
-        from .models import SamplerConfig
-        from .pipelines import LDMGenerator
+        from ..imaging.io import save_png16, write_synthetic_dicom
+        from ..imaging.models import SamplerConfig
+        from ..imaging.pipelines import LDMGenerator
 
         c: LDMSampleConfig = self.config  # type: ignore[assignment]
         recs = ctx.input() if ctx.input_names else []
@@ -731,7 +740,13 @@ class LDMSampleStep(_StepFolderKey, Step):
     def _evaluate(self, ctx: Any, c: LDMSampleConfig, gen: Any, train: list[Record], out: list[Record]) -> None:
         import numpy as np
 
-        from .metrics import calibrate_thresholds, condition_accuracy, feature_distance, fit_feature_net, pairwise_diversity
+        from ..imaging.metrics import (
+            calibrate_thresholds,
+            condition_accuracy,
+            feature_distance,
+            fit_feature_net,
+            pairwise_diversity,
+        )
 
         assert c.eval is not None
         size = gen.size
@@ -804,7 +819,7 @@ class ModalityImputeConfig(StepConfig, _ModelOptions):
     @field_validator("sampler")
     @classmethod
     def _sampler(cls, v: dict[str, Any]) -> dict[str, Any]:
-        from .models import SamplerConfig
+        from ..imaging.models import SamplerConfig
 
         SamplerConfig(**v)
         return v
@@ -812,14 +827,14 @@ class ModalityImputeConfig(StepConfig, _ModelOptions):
     @field_validator("mean_model")
     @classmethod
     def _mean_model(cls, v: dict[str, Any]) -> dict[str, Any]:
-        from .pipelines import MeanModelConfig
+        from ..imaging.pipelines import MeanModelConfig
 
         MeanModelConfig(**v)
         return v
 
     def mean_model_config(self) -> Any:
         """The residual mode's :class:`MeanModelConfig` (``None`` in palette mode)."""
-        from .pipelines import MeanModelConfig
+        from ..imaging.pipelines import MeanModelConfig
 
         if self.mode != "residual":
             return None
@@ -856,10 +871,10 @@ class ModalityImputeStep(_StepFolderKey, Step):
     def run(self, ctx: Any) -> None:
         import numpy as np
 
-        from .io import save_png16
-        from .models import SamplerConfig
-        from .pipelines import ModalityImputer
-        from .train import Runtime
+        from ..imaging.io import save_png16
+        from ..imaging.models import SamplerConfig
+        from ..imaging.pipelines import ModalityImputer
+        from ..imaging.train import Runtime
 
         c: ModalityImputeConfig = self.config  # type: ignore[assignment]
         cfg = c.ldm_config()
@@ -937,8 +952,8 @@ class ModalityImputeStep(_StepFolderKey, Step):
     def _evaluate(self, ctx: Any, c: ModalityImputeConfig, imp: Any, train: list[Record], s: Any, rt: Any) -> None:
         import numpy as np
 
-        from .baselines import train_regression_unet
-        from .metrics import feature_distance, fit_feature_net, mae, psnr, ssim
+        from ..imaging.baselines import train_regression_unet
+        from ..imaging.metrics import feature_distance, fit_feature_net, mae, psnr, ssim
 
         ev = [r for r in ctx.dataset(c.eval) if r.kind == "image" and all(modality_path(r, m) for m in [*c.sources, c.target])]  # type: ignore[arg-type]
         if not ev:
@@ -1043,7 +1058,7 @@ class ImageAuditStep(Step):
                 ctx.quarantine(rr, "+".join(sorted(set(flagged[r.id]))), "image_audit")
             else:
                 keep.append(r)
-        from ..audit.steps import release_verdict
+        from ..audit.base import release_verdict
 
         res.settle()
         summary = {"image_copy": {"verdict": res.verdict, "reason": res.reason, "flagged": len(res.findings), "reasons": res.release_reasons,

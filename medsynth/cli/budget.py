@@ -16,7 +16,7 @@ out = Console()
 def _ledger(create: bool = True):  # noqa: ANN202
     """The ledger of this MEDSYNTH_HOME; ``create=False`` (read-only commands) returns None when there is none yet,
     instead of creating the file as a side effect."""
-    from .ledger import BudgetLedger, default_ledger_path
+    from ..ledger import BudgetLedger, default_ledger_path
 
     if not create and not default_ledger_path().exists():
         return None
@@ -30,7 +30,7 @@ def _bad(msg: str) -> None:
 
 def _existing_ledger(name: str | None, as_json: bool):  # noqa: ANN202
     """The ledger for a read-only command, or None after saying there is none yet (an unknown NAME is an error)."""
-    from .ledger import default_ledger_path
+    from ..ledger import default_ledger_path
 
     led = _ledger(create=False)
     if led is None and name:
@@ -50,7 +50,7 @@ def create(name: Annotated[str, typer.Argument(help="budget name, e.g. the data 
            delta: Annotated[float, typer.Option("--delta", help="total δ of the budget (below 1/n)")],
            description: Annotated[str, typer.Option("--description")] = "") -> None:
     """Create a named budget (never changed afterwards)."""
-    from .ledger import _check_eps_delta
+    from ..ledger import _check_eps_delta
 
     if not name.strip():
         _bad("a privacy budget needs a non-empty name (e.g. the data set it protects).")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
+from ..audit.base import release_verdict
 from ..exceptions import AuditFailedError
+from ..paths import find_step_dir
 from ..recipe.step import Step, StepConfig, StepPlan
 from ..registry import STEPS
 
@@ -26,29 +27,14 @@ class AuditConfig(StepConfig):
     on_fail: Literal["stop", "quarantine"] = Field("stop", description="stop: a failing release raises AuditFailedError; quarantine: flagged records are quarantined and the run continues")
 
 
-def release_verdict(summary: dict[str, dict[str, Any]], required: list[str]) -> tuple[str, list[str]]:
-    """The release verdict from the audits' verdicts: ``fail`` if any audit failed; ``not_powered`` if a required
-    audit did not run, was skipped or was not powered; else ``pass``. Returns (verdict, the exceptions in words)."""
-    exceptions = [f"{n}: {a['verdict']} ({a.get('reason') or '; '.join(a.get('reasons', []))})" for n, a in summary.items() if a["verdict"] == "fail"]
-    if exceptions:
-        return "fail", exceptions
-    for n in required:
-        a = summary.get(n)
-        if a is None:
-            exceptions.append(f"{n}: required by the policy but not run (name it in the audit step's `audits:` or remove it from required_audits)")
-        elif a["verdict"] != "pass":
-            exceptions.append(f"{n}: {a['verdict']} ({a.get('reason', '')})")
-    return ("not_powered" if exceptions else "pass"), exceptions
-
-
 @STEPS.register("audit")
 class AuditStep(Step):
     type = "audit"
     Config = AuditConfig
 
     def check(self, recipe: Any) -> list[tuple[str, str]]:
+        from ..audit.policy import load_policy
         from ..registry import AUDITS
-        from .policy import load_policy, protects_against
 
         c: AuditConfig = self.config  # type: ignore[assignment]
         probs = []
@@ -74,9 +60,9 @@ class AuditStep(Step):
         return StepPlan(records_in=n, records_out=n, notes=["flagged records are quarantined; the release verdict gates the run"])
 
     def run(self, ctx: Any) -> None:
+        from ..audit.policy import load_policy, protects_against
         from ..registry import AUDITS
-        from ..scrub.steps import load_phi_strings
-        from .policy import load_policy, protects_against
+        from ..scrub.fields import load_phi_strings
 
         c: AuditConfig = self.config  # type: ignore[assignment]
         pol_path = c.policy or (ctx.recipe.config.privacy.policy if ctx.recipe else None)
@@ -86,10 +72,10 @@ class AuditStep(Step):
         holdout = ctx.dataset(c.holdout) if c.holdout else None
         context: dict[str, Any] = {}
         if c.phi_from:
-            dirs = sorted(Path(ctx.run_dir, "steps").glob(f"*_{c.phi_from}"))
-            if dirs:
+            phi_dir = find_step_dir(ctx.run_dir, c.phi_from)
+            if phi_dir is not None:
                 # the generator only saw the scrub step's output, so its PHI list is what could be replayed
-                context["phi_strings"] = load_phi_strings(dirs[0], with_labels=True)
+                context["phi_strings"] = load_phi_strings(phi_dir, with_labels=True)
         names = c.audits or policy.default_audits()
         context["seed"] = ctx.seed
         if c.model and "prefix_extraction" in names:

@@ -30,10 +30,10 @@ def adapt_cmd(in_: Annotated[Path, typer.Option("--in", help="scrubbed training 
     """Adapt the generator on scrubbed records; prints the adapter's sha256 and perplexities (never record text)."""
     from rich.console import Console
 
-    from ...data.io import read_records
-    from ...exceptions import DataFormatError
-    from ...recipe.ledger import BudgetLedger
-    from .steps import AdaptConfig, run_adaptation
+    from ..data.io import read_records
+    from ..exceptions import DataFormatError
+    from ..ledger import BudgetLedger
+    from ..steps.adapt import AdaptConfig, run_adaptation
 
     err = Console(stderr=True)
     if not in_.exists():
@@ -55,7 +55,7 @@ def adapt_cmd(in_: Annotated[Path, typer.Option("--in", help="scrubbed training 
     cans = summary.pop("_canary_records")
     summary.pop("_model")
     if cans:
-        from ...data.io import write_records
+        from ..data.io import write_records
 
         write_records(cans, out / "canaries.jsonl")
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")

@@ -51,10 +51,10 @@ def audit_cmd(run_dir: Annotated[Path | None, typer.Argument(help="a finished ru
     """Audit synthetic records against private and holdout records; exit 1 if the release fails the policy."""
     from rich.console import Console
 
+    from ..audit import run_audits
+    from ..audit.policy import load_policy
     from ..data.io import read_records
     from ..exceptions import RecipeError
-    from . import run_audits
-    from .policy import load_policy
 
     con = Console()
     if run_dir is not None:
@@ -65,7 +65,7 @@ def audit_cmd(run_dir: Annotated[Path | None, typer.Argument(help="a finished ru
     hold = read_records(holdout) if holdout else None
     pol = load_policy(policy)
     results = run_audits(syn, priv, hold, names=audits, policy=pol)
-    from .steps import release_verdict
+    from ..audit.base import release_verdict
 
     summary = {r.audit: {"verdict": r.verdict, "reason": r.reason} for r in results}
     verdict, exceptions = release_verdict(summary, [n for n in pol.required() if not audits or n in audits])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -12,29 +11,16 @@ from pydantic import Field, model_validator
 from ..data.records import Record
 from ..recipe.step import Step, StepConfig, StepPlan
 from ..registry import STEPS
-from .engine import TAGGER_VETO
-from .fields import FieldPolicy, apply_field_policy, hashed_id, looks_non_english
+from ..scrub.engine import TAGGER_VETO
+from ..scrub.fields import PHI_FILE, FieldPolicy, apply_field_policy, hashed_id, looks_non_english
 
-__all__ = ["ScrubStep", "load_phi_strings", "PHI_FILE"]
-
-PHI_FILE = "phi_strings.jsonl"
-
-
-def load_phi_strings(step_dir: str | Path, with_labels: bool = False) -> list[Any]:
-    """PHI strings found by a scrub step (private run-dir data; used by the PHI-replay audit); with
-    ``with_labels=True`` the entries are ``{"label", "text"}``."""
-    p = Path(step_dir) / PHI_FILE
-    if not p.exists():
-        return []
-    rows = [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return rows if with_labels else [r["text"] for r in rows]
-
+__all__ = ["ScrubStep"]
 
 def _tagger_files_hash() -> str:
     """sha256 of the installed tagger's manifest (which holds the sha256 of every file of the artifact)."""
     import hashlib
 
-    from .tagger import tagger_dir
+    from ..scrub.tagger import tagger_dir
 
     return hashlib.sha256((tagger_dir() / "medsynth_tagger.json").read_bytes()).hexdigest()
 
@@ -89,7 +75,7 @@ class ScrubStep(Step):
             return {"phi_tagger": None, "tagger_veto": TAGGER_VETO}
 
     def run(self, ctx: Any) -> None:
-        from .engine import Scrubber
+        from ..scrub.engine import Scrubber
 
         c: ScrubConfig = self.config  # type: ignore[assignment]
         recs = ctx.input()

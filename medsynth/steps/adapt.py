@@ -34,12 +34,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...recipe.step import Step, StepConfig, StepPlan
-from ...registry import STEPS
-from .base import DEFAULT_TEMPLATE, DPConfig, TrainConfig
-from .lora import LoraMethod
-from .prefix import PrefixMethod
-from .prompt_tuning import PromptTuningMethod
+from ..recipe.step import Step, StepConfig, StepPlan
+from ..registry import STEPS
+from ..text.adapt.base import DEFAULT_TEMPLATE, DPConfig, TrainConfig
+from ..text.adapt.lora import LoraMethod
+from ..text.adapt.prefix import PrefixMethod
+from ..text.adapt.prompt_tuning import PromptTuningMethod
 
 __all__ = ["AdaptStep", "AdaptConfig", "CanaryConfig", "run_adaptation"]
 
@@ -79,9 +79,9 @@ def run_adaptation(records: list[Any], c: AdaptConfig, out_dir: Any, *, seed: in
 
     import torch
 
-    from ...audit.canary import make_canaries
-    from ...exceptions import RecipeError
-    from .base import perplexity, render_document, save_adapter, train_adapter
+    from ..audit.canary import make_canaries
+    from ..exceptions import RecipeError
+    from ..text.adapt.base import perplexity, render_document, save_adapter, train_adapter
 
     train_recs = [r for r in records if r.text]
     if not train_recs:
@@ -93,7 +93,7 @@ def run_adaptation(records: list[Any], c: AdaptConfig, out_dir: Any, *, seed: in
     for cr in canaries:
         docs += [render_document(cr.text, cr.labels, c.template)] * int(cr.meta["canary"]["repeats"])
     if model_obj is None:
-        from ..models import load_model
+        from ..text.models import load_model
 
         model, tok, info = load_model(c.model, dtype=c.dtype)
         model_sha256 = info["model_sha256"]
@@ -147,7 +147,7 @@ class AdaptStep(Step):
     def check(self, recipe: Any) -> list[tuple[str, str]]:
         from pathlib import Path
 
-        from ...registry import MODELS
+        from ..registry import MODELS
 
         c: AdaptConfig = self.config  # type: ignore[assignment]
         probs = []
@@ -182,7 +182,7 @@ class AdaptStep(Step):
     def cache_key_extra(self) -> dict[str, Any]:
         c: AdaptConfig = self.config  # type: ignore[assignment]
         try:
-            from ..models import model_info
+            from ..text.models import model_info
 
             return {"model_sha256": model_info(c.model).get("model_sha256")}
         except Exception:  # noqa: BLE001
@@ -191,7 +191,7 @@ class AdaptStep(Step):
     def run(self, ctx: Any) -> None:
         from pathlib import Path
 
-        from ...recipe.ledger import BudgetLedger
+        from ..ledger import BudgetLedger
 
         c: AdaptConfig = self.config  # type: ignore[assignment]
         recs = ctx.input()

@@ -43,7 +43,7 @@ class TableConfig(StepConfig):
 
 
 def _load_table(c: TableConfig, recipe: Any) -> tuple[Any, str]:
-    from .io import read_package_table, read_table
+    from ..tabular.io import read_package_table, read_table
 
     if c.path is not None:
         p = recipe.resolve_path(c.path) if recipe is not None else Path(c.path)
@@ -80,7 +80,7 @@ class TableSource(Step):
             if p.suffix.lower() not in (".csv", ".tsv", ".txt", ".parquet", ".pq"):
                 return [("path", f"unknown table format '{p.suffix}'; use .csv or .parquet")]
             return []
-        from .io import PACKAGES, package_tables
+        from ..tabular.io import PACKAGES, package_tables
 
         try:
             names = package_tables(str(c.package))
@@ -98,7 +98,7 @@ class TableSource(Step):
         return StepPlan(records_in=0, records_out=self.config.limit, notes=["one row record per table row"])  # type: ignore[attr-defined]
 
     def run(self, ctx: Any) -> None:
-        from .io import records_from_frame
+        from ..tabular.io import records_from_frame
 
         c: TableConfig = self.config  # type: ignore[assignment]
         df, source = _load_table(c, ctx.recipe)
@@ -125,8 +125,8 @@ class ImputeConfig(StepConfig):
 
     @model_validator(mode="after")
     def _known(self) -> ImputeConfig:
-        from .imputers import METHODS
-        from .learners import LEARNERS
+        from ..tabular.imputers import METHODS
+        from ..tabular.learners import LEARNERS
 
         if self.method not in METHODS:
             raise ValueError(f"unknown method '{self.method}'; use one of {', '.join(METHODS)}")
@@ -160,8 +160,8 @@ class ImputeStep(Step):
         import numpy as np
 
         from ..data.records import Provenance, Record
-        from .imputers import Imputer
-        from .io import frame_from_records, json_safe, read_table, records_from_frame, write_table
+        from ..tabular.imputers import Imputer
+        from ..tabular.io import frame_from_records, json_safe, read_table, records_from_frame, write_table
 
         c: ImputeConfig = self.config  # type: ignore[assignment]
         if c.path is not None:

@@ -9,10 +9,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from ..data.records import Provenance, Record
 from ..exceptions import DataFormatError
 from ..recipe.step import Step, StepConfig, StepPlan
 from ..registry import STEPS
-from .records import Provenance, Record
 
 __all__ = ["LoadStep", "SelectStep"]
 
@@ -51,7 +51,7 @@ class LoadStep(Step):
             df = pd.read_csv(path)
             rows = df.to_dict(orient="records")
         else:
-            from .io import read_jsonl_dicts
+            from ..data.io import read_jsonl_dicts
 
             rows = [obj for _, obj in read_jsonl_dicts(path)]
         for i, row in enumerate(rows):

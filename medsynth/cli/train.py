@@ -64,6 +64,7 @@ def train_cmd(train: Annotated[list[Path], typer.Option("--train", help="trainin
     from rich.console import Console
 
     from ..exceptions import RecipeError
+    from ..paths import find_step_dir
     from ..recipe.engine import run_recipe
     from ..recipe.schema import load_recipe
 
@@ -76,8 +77,7 @@ def train_cmd(train: Annotated[list[Path], typer.Option("--train", help="trainin
     res = run_recipe(load_recipe(raw), run_dir=run_dir, console=con, show_progress=False, use_cache=False)
     rep = json.loads(res.report_json.read_text(encoding="utf-8"))  # type: ignore[union-attr]
     step = next(s for s in rep["steps"] if s.get("type") == "train")
-    models = res.run_dir / "steps"
-    src = next(models.glob("*_train/models"))
+    src = find_step_dir(res.run_dir, step["name"]) / "models"  # type: ignore[operator]
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(src, out)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -14,8 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__
-from .exceptions import MedsynthError, RecipeError
+from .. import __version__
+from ..exceptions import MedsynthError, RecipeError
 
 app = typer.Typer(name="medsynth", help="On-prem synthetic clinical data with privacy audits.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -32,8 +31,8 @@ def _fail(e: BaseException, code: int = 2) -> None:
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log step activity (counts and ids only)")] = False) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from .envcheck import set_offline_defaults
-    from .registry import load_plugins
+    from ..envcheck import set_offline_defaults
+    from ..registry import load_plugins
 
     set_offline_defaults()
     # third-party progress bars and load reports ("Loading weights", "Saving the dataset") are noise in a run's
@@ -55,7 +54,7 @@ def version() -> None:
 def validate(recipe: Annotated[Path, typer.Argument(help="recipe YAML")],
              set_: Annotated[list[str] | None, typer.Option("--set", help="override key.path=value (repeatable)")] = None) -> None:
     """Validate a recipe and list every problem at once (field + fix). Loads no model."""
-    from .recipe.schema import load_recipe
+    from ..recipe.schema import load_recipe
 
     try:
         loaded = load_recipe(recipe, set_)
@@ -74,7 +73,7 @@ def run(recipe: Annotated[Path, typer.Argument(help="recipe YAML")],
         no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse cached step outputs")] = False,
         runs_root: Annotated[Path, typer.Option("--runs-root", help="where new run directories go")] = Path("runs")) -> None:
     """Run a recipe: validate everything first, then run the steps with caching and resume."""
-    from .recipe.schema import load_recipe
+    from ..recipe.schema import load_recipe
 
     try:
         loaded = load_recipe(recipe, set_)
@@ -83,7 +82,7 @@ def run(recipe: Annotated[Path, typer.Argument(help="recipe YAML")],
     if dry_run:
         _print_plan(loaded, calibrate=not no_calibrate)
         return
-    from .recipe.engine import run_recipe
+    from ..recipe.engine import run_recipe
 
     try:
         res = run_recipe(loaded, run_dir=run_dir, resume=resume, runs_root=runs_root, use_cache=not no_cache, console=console)
@@ -103,7 +102,7 @@ def run(recipe: Annotated[Path, typer.Argument(help="recipe YAML")],
 
 
 def _print_plan(loaded: Any, calibrate: bool = True) -> None:
-    from .recipe.engine import plan_recipe
+    from ..recipe.engine import plan_recipe
 
     rows = plan_recipe(loaded, calibrate=calibrate)
     t = Table(title=f"plan for recipe '{loaded.config.name}' (seed {loaded.config.seed})")
@@ -135,7 +134,7 @@ def _fmt(v: Any) -> str:
 @app.command("list")
 def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List registered steps, strategies, backends, audits, imputers and models."""
-    from .registry import all_registries, load_plugins
+    from ..registry import all_registries, load_plugins
 
     load_plugins()
     data = {k: r.names() for k, r in all_registries().items()}
@@ -149,7 +148,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 @app.command()
 def env(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Offline readiness: models, data packages, versions, and whether anything needs the network (it must not)."""
-    from .envcheck import environment_report
+    from .env import environment_report
 
     rep = environment_report()
     if as_json:
@@ -172,7 +171,7 @@ def verify(run_dir: Annotated[Path, typer.Argument(help="run directory")],
            trust: Annotated[list[Path] | None, typer.Option("--trust", help="also trust this signer's public key (PEM file; repeatable)")] = None) -> None:
     """Re-hash every artifact of a run against its manifest and check the signature with a key you trust (this
     machine's, those in $MEDSYNTH_HOME/keys/trusted, or --trust); non-zero exit on any change or untrusted signer."""
-    from .recipe.verify import verify_run
+    from ..recipe.verify import verify_run
 
     res = verify_run(run_dir, trust=list(trust or []))
     if res.ok:
@@ -236,8 +235,8 @@ app.add_typer(keys_app, name="keys")
 @keys_app.command("show")
 def keys_show(pem: Annotated[bool, typer.Option("--pem", help="print the public key (PEM) to give to those who verify your runs")] = False) -> None:
     """This machine's signing key: its fingerprint (and public key with --pem); created on first use."""
-    from .audit.sign import key_fingerprint, public_key_pem
-    from .paths import home
+    from ..audit.sign import key_fingerprint, public_key_pem
+    from ..paths import home
 
     key = public_key_pem(home())
     if pem:
@@ -250,8 +249,8 @@ def keys_show(pem: Annotated[bool, typer.Option("--pem", help="print the public 
 def keys_trust(key_file: Annotated[Path, typer.Argument(help="a signer's public key (PEM), e.g. from `medsynth keys show --pem`")],
                name: Annotated[str | None, typer.Option("--name", help="a name for the signer (default: the file's name)")] = None) -> None:
     """Trust a signer's public key for `medsynth verify` (copied to $MEDSYNTH_HOME/keys/trusted/)."""
-    from .audit.sign import key_fingerprint
-    from .paths import check_name, home
+    from ..audit.sign import key_fingerprint
+    from ..paths import check_name, home
 
     try:
         text = key_file.read_text(encoding="utf-8")
@@ -274,8 +273,8 @@ def keys_identity(name: Annotated[str | None, typer.Option("--name", help="your 
                   role: Annotated[str | None, typer.Option("--role", help="your role, e.g. 'data engineer' or 'privacy officer'")] = None,
                   organisation: Annotated[str, typer.Option("--organisation", help="your organisation (optional)")] = "") -> None:
     """Who signs with this machine's key (shown in releases and sign-offs); without options, print it."""
-    from .paths import home
-    from .recipe.release import set_signer_identity, signer_identity
+    from ..paths import home
+    from ..recipe.release import set_signer_identity, signer_identity
 
     try:
         if name is None and role is None:
@@ -294,8 +293,8 @@ def release(run_dir: Annotated[Path, typer.Argument(help="a verified, completed 
             out_dir: Annotated[Path, typer.Option("--out", help="a new folder for the bundle (outside the run directory)")],
             force: Annotated[str | None, typer.Option("--force", help="release although the privacy gate did not pass; give the reason (recorded in the signed manifest)")] = None) -> None:
     """Write the release bundle: only what may leave the building (exports, public report, dataset card), signed."""
-    from .paths import home
-    from .recipe.release import make_release
+    from ..paths import home
+    from ..recipe.release import make_release
 
     try:
         m = make_release(run_dir, out_dir, home(), force=force)
@@ -313,8 +312,8 @@ def sign_off_cmd(bundle: Annotated[Path, typer.Argument(help="a release bundle (
                  decision: Annotated[str, typer.Option("--decision", help="approved or rejected")],
                  note: Annotated[str, typer.Option("--note", help="the officer's note (conditions, reasons)")] = "") -> None:
     """The privacy officer's signed decision on a release bundle, bound to its manifest (sign_off.json + .sig)."""
-    from .paths import home
-    from .recipe.release import sign_off
+    from ..paths import home
+    from ..recipe.release import sign_off
 
     try:
         b = sign_off(bundle, home(), decision, note)
@@ -324,28 +323,22 @@ def sign_off_cmd(bundle: Annotated[Path, typer.Argument(help="a release bundle (
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Commands contributed by subpackages (mounted when their module is present).
-_MOUNTS = [
-    ("models", "medsynth.text.models_cli", "app", "typer"),
-    ("scrub", "medsynth.scrub.cli", "scrub_cmd", "command"),
-    ("audit", "medsynth.audit.cli", "audit_cmd", "command"),
-    ("impute", "medsynth.tabular.cli", "impute_cmd", "command"),
-    ("train", "medsynth.train.cli", "train_cmd", "command"),
-    ("budget", "medsynth.recipe.budget_cli", "budget_app", "typer"),
-    ("adapt", "medsynth.text.adapt.cli", "adapt_cmd", "command"),
-    ("serve", "medsynth.text.serve", "serve_cmd", "command"),
-]
+# Commands of their own modules (medsynth/cli/*.py): imported directly, so a broken dependency is an error, not a
+# silently missing subcommand.
+from ..text.serve import serve_cmd  # noqa: E402
+from .adapt import adapt_cmd  # noqa: E402
+from .audit import audit_cmd  # noqa: E402
+from .budget import budget_app  # noqa: E402
+from .impute import impute_cmd  # noqa: E402
+from .models import app as models_app  # noqa: E402
+from .scrub import scrub_cmd  # noqa: E402
+from .train import train_cmd  # noqa: E402
 
-for _name, _mod, _attr, _kind in _MOUNTS:
-    try:
-        _m = importlib.import_module(_mod)
-        _obj = getattr(_m, _attr)
-    except (ModuleNotFoundError, AttributeError):
-        continue
-    if _kind == "typer":
-        app.add_typer(_obj, name=_name)
-    else:
-        app.command(_name)(_obj)
+app.add_typer(models_app, name="models")
+app.add_typer(budget_app, name="budget")
+for _name, _cmd in (("scrub", scrub_cmd), ("audit", audit_cmd), ("impute", impute_cmd), ("train", train_cmd), ("adapt", adapt_cmd),
+                    ("serve", serve_cmd)):
+    app.command(_name)(_cmd)
 
 
 #: printed (with the exception type only) when a command fails in a way medsynth did not foresee; tests look for it
@@ -368,7 +361,3 @@ def main() -> None:
         console.print(f"[bold red]error[/]: {UNEXPECTED} ({type(e).__name__}). This is a bug: please report it "
                       "with the command line (not your data); MEDSYNTH_DEBUG=1 shows the traceback.", highlight=False)
         sys.exit(1)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -36,8 +36,8 @@ from ..data.records import Provenance, Record, invalid_spans
 from ..exceptions import ModelNotAvailableError, RecipeError
 from ..recipe.step import Step, StepConfig, StepPlan
 from ..registry import STEPS
-from .backends.base import GenParams
-from .models import DEFAULT_MODEL
+from ..text.backends.base import GenParams
+from ..text.models import DEFAULT_MODEL
 
 __all__ = ["GenerateStep", "GenerateConfig", "ExportStep", "ExportConfig", "SpanPolicy", "DEFAULT_STRATEGIES"]
 
@@ -97,7 +97,7 @@ class GenerateConfig(StepConfig):
         from pydantic import ValidationError
 
         from ..registry import STRATEGIES
-        from .prompts import normalize_spec
+        from ..text.prompts import normalize_spec
 
         problems = []
         names = []
@@ -126,7 +126,7 @@ class GenerateConfig(StepConfig):
         return v
 
     def strategy_names(self) -> list[str]:
-        from .prompts import normalize_spec
+        from ..text.prompts import normalize_spec
 
         return [normalize_spec(s)[0] for s in self.strategies]
 
@@ -166,12 +166,12 @@ class GenerateStep(Step):
         if c.backend == "openai" and "base_url" not in c.backend_options:
             probs.append(("backend_options.base_url", "the openai backend needs the server URL, e.g. http://gpu-server:8000/v1"))
         try:
-            from .schemas import load_schema
+            from ..text.schemas import load_schema
 
             load_schema(c.schema_name)
         except RecipeError as e:
             probs.append(("schema", str(e)))
-        from .prompts import build_strategies
+        from ..text.prompts import build_strategies
 
         names = c.strategy_names()
         for s in build_strategies(c.strategies):
@@ -200,7 +200,7 @@ class GenerateStep(Step):
 
     def _entity_first(self) -> Any:
         """The configured entity-first strategy, or None."""
-        from .prompts import build_strategies
+        from ..text.prompts import build_strategies
 
         c: GenerateConfig = self.config  # type: ignore[assignment]
         return next((s for s in build_strategies(c.strategies) if s.name == "entity_first"), None)
@@ -239,7 +239,7 @@ class GenerateStep(Step):
         import time
 
         from ..registry import BACKENDS
-        from .backends.base import GenParams
+        from ..text.backends.base import GenParams
 
         c: GenerateConfig = self.config  # type: ignore[assignment]
         if c.backend != "transformers":
@@ -282,7 +282,7 @@ class GenerateStep(Step):
         if c.backend != "transformers":
             return {**extra, "backend": c.backend_options.get("base_url") or c.model}
         try:
-            from .models import model_info
+            from ..text.models import model_info
 
             extra["model_sha256"] = model_info(c.model).get("model_sha256")
         except Exception:  # noqa: BLE001  (no cached model yet: the key still changes when it is prepared)
@@ -306,16 +306,16 @@ class GenerateStep(Step):
             raise ModelNotAvailableError(f"Could not load model '{c.model}' ({type(e).__name__}). Run `medsynth models prepare {c.model} --force`.") from None
         if not c.cache:
             return inner
-        from .backends.cache import CachedBackend
+        from ..text.backends.cache import CachedBackend
 
         return CachedBackend(inner)
 
     # ---------------------------------------------------------------------------------------------------------------
     def run(self, ctx: Any) -> None:
-        from .prompts import StrategyEnv, build_strategies
-        from .prompts.base import Job, rng_for
-        from .schemas import load_schema
-        from .tasks import get_task
+        from ..text.prompts import StrategyEnv, build_strategies
+        from ..text.prompts.base import Job, rng_for
+        from ..text.schemas import load_schema
+        from ..text.tasks import get_task
 
         c: GenerateConfig = self.config  # type: ignore[assignment]
         schema = load_schema(c.schema_name)
@@ -326,7 +326,7 @@ class GenerateStep(Step):
             raise RecipeError(f"Step '{ctx.step_name}': the input dataset has {len(raw)} records and none with text. Give at least one seed "
                               "document (e.g. `select` with `sample:` on a source, or `load` of a JSONL file with a `text` field).")
         if has_doc_labels:
-            from .schemas import doc_labels
+            from ..text.schemas import doc_labels
 
             seeds = [r if r.labels else r.model_copy(update={"labels": doc_labels(r.text or "", schema)}) for r in seeds]
         seed_labels = sorted({lab for r in seeds for lab in r.labels})
@@ -367,7 +367,7 @@ class GenerateStep(Step):
         for b in sorted(by_batch):
             self._observe(env, strategies, by_batch[b], b)
         valid = len(committed)
-        from .dedup import Deduplicator
+        from ..text.dedup import Deduplicator
 
         dd = Deduplicator(threshold=c.dedup.near_threshold or 1.0, num_perm=c.dedup.num_perm, exact=c.dedup.exact, near=c.dedup.near_threshold is not None)
         seed_ids = {r.id for r in seeds}
@@ -406,7 +406,7 @@ class GenerateStep(Step):
                     if i in failed:
                         continue
                     if sentence_mode and not schema.document.close:  # the assembled sentences are the document
-                        from .tasks import ParseResult
+                        from ..text.tasks import ParseResult
 
                         parsed[i] = (ParseResult(job.prefix, None), _Done())
                         continue
@@ -538,7 +538,7 @@ class GenerateStep(Step):
 
     def _sentences(self, jobs: list[Any], env: Any, ef: Any, backend: Any, params: GenParams, bstats: Counter[str], failed: dict[int, str]) -> None:
         """Entity-first sentence mode: one sentence per unit, checked and retried; then the document prefix."""
-        from .prompts.base import rng_for
+        from ..text.prompts.base import rng_for
 
         got: dict[tuple[int, int], str] = {}
         todo = [(i, u) for i, job in enumerate(jobs) for u in range(len(job.plan.units))]
@@ -595,7 +595,7 @@ class GenerateStep(Step):
 
     def _record(self, rid: str, pr: Any, comp: Any, job: Any, env: Any, strategies: list[Any], task: Any, c: GenerateConfig,
                 prov: Provenance, dd: Any, seed_ids: set[str], bstats: Counter[str], verify: bool) -> tuple[Record, str | None]:
-        from .spans import SpanStats, enforce
+        from ..text.spans import SpanStats, enforce
 
         text = pr.text
         rec = Record(id=rid, kind="text", text=text, provenance=prov, meta={"plan": job.plan.to_json(), "finish_reason": comp.finish_reason})
@@ -731,7 +731,7 @@ def _upstream_label_sets(ctx: Any) -> tuple[list[str], list[str]]:
         i = made_by[d]
         st = loaded.steps[i]
         if isinstance(st.config, GenerateConfig):
-            from .schemas import load_schema
+            from ..text.schemas import load_schema
 
             sch = load_schema(st.config.schema_name)
             ents += [e.name for e in sch.entities] + ([sch.negation_cue_label] if sch.negation_cue_label else [])
@@ -755,7 +755,7 @@ class ExportStep(Step):
     version = "3"
 
     def run(self, ctx: Any) -> None:
-        from .export import export_records
+        from ..text.export import export_records
 
         c: ExportConfig = self.config  # type: ignore[assignment]
         recs = ctx.input()

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import MedsynthError, PrivacyBudgetExceededError
+from .exceptions import MedsynthError, PrivacyBudgetExceededError
 
 __all__ = ["Budget", "BudgetLedger", "BudgetNotFoundError", "default_ledger_path"]
 
@@ -72,7 +72,7 @@ def _now() -> str:
 
 
 def default_ledger_path() -> Path:
-    from ..paths import home
+    from .paths import home
 
     return home() / "budget.sqlite"
 

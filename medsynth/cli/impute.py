@@ -22,8 +22,8 @@ def impute_cmd(in_: Annotated[Path, typer.Option("--in", help="table (.csv or .p
     """Impute missing cells; observed cells are never changed. Prints a per-column summary (counts only)."""
     from rich.console import Console
 
-    from .imputers import METHODS, Imputer
-    from .io import read_table, write_table
+    from ..tabular.imputers import METHODS, Imputer
+    from ..tabular.io import read_table, write_table
 
     if method not in METHODS:
         raise typer.BadParameter(f"use one of {', '.join(METHODS)}", param_hint="--method")
@@ -31,8 +31,8 @@ def impute_cmd(in_: Annotated[Path, typer.Option("--in", help="table (.csv or .p
         raise typer.BadParameter("use error, keep or zero", param_hint="--empty-columns")
     from ..exceptions import DataFormatError
     from ..paths import same_file
-    from .imputers import EmptyColumnsError
-    from .io import WRITABLE
+    from ..tabular.imputers import EmptyColumnsError
+    from ..tabular.io import WRITABLE
 
     con = Console(stderr=True)
     ext = out.suffix.lower()
