@@ -232,6 +232,27 @@ def _summary(report: dict[str, Any], audit: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+_MODEL_WORDS = {"useful": "useful", "not_useful": "NOT USEFUL", "not_assessed": "not assessed"}
+
+
+def _model_verdicts(report: dict[str, Any]) -> str:
+    """Each trained model's verdict against its prior baseline, at the top: a model no better than the label
+    frequencies is said to be so before any of its figures."""
+    rows = [(s.get("name"), kind, v) for s in report.get("steps", []) if isinstance(s.get("sections"), dict)
+            for kind, v in (s["sections"].get("model_verdicts") or {}).items() if isinstance(v, dict)]
+    if not rows:
+        return ""
+    bad = [f"{step}/{kind}" for step, kind, v in rows if v.get("verdict") != "useful"]
+    head = (f"<p><b>{len(bad)} of {len(rows)} trained model(s) are not shown to be better than predicting the label frequencies: "
+            f"{_e(', '.join(bad))}.</b> Their figures below should not be read as a useful result.</p>" if bad else
+            f"<p>Every trained model ({len(rows)}) beats predicting the label frequencies (95 % bootstrap interval of the AUROC gain above 0).</p>")
+    table = "".join(f"<tr><td>{_e(step)}/{_e(kind)}</td><td class='{'pass' if v.get('verdict') == 'useful' else 'fail'}'>"
+                    f"{_e(_MODEL_WORDS.get(v.get('verdict'), v.get('verdict')))}</td><td>{'DP-SGD' if v.get('dp') else 'no DP'}</td>"
+                    f"<td class='how'>{_e(v.get('reason'))}</td></tr>" for step, kind, v in rows)
+    return ("<div class='summary'><h2>Trained models</h2>" + head + "<table><tr><th>model</th><th>verdict</th><th>training</th>"
+            "<th>why</th></tr>" + table + "</table></div>")
+
+
 def render_html(report: dict[str, Any]) -> str:
     status = report.get("status", "?")
     audit = None
@@ -250,6 +271,7 @@ def render_html(report: dict[str, Any]) -> str:
     out.append("</p>")
     if audit:
         out.append(_summary(report, audit))
+    out.append(_model_verdicts(report))
     if report.get("description"):
         out.append(f"<p>{_e(report['description'])}</p>")
     if report.get("error"):

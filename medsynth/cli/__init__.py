@@ -217,6 +217,11 @@ def report(run_dir: Annotated[Path, typer.Argument(help="run directory")]) -> No
     else:
         out.print("release verdict: none (this run has no audit step)", markup=False, highlight=False)
     for s in rep["steps"]:
+        mv = s.get("sections", {}).get("model_verdicts") if isinstance(s, dict) and isinstance(s.get("sections"), dict) else None
+        for kind, v in (mv.items() if isinstance(mv, dict) else []):
+            if isinstance(v, dict):
+                out.print(f"model {s.get('name')}/{kind}: {v.get('verdict', '?')} ({v.get('reason', '')})", markup=False, highlight=False)
+    for s in rep["steps"]:
         if not isinstance(s, dict):
             continue
         out.print(f"  {s.get('name', '?')} ({s.get('type', '?')}): {s.get('records_out', '?')} records, {s.get('how', s.get('status', ''))}",

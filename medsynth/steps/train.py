@@ -69,6 +69,9 @@ class TrainConfig(StepConfig):
     eval_unseen_labels: Literal["error", "drop"] = Field("error", description="evaluation labels absent from the training data: "
                                                          "fail before training (error) or remove them from the evaluation records (drop; counted)")
     tables: list[TableInput] = Field(default_factory=list, description="packaged tables trained on too (one more modality: rows)")
+    baselines: bool = Field(True, description="evaluate each classifier next to the prior predictor (label frequencies) and, with dp, the "
+                                              "same model trained without DP on the same records (evaluated, never saved or released, so it "
+                                              "spends no ε); the model's verdict is useful / not_useful against the prior")
     link_key: str | None = Field(None, description="meta field linking records of different modalities (same patient/case): the "
                                                    "combined result then averages the modalities' probabilities per linked case")
 
@@ -241,6 +244,8 @@ class TrainStep(Step):
                 if c.task == "classification":
                     P = m.predict_proba(evals[kind])
                     probs_by_kind[kind] = (evals[kind], P, m.labels)
+                    if c.baselines:
+                        r.update(self._baselines(ctx, c, kind, m, P, groups[kind], evals[kind], prepared[kind].get("fit_nodp")))
                     preds = m.predict(evals[kind])
                     for rec, pr in zip(evals[kind], preds, strict=True):
                         rr = rec.model_copy(deep=True)
@@ -267,8 +272,12 @@ class TrainStep(Step):
                                                                           "whose labels disagree with the clean data."})
             results[kind] = r
         if len(probs_by_kind) > 1 or (c.link_key and probs_by_kind):
-            results["combined"] = self._combined(ctx, c, probs_by_kind)
+            results["combined"] = self._combined(ctx, c, probs_by_kind, {kd: results[kd]["eval"] for kd in probs_by_kind})
         ctx.add_section("training", results)
+        verdicts = {kd: {"verdict": r["verdict"]["verdict"], "reason": r["verdict"]["reason"], "model": r["model"], "dp": "privacy" in r}
+                    for kd, r in results.items() if isinstance(r, dict) and "verdict" in r}
+        if verdicts:
+            ctx.add_section("model_verdicts", verdicts)
         failed = [kd for kd, r in results.items() if isinstance(r, dict) and r.get("mia", {}).get("verdict") == "fail"]
         if failed and c.mia is not None and c.mia.on_fail == "stop":
             shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -360,6 +369,10 @@ class TrainStep(Step):
             out[kind] = {"epochs": c.classifier.epochs,
                          "fit": (lambda bar, recs=recs, clean_k=clean_k, ev=ev: fit_classifier(recs, c.classifier, dp=dp_each, robust=c.robust,
                                                                                                clean=clean_k, evals=ev, seed=seed, progress=bar))}
+            if dp_each is not None and c.baselines and kind in evals:
+                # the same model without DP on the same records: evaluated, never saved or released (no ε is spent on it)
+                out[kind]["fit_nodp"] = (lambda bar, recs=recs, clean_k=clean_k, ev=ev: fit_classifier(recs, c.classifier, dp=None, robust=c.robust,
+                                                                                                       clean=clean_k, evals=ev, seed=seed, progress=bar))
         return out
 
     def _mia(self, ctx: Any, c: TrainConfig, kind: str, model: Any, train_recs: list[Record], held_out: list[Record]) -> dict[str, Any]:
@@ -379,9 +392,43 @@ class TrainStep(Step):
             ctx.add_section(f"{kind}.membership_inference.{key}", v)
         return {"verdict": res.verdict, "reasons": res.release_reasons, **res.sections.get("summary", {})}
 
-    def _combined(self, ctx: Any, c: TrainConfig, probs: dict[str, tuple[list[Record], Any, list[str]]]) -> dict[str, Any]:
-        """Pooled metrics over every modality's evaluation records on the union label set, and, with ``link_key``, a
-        late-fusion ensemble (mean probability over the modalities of each linked case)."""
+    def _baselines(self, ctx: Any, c: TrainConfig, kind: str, m: Any, P: Any, train_recs: list[Record], eval_recs: list[Record],
+                   fit_nodp: Any) -> dict[str, Any]:
+        """The prior predictor and (with DP) the non-DP model on the same evaluation records, and the model's verdict."""
+        from ..train.baselines import prior_proba, usefulness
+        from ..train.classifiers import classification_metrics
+
+        y = m.targets(eval_recs).numpy()
+        n_ev = len(eval_recs)
+        P_prior = prior_proba(train_recs, m.labels, m.task, n_ev)
+        prior = classification_metrics(y, P_prior, m.task, m.labels, m.config.threshold)
+        out: dict[str, Any] = {"prior": prior}
+        for name, v in prior.items():
+            ctx.add_figure(f"{kind}.prior.{name}", round(float(v), 4), f"prior predictor (the {len(train_recs)} training records' label frequencies "
+                           f"as every record's probabilities) on the same {n_ev} evaluation records: the floor a model must beat")
+        if fit_nodp is not None:
+            with ctx.progress(c.classifier.epochs, f"train {kind} without DP (baseline, not released)", unit="epochs") as bar:
+                nodp = fit_nodp(bar)
+            out["nondp"] = nodp.evaluate(eval_recs)
+            for name, v in out["nondp"].items():
+                if name != "n" and isinstance(v, int | float):
+                    ctx.add_figure(f"{kind}.nondp.{name}", round(float(v), 4), f"the same {m.kind} model trained WITHOUT DP on the same {len(train_recs)} "
+                                   f"records and evaluated on the same {n_ev} records; never saved or released, so it spends no ε")
+            ev_dp = m.evaluate(eval_recs)
+            for name in ("micro_f1", "auroc"):
+                if ev_dp.get(name) is not None and out["nondp"].get(name):
+                    ratio = float(ev_dp[name]) / float(out["nondp"][name])
+                    out.setdefault("dp_over_nondp", {})[name] = ratio
+                    ctx.add_figure(f"{kind}.dp_over_nondp.{name}", round(ratio, 4), f"{name} of the DP model / {name} of the same model without DP (same data, same evaluation)")
+        u = usefulness(y, P, P_prior, m.task, len(m.labels), seed=ctx.seed)
+        out["verdict"] = u
+        ctx.add_figure(f"{kind}.verdict", u["verdict"], f"{u['reason']} ({u['n_boot']} paired bootstrap resamples of the {n_ev} evaluation records)")
+        return out
+
+    def _combined(self, ctx: Any, c: TrainConfig, probs: dict[str, tuple[list[Record], Any, list[str]]],
+                  per_task: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Per-task metrics and their macro AUROC over tasks, and, with ``link_key``, a late-fusion ensemble (mean
+        probability over the modalities of each linked case, on the union label set)."""
         import numpy as np
 
         from ..train.classifiers import classification_metrics
@@ -405,14 +452,15 @@ class TrainStep(Step):
                     Y[i, labels.index(lab)] = 1
             return Y
 
-        all_recs = [r for recs, _, _ in probs.values() for r in recs]
-        allP = np.concatenate([to_union(P, labs) for _, P, labs in probs.values()])
-        out: dict[str, Any] = {"pooled": classification_metrics(truth(all_recs), allP, task, labels, c.classifier.threshold)}
-        out["pooled"]["n"] = len(all_recs)
-        for name, v in out["pooled"].items():
-            if isinstance(v, int | float):
-                ctx.add_figure(f"combined.pooled.{name}", round(float(v), 4), f"every modality's held-out predictions pooled on the union label set "
-                               f"({len(all_recs)} records of {len(probs)} modalities)")
+        # one figure over tasks with a clear meaning: the unweighted mean of each task's own macro AUROC (tasks of different
+        # label sets are not pooled into one F1: such a number has no meaning for a reader)
+        out: dict[str, Any] = {"per_task": per_task}
+        aucs = {kd: m["auroc"] for kd, m in per_task.items() if m.get("auroc") is not None}
+        if len(aucs) == len(per_task) and len(per_task) > 1:
+            out["macro_auroc_over_tasks"] = float(np.mean(list(aucs.values())))
+            ctx.add_figure("combined.macro_auroc_over_tasks", round(out["macro_auroc_over_tasks"], 4),
+                           "unweighted mean over the tasks (" + ", ".join(f"{kd} {v:.3f}" for kd, v in aucs.items()) + ") of each task's macro AUROC "
+                           "on its own evaluation records; per-task figures are above")
         if c.link_key:
             cases: dict[str, list[tuple[Record, Any]]] = {}
             for recs, P, labs in probs.values():

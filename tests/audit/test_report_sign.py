@@ -258,3 +258,39 @@ def test_report_cli_prints_verdict_and_exceptions_first(tmp_path):
     lines = r.stdout.splitlines()
     assert lines[1] == "release verdict: fail" and "exception: verbatim_copy: fail" in lines[2]
     assert any(line.strip() == "prefix_extraction: skipped (no generator given to the audit)" for line in lines)
+
+
+MODELS = {"recipe": "combined_dp", "run_id": "r2", "status": "completed", "steps": [
+    {"name": "train", "type": "train", "figures": [{"name": "text.micro_f1", "value": 0.135, "how": "evaluated on 577 real reports"}],
+     "sections": {"model_verdicts": {
+         "text": {"verdict": "not_useful", "model": "text_embed", "dp": True,
+                  "reason": "macro AUROC 0.497 vs 0.500 for the label frequencies; 95 % bootstrap interval of the gain [-0.02, +0.01] includes 0"},
+         "row": {"verdict": "useful", "model": "mlp", "dp": True, "reason": "macro AUROC 0.870 vs 0.500 for the label frequencies"}}}}]}
+
+
+@pytest.mark.skipif(_chromium() is None, reason="Debian's chromium is not installed (install.sh test installs it)")
+def test_a_model_no_better_than_its_prior_is_said_first_in_the_report(tmp_path):
+    p = tmp_path / "report.html"
+    p.write_text(render_html(MODELS))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={tmp_path / 'prof'}"]
+    dom = subprocess.run([_chromium(), *flags, "--dump-dom", p.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    assert dom.index("Trained models") < dom.index("text.micro_f1")  # the verdict before the figure
+    block = dom[dom.index("Trained models"):dom.index("<h2>Steps")]
+    assert "1 of 2 trained model(s) are not shown to be better than predicting the label frequencies: train/text" in block
+    text_row = block[block.index("<td>train/text</td>"):]
+    assert 'class="fail">NOT USEFUL<' in text_row[:text_row.index("</tr>")]
+    row_row = block[block.index("<td>train/row</td>"):]
+    assert 'class="pass">useful<' in row_row[:row_row.index("</tr>")]
+
+
+def test_report_cli_prints_each_model_verdict_before_the_figures(tmp_path):
+    import sys
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "report.json").write_text(json.dumps(MODELS))
+    r = subprocess.run([sys.executable, "-m", "medsynth.cli", "report", str(run)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = " ".join(r.stdout.split())  # the console wraps long lines
+    assert out.index("model train/text: not_useful (macro AUROC 0.497") < out.index("model train/row: useful (") < out.index("text.micro_f1 = 0.135")

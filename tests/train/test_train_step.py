@@ -35,6 +35,12 @@ def test_dp_step_debits_once_before_training_and_releases_the_model(tmp_path, me
     assert (ctx.step_dir / "models" / "row" / "model.pt").exists() and not (ctx.step_dir / ".models.partial").exists()
     figs = {f["name"]: f["value"] for f in ctx.figures}
     assert figs["row.epsilon_rdp"] <= 2.0 and figs["row.epsilon_prv"] <= 2.0 and figs["row.accuracy"] > 0.6
+    # baselines from the same run: the prior predictor, the same model without DP (not saved, no debit), the verdict
+    assert figs["row.prior.auroc"] == 0.5 and figs["row.nondp.accuracy"] > 0.6 and figs["row.verdict"] == "useful"
+    assert abs(figs["row.dp_over_nondp.auroc"] - figs["row.auroc"] / figs["row.nondp.auroc"]) < 1e-3
+    assert sorted(p.name for p in (ctx.step_dir / "models").iterdir()) == ["row"]
+    assert ctx.sections["model_verdicts"] == {"row": {"verdict": "useful", "reason": ctx.sections["training"]["row"]["verdict"]["reason"],
+                                                      "model": "mlp", "dp": True}}
     assert "row.membership_inference.loss.auc" in figs and "row.membership_inference.lira.auc" in figs
     roc = ctx.sections["row.membership_inference.roc"]["plot"]
     assert roc["kind"] == "lines" and roc["diagonal"] is True
@@ -103,9 +109,27 @@ def test_two_modalities_give_per_modality_and_combined_results(tmp_path):
     step.run(ctx)
     res = ctx.sections["training"]
     assert set(res) == {"row", "text", "combined"}
-    assert res["combined"]["pooled"]["n"] == 100 and res["combined"]["fused"]["n_cases"] == 50
+    assert set(res["combined"]["per_task"]) == {"row", "text"} and res["combined"]["fused"]["n_cases"] == 50
+    figs = {f["name"]: f["value"] for f in ctx.figures}
+    assert figs["combined.macro_auroc_over_tasks"] == round((res["row"]["eval"]["auroc"] + res["text"]["eval"]["auroc"]) / 2, 4)
+    assert not any(k.startswith("combined.pooled") for k in figs)
     assert res["combined"]["fused"]["accuracy"] >= 0.9
     assert (ctx.step_dir / "models" / "row").exists() and (ctx.step_dir / "models" / "text").exists()
+
+
+def test_a_model_that_learned_nothing_is_reported_not_useful(tmp_path, medsynth_home):
+    """Training labels flipped with probability 0.5 carry no information about the features: the DP model (and the
+    same model without DP) rank the evaluation records no better than the label frequencies, and the verdict says so;
+    the run's summary section lists it. The non-DP baseline spends no ε."""
+    BudgetLedger().create("tiny", epsilon=5.0, delta=1e-3)
+    cfg = {"type": "train", "classifier": {"epochs": 3, "lr": 1e-2, "batch_size": 10}, "eval": "test", "dp": {"epsilon": 1.0, "delta": 1e-4, "budget": "tiny"}}
+    step, ctx = _ctx(tmp_path, cfg, {"train": row_records(150, noise=0.5), "test": row_records(200, 1, "e")}, ["train"])
+    step.run(ctx)
+    figs = {f["name"]: f["value"] for f in ctx.figures}
+    assert figs["row.verdict"] == "not_useful" and ctx.sections["model_verdicts"]["row"]["verdict"] == "not_useful"
+    assert "no better than the prior" in ctx.sections["model_verdicts"]["row"]["reason"]
+    assert "row.nondp.auroc" in figs and "row.prior.micro_f1" in figs
+    assert [h["epsilon"] for h in BudgetLedger().history("tiny")] == [1.0]  # one debit: the non-DP baseline spent nothing
 
 
 def test_robust_with_dp_is_refused_in_validation():
@@ -158,4 +182,4 @@ def test_packaged_table_as_a_row_modality_with_eval_label_drop(tmp_path):
     rows = figs["table.heart_disease_uci.rows"]
     assert rows["train"] > 300 and rows["test"] > 50 and rows["dropped_missing"] == len(ctx.quarantined)
     assert figs["text.eval_labels_dropped"] == {"labels": 1, "records": 1}
-    assert "row.auroc" in figs and "combined.pooled.micro_f1" in figs
+    assert abs(figs["combined.macro_auroc_over_tasks"] - (figs["row.auroc"] + figs["text.auroc"]) / 2) < 1e-3
