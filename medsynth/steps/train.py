@@ -69,6 +69,9 @@ class TrainConfig(StepConfig):
     eval_unseen_labels: Literal["error", "drop"] = Field("error", description="evaluation labels absent from the training data: "
                                                          "fail before training (error) or remove them from the evaluation records (drop; counted)")
     tables: list[TableInput] = Field(default_factory=list, description="packaged tables trained on too (one more modality: rows)")
+    classifier_by_kind: dict[Literal["text", "row", "image"], ClassifierConfig] = Field(
+        default_factory=dict, description="classifier settings for one modality's model, replacing `classifier` for it (e.g. a linear "
+                                          "head for DP on text, an MLP for table rows)")
     baselines: bool = Field(True, description="evaluate each classifier next to the prior predictor (label frequencies) and, with dp, the "
                                               "same model trained without DP on the same records (evaluated, never saved or released, so it "
                                               "spends no ε); the model's verdict is useful / not_useful against the prior")
@@ -358,21 +361,22 @@ class TrainStep(Step):
                 out[kind] = {"epochs": cfg_t.epochs, "fit": (lambda bar, recs=recs, cfg_t=cfg_t: fit_tagger(recs, cfg_t, dp=dp_each, seed=seed, progress=bar))}
                 continue
             clean_k = [r for r in (clean or []) if r.kind == kind] or None
-            resolve_model_kind(recs, c.classifier.model)
-            check_labels(recs, c.classifier.task, {"eval": evals.get(kind, [])})
+            ccfg = c.classifier_by_kind.get(kind, c.classifier)  # type: ignore[call-overload]
+            resolve_model_kind(recs, ccfg.model)
+            check_labels(recs, ccfg.task, {"eval": evals.get(kind, [])})
             check_robust_with_dp(c.robust, dp_each)
             if kind == "row":
                 RowFeaturizer.check(recs, f"{kind} training records")
                 if evals.get(kind):
                     RowFeaturizer.check(evals[kind], f"{kind} evaluation records")
             ev = {"eval": evals[kind]} if kind in evals else None
-            out[kind] = {"epochs": c.classifier.epochs,
-                         "fit": (lambda bar, recs=recs, clean_k=clean_k, ev=ev: fit_classifier(recs, c.classifier, dp=dp_each, robust=c.robust,
-                                                                                               clean=clean_k, evals=ev, seed=seed, progress=bar))}
+            out[kind] = {"epochs": ccfg.epochs,
+                         "fit": (lambda bar, recs=recs, clean_k=clean_k, ev=ev, ccfg=ccfg: fit_classifier(recs, ccfg, dp=dp_each, robust=c.robust,
+                                                                                                         clean=clean_k, evals=ev, seed=seed, progress=bar))}
             if dp_each is not None and c.baselines and kind in evals:
                 # the same model without DP on the same records: evaluated, never saved or released (no ε is spent on it)
-                out[kind]["fit_nodp"] = (lambda bar, recs=recs, clean_k=clean_k, ev=ev: fit_classifier(recs, c.classifier, dp=None, robust=c.robust,
-                                                                                                       clean=clean_k, evals=ev, seed=seed, progress=bar))
+                out[kind]["fit_nodp"] = (lambda bar, recs=recs, clean_k=clean_k, ev=ev, ccfg=ccfg: fit_classifier(recs, ccfg, dp=None, robust=c.robust,
+                                                                                                                 clean=clean_k, evals=ev, seed=seed, progress=bar))
         return out
 
     def _mia(self, ctx: Any, c: TrainConfig, kind: str, model: Any, train_recs: list[Record], held_out: list[Record]) -> dict[str, Any]:
@@ -407,7 +411,7 @@ class TrainStep(Step):
             ctx.add_figure(f"{kind}.prior.{name}", round(float(v), 4), f"prior predictor (the {len(train_recs)} training records' label frequencies "
                            f"as every record's probabilities) on the same {n_ev} evaluation records: the floor a model must beat")
         if fit_nodp is not None:
-            with ctx.progress(c.classifier.epochs, f"train {kind} without DP (baseline, not released)", unit="epochs") as bar:
+            with ctx.progress(m.config.epochs, f"train {kind} without DP (baseline, not released)", unit="epochs") as bar:
                 nodp = fit_nodp(bar)
             out["nondp"] = nodp.evaluate(eval_recs)
             for name, v in out["nondp"].items():

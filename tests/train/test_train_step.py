@@ -104,7 +104,8 @@ def test_two_modalities_give_per_modality_and_combined_results(tmp_path):
         texts[i].meta["case"] = f"c{i}"
         texts[i].labels = list(r.labels)
         texts[i].text = ("Large pleural effusion." if r.labels == ["pos"] else "Normal heart size, clear lungs.")
-    cfg = {"type": "train", "classifier": {"epochs": 8, "lr": 1e-2}, "eval": "test", "link_key": "case"}
+    cfg = {"type": "train", "classifier": {"epochs": 8, "lr": 1e-2}, "eval": "test", "link_key": "case",
+           "classifier_by_kind": {"text": {"model": "text_embed", "hidden": [], "epochs": 8, "lr": 1e-2}}}
     step, ctx = _ctx(tmp_path, cfg, {"rows": rows[100:], "texts": texts[50:], "test": rows[:50] + texts[:50]}, ["rows", "texts"])
     step.run(ctx)
     res = ctx.sections["training"]
@@ -115,6 +116,8 @@ def test_two_modalities_give_per_modality_and_combined_results(tmp_path):
     assert not any(k.startswith("combined.pooled") for k in figs)
     assert res["combined"]["fused"]["accuracy"] >= 0.9
     assert (ctx.step_dir / "models" / "row").exists() and (ctx.step_dir / "models" / "text").exists()
+    meta = {k: json.loads((ctx.step_dir / "models" / k / "meta.json").read_text()) for k in ("row", "text")}
+    assert meta["text"]["config"]["hidden"] == [] and meta["row"]["config"]["hidden"] == [128, 128]  # per-modality settings
 
 
 def test_a_model_that_learned_nothing_is_reported_not_useful(tmp_path, medsynth_home):
