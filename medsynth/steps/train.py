@@ -362,6 +362,7 @@ class TrainStep(Step):
                 continue
             clean_k = [r for r in (clean or []) if r.kind == kind] or None
             ccfg = c.classifier_by_kind.get(kind, c.classifier)  # type: ignore[call-overload]
+            dp_k = dp_each.model_copy(update={"max_grad_norm": ccfg.dp_max_grad_norm}) if dp_each is not None and ccfg.dp_max_grad_norm else dp_each
             resolve_model_kind(recs, ccfg.model)
             check_labels(recs, ccfg.task, {"eval": evals.get(kind, [])})
             check_robust_with_dp(c.robust, dp_each)
@@ -371,7 +372,7 @@ class TrainStep(Step):
                     RowFeaturizer.check(evals[kind], f"{kind} evaluation records")
             ev = {"eval": evals[kind]} if kind in evals else None
             out[kind] = {"epochs": ccfg.epochs,
-                         "fit": (lambda bar, recs=recs, clean_k=clean_k, ev=ev, ccfg=ccfg: fit_classifier(recs, ccfg, dp=dp_each, robust=c.robust,
+                         "fit": (lambda bar, recs=recs, clean_k=clean_k, ev=ev, ccfg=ccfg, dp_k=dp_k: fit_classifier(recs, ccfg, dp=dp_k, robust=c.robust,
                                                                                                          clean=clean_k, evals=ev, seed=seed, progress=bar))}
             if dp_each is not None and c.baselines and kind in evals:
                 # the same model without DP on the same records: evaluated, never saved or released (no ε is spent on it)

@@ -45,6 +45,7 @@ class ClassifierConfig(BaseModel):
     train_layers: int = Field(2, ge=0, description="text_finetune: top transformer layers trained (the rest frozen)")
     image_size: int = Field(64, ge=8)
     image_channels: Literal[1, 3] = 1
+    dp_max_grad_norm: float | None = Field(None, gt=0, description="under DP: this model's per-sample clipping norm (default: dp.max_grad_norm)")
 
 
 # -- networks -----------------------------------------------------------------------------------------------
