@@ -47,16 +47,25 @@ def _chromium():
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def _offline_flags(tmp_path: Path) -> list[str]:
+    """Debian's headless Chromium with no network and a throwaway profile."""
+    return ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'prof'}"]
+
+
+def _dump_dom(page: Path, tmp_path: Path) -> str:
+    """The DOM of ``page`` after headless Chromium rendered it."""
+    return subprocess.run([_chromium(), *_offline_flags(tmp_path), "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+
+
 @pytest.mark.skipif(_chromium() is None, reason="Debian's chromium is not installed (install.sh test installs it)")
 def test_report_renders_in_headless_chromium(tmp_path):
     p = tmp_path / "report.html"
     p.write_text(render_html(REPORT))
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'prof'}"]
-    dom = subprocess.run([_chromium(), *flags, "--dump-dom", p.as_uri()], capture_output=True, text=True, timeout=120)
-    assert "Distance to closest private record" in dom.stdout and "<svg" in dom.stdout
+    dom = _dump_dom(p, tmp_path)
+    assert "Distance to closest private record" in dom and "<svg" in dom
     shot = tmp_path / "shot.png"
-    subprocess.run([_chromium(), *flags, f"--screenshot={shot}", "--window-size=1100,1400", p.as_uri()], capture_output=True, timeout=120)
+    subprocess.run([_chromium(), *_offline_flags(tmp_path), f"--screenshot={shot}", "--window-size=1100,1400", p.as_uri()], capture_output=True, timeout=120)
     from PIL import Image
 
     im = Image.open(shot).convert("RGB")
@@ -231,9 +240,7 @@ CLASSES = {"recipe": "v", "run_id": "v-1", "status": "completed", "seconds": 1.0
 def test_report_summary_shows_each_verdict_class_first(tmp_path):
     p = tmp_path / "report.html"
     p.write_text(render_html(CLASSES))
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={tmp_path / 'prof'}"]
-    dom = subprocess.run([_chromium(), *flags, "--dump-dom", p.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    dom = _dump_dom(p, tmp_path)
     # the summary comes before the evidence, with the verdict, the exceptions and what was not run
     assert dom.index("Release verdict") < dom.index("Privacy audit") < dom.index("Steps")
     summary = dom[dom.index("Release verdict"):dom.index("Privacy audit")]
@@ -272,9 +279,7 @@ MODELS = {"recipe": "combined_dp", "run_id": "r2", "status": "completed", "steps
 def test_a_model_no_better_than_its_prior_is_said_first_in_the_report(tmp_path):
     p = tmp_path / "report.html"
     p.write_text(render_html(MODELS))
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={tmp_path / 'prof'}"]
-    dom = subprocess.run([_chromium(), *flags, "--dump-dom", p.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    dom = _dump_dom(p, tmp_path)
     assert dom.index("Trained models") < dom.index("text.micro_f1")  # the verdict before the figure
     block = dom[dom.index("Trained models"):dom.index("<h2>Steps")]
     assert "1 of 2 trained model(s) are not shown to be better than predicting the label frequencies: train/text" in block
