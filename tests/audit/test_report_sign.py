@@ -248,19 +248,29 @@ def test_report_summary_shows_each_verdict_class_first(tmp_path):
     assert "Not run: prefix_extraction" in summary and "Caveats" in summary
     table = dom[dom.index("Privacy audit"):dom.index("Steps")]
     for name, verdict in [("phi_replay", "not_powered"), ("verbatim_copy", "fail"), ("prefix_extraction", "skipped"), ("dcr", "pass")]:
-        row = table[table.index(f"<td>{name}</td>"):]
-        row = row[:row.index("</tr>")]
+        row = _row(table, name)
         assert f"class=\"{verdict}\">{verdict}<" in row, (name, row)
     assert "identifiers of real patients reappearing" in table and "0 PHI strings" in table
 
 
-def test_report_cli_prints_verdict_and_exceptions_first(tmp_path):
+def _report_cli(tmp_path: Path, report: dict) -> subprocess.CompletedProcess:
+    """`medsynth report` on a run folder holding only ``report``."""
     import sys
 
     run = tmp_path / "run"
     run.mkdir()
-    (run / "report.json").write_text(json.dumps(CLASSES))
-    r = subprocess.run([sys.executable, "-m", "medsynth.cli", "report", str(run)], capture_output=True, text=True)
+    (run / "report.json").write_text(json.dumps(report))
+    return subprocess.run([sys.executable, "-m", "medsynth.cli", "report", str(run)], capture_output=True, text=True)
+
+
+def _row(html: str, first_cell: str) -> str:
+    """The table row of ``html`` whose first cell is ``first_cell``."""
+    row = html[html.index(f"<td>{first_cell}</td>"):]
+    return row[:row.index("</tr>")]
+
+
+def test_report_cli_prints_verdict_and_exceptions_first(tmp_path):
+    r = _report_cli(tmp_path, CLASSES)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[1] == "release verdict: fail" and "exception: verbatim_copy: fail" in lines[2]
@@ -283,19 +293,12 @@ def test_a_model_no_better_than_its_prior_is_said_first_in_the_report(tmp_path):
     assert dom.index("Trained models") < dom.index("text.micro_f1")  # the verdict before the figure
     block = dom[dom.index("Trained models"):dom.index("<h2>Steps")]
     assert "1 of 2 trained model(s) are not shown to be better than predicting the label frequencies: train/text" in block
-    text_row = block[block.index("<td>train/text</td>"):]
-    assert 'class="fail">NOT USEFUL<' in text_row[:text_row.index("</tr>")]
-    row_row = block[block.index("<td>train/row</td>"):]
-    assert 'class="pass">useful<' in row_row[:row_row.index("</tr>")]
+    assert 'class="fail">NOT USEFUL<' in _row(block, "train/text")
+    assert 'class="pass">useful<' in _row(block, "train/row")
 
 
 def test_report_cli_prints_each_model_verdict_before_the_figures(tmp_path):
-    import sys
-
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "report.json").write_text(json.dumps(MODELS))
-    r = subprocess.run([sys.executable, "-m", "medsynth.cli", "report", str(run)], capture_output=True, text=True)
+    r = _report_cli(tmp_path, MODELS)
     assert r.returncode == 0, r.stderr
     out = " ".join(r.stdout.split())  # the console wraps long lines
     assert out.index("model train/text: not_useful (macro AUROC 0.497") < out.index("model train/row: useful (") < out.index("text.micro_f1 = 0.135")
