@@ -26,7 +26,7 @@ def main() -> None:
     import torch
 
     from medsynth.text.backends.base import GenParams
-    from medsynth.text.backends.transformers import TopKTopP, TransformersBackend
+    from medsynth.text.backends.transformers import TransformersBackend
     from medsynth.text.models import load_model
 
     t0 = time.time()

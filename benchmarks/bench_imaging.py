@@ -82,7 +82,7 @@ def part_conditioning(args: argparse.Namespace) -> dict:
 
     from medsynth.imaging.metrics import calibrate_thresholds, condition_accuracy, feature_distance, fit_feature_net, pairwise_diversity, ssim
     from medsynth.imaging.models import SamplerConfig
-    from medsynth.imaging.pipelines import LDMConfig, LDMGenerator
+    from medsynth.imaging.pipelines import LDMGenerator
     from medsynth.imaging.phantom import FINDINGS
     from medsynth.imaging.train import Runtime
 

@@ -40,7 +40,8 @@ def main() -> None:
     from medsynth.data.sources.iu_xray import load_iu_reports, report_text
     from medsynth.quality.correctness import train_oracle
     from medsynth.quality.diversity import coverage_density, distinct_n, embedding_spread, self_bleu, self_bleu_scores, tokenize
-    from medsynth.quality.naturalness import discriminator, perplexity
+    from medsynth.lm import text_perplexities
+    from medsynth.quality.naturalness import discriminator
 
     rng = random.Random(0)
     docs = [d for d in load_iu_reports() if "FINDINGS" in d["sections"]]
@@ -79,7 +80,7 @@ def main() -> None:
 
         model, tok, info = load_model("gemma3-270m", dtype="float32")
         res["perplexity_model"] = {"name": info["name"], "sha256": info["model_sha256"]}
-        res["real_perplexity_median"] = round(float(np.median(perplexity(rt[: a.perplexity], model, tok))), 3)
+        res["real_perplexity_median"] = round(float(np.median(text_perplexities(model, tok, rt[: a.perplexity]))), 3)
     res["real"] = {"self_bleu4": round(self_bleu(rt), 4), **{f"distinct_{n}": round(distinct_n(rt, n), 4) for n in (1, 2, 3)},
                    "embedding_spread": round(embedding_spread(re_emb), 4)}
     for name, items in sets.items():
@@ -92,7 +93,7 @@ def main() -> None:
                "oracle_agreement": round(float(np.mean(oracle.agreement(texts, [lab for _, lab in items]))), 4),
                "discriminator_auc": round(auc, 4)}
         if model is not None:
-            row["perplexity_median"] = round(float(np.median(perplexity(texts[: a.perplexity], model, tok))), 3)
+            row["perplexity_median"] = round(float(np.median(text_perplexities(model, tok, texts[: a.perplexity]))), 3)
         res[name] = row
         print(name, row, flush=True)
     # cost and exactness of the fast Self-BLEU

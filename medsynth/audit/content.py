@@ -66,7 +66,6 @@ class RareContentIndex:
 
     def __init__(self, private_texts: list[str], reference_texts: list[str], max_df: float = 0.2, bigrams: bool = True,
                  other_texts: list[str] | None = None):
-        from scipy import sparse
 
         self.stop = _stop_words()
         self.bigrams = bigrams

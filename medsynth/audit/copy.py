@@ -14,7 +14,6 @@ from collections import Counter, defaultdict
 from difflib import SequenceMatcher
 from typing import Any
 
-import numpy as np
 from pydantic import Field
 
 from ..data.records import Record

@@ -26,7 +26,6 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from .models import (
-    REPORT_DIM,
     SamplerConfig,
     UNetConfig,
     VAEConfig,

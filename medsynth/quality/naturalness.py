@@ -4,10 +4,10 @@
   balanced samples. Per set: ROC AUC (0.5 = indistinguishable, the goal; 1.0 = trivially told apart). Per record:
   the out-of-fold probability that the record is synthetic (``p_synthetic``; records not in the balanced sample
   are scored by the model fitted on all of it).
-- ``perplexity``: per-record perplexity under a causal reference LM (the embedded Gemma model, or any prepared
-  model / HF folder, offline): exp(mean token negative log-likelihood), the first token excluded. Per set: the
-  median for synthetic and for real records (a synthetic median far above the real one = less fluent text; far below =
-  degenerate, repetitive text).
+- perplexity (computed by :func:`medsynth.lm.text_perplexities`, the one LM-scoring routine): per-record
+  perplexity under a causal reference LM (the embedded model, or any prepared model / HF folder, offline):
+  exp(mean token negative log-likelihood), the first token excluded. Per set: the median for synthetic and for real
+  records (a synthetic median far above the real one = less fluent text; far below = degenerate, repetitive text).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["discriminator_auc", "discriminator", "perplexity"]
+__all__ = ["discriminator_auc", "discriminator"]
 
 
 def discriminator(real: list[str], synthetic: list[str], seed: int = 0, folds: int = 5) -> tuple[float, list[float]]:
@@ -53,34 +53,3 @@ def discriminator(real: list[str], synthetic: list[str], seed: int = 0, folds: i
 def discriminator_auc(real: list[str], synthetic: list[str], seed: int = 0, folds: int = 5) -> float:
     """Cross-validated ROC AUC of the real-vs-synthetic discriminator (balanced by subsampling the larger side)."""
     return discriminator(real, synthetic, seed, folds)[0]
-
-
-def perplexity(texts: list[str], model: Any, tokenizer: Any, batch_size: int = 8, max_tokens: int = 256) -> list[float]:
-    """Per-text perplexity under a causal LM (no gradient; texts truncated to ``max_tokens`` tokens). Empty texts
-    get NaN."""
-    import torch
-
-    out = [float("nan")] * len(texts)
-    order = sorted((i for i, t in enumerate(texts) if t and t.strip()), key=lambda i: len(texts[i]))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    dev = next(model.parameters()).device
-    with torch.no_grad():
-        for a in range(0, len(order), batch_size):
-            idx = order[a : a + batch_size]
-            enc = [tokenizer(texts[i], add_special_tokens=True, truncation=True, max_length=max_tokens)["input_ids"] for i in idx]
-            L = max(len(e) for e in enc)
-            ids = torch.full((len(enc), L), pad, dtype=torch.long)
-            att = torch.zeros((len(enc), L), dtype=torch.long)
-            for r, e in enumerate(enc):
-                ids[r, : len(e)] = torch.tensor(e)
-                att[r, : len(e)] = 1
-            logits = model(input_ids=ids.to(dev), attention_mask=att.to(dev)).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], dim=-1)
-            tgt = ids[:, 1:].to(dev)
-            nll = -logp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
-            mask = att[:, 1:].to(dev).float()
-            tot = (nll * mask).sum(1)
-            cnt = mask.sum(1)
-            for r, i in enumerate(idx):
-                out[i] = float(torch.exp(tot[r] / cnt[r]).item()) if cnt[r] > 0 else float("nan")
-    return out

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..exceptions import RecipeError
 from ..paths import check_name
 from ..registry import STEPS
-from .step import Step, StepConfig
+from .step import Step
 
 __all__ = ["RecipeConfig", "PrivacySettings", "LoadedRecipe", "load_recipe", "parse_overrides", "apply_overrides"]
 

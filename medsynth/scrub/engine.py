@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..exceptions import MissingDependencyError
-from .recognizers import CLINICAL_PATTERNS, DATE_PATTERNS, EPONYM_SURNAMES, EPONYMS, NON_PHI_WORDS, PatternSpec, is_time_or_duration
+from .recognizers import CLINICAL_PATTERNS, DATE_PATTERNS, EPONYM_SURNAMES, EPONYMS, NON_PHI_WORDS, is_time_or_duration
 
 __all__ = ["PhiSpan", "ScrubResult", "Scrubber", "SPACY_MODEL", "LABELS", "TAGGER_VETO"]
 

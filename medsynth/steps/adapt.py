@@ -81,7 +81,8 @@ def run_adaptation(records: list[Any], c: AdaptConfig, out_dir: Any, *, seed: in
 
     from ..audit.canary import make_canaries
     from ..exceptions import RecipeError
-    from ..text.adapt.base import perplexity, render_document, save_adapter, train_adapter
+    from ..lm import corpus_perplexity
+    from ..text.adapt.base import render_document, save_adapter, train_adapter
 
     train_recs = [r for r in records if r.text]
     if not train_recs:
@@ -112,9 +113,9 @@ def run_adaptation(records: list[Any], c: AdaptConfig, out_dir: Any, *, seed: in
         hs = [r for r in heldout if r.text]
         hs = random.Random(seed).sample(hs, min(c.heldout_n, len(hs)))
         held_docs = [render_document(r.text, r.labels, c.template) for r in hs]
-        summary["heldout_base"] = perplexity(model, tok, held_docs, max_length=c.train.max_length)
+        summary["heldout_base"] = corpus_perplexity(model, tok, held_docs, max_length=c.train.max_length)
     priv_docs = docs[: len(train_recs)]
-    summary["train_base"] = perplexity(model, tok, priv_docs, max_length=c.train.max_length)
+    summary["train_base"] = corpus_perplexity(model, tok, priv_docs, max_length=c.train.max_length)
     torch.manual_seed(c.train.seed + seed)
     tc = c.train.model_copy(update={"seed": c.train.seed + seed})
     res = train_adapter(model, tok, docs, c.method, tc, c.dp, ledger=ledger, budget=budget, run_id=run_id, step=step, progress=progress)
@@ -123,8 +124,8 @@ def run_adaptation(records: list[Any], c: AdaptConfig, out_dir: Any, *, seed: in
                    max_weight_delta=res.max_weight_delta, dp=res.dp, debit_id=res.debit_id,
                    losses=[round(x, 4) if x == x else None for x in res.losses])
     if held_docs:
-        summary["heldout_adapted"] = perplexity(res.model, tok, held_docs, max_length=c.train.max_length)
-    summary["train_adapted"] = perplexity(res.model, tok, priv_docs, max_length=c.train.max_length)
+        summary["heldout_adapted"] = corpus_perplexity(res.model, tok, held_docs, max_length=c.train.max_length)
+    summary["train_adapted"] = corpus_perplexity(res.model, tok, priv_docs, max_length=c.train.max_length)
     path, sha = save_adapter(res.model, Path(out_dir) / "adapter", manifest=summary)
     summary.update(adapter_path=str(path), adapter_sha256=sha)
     summary["_canary_records"] = canaries

@@ -58,7 +58,8 @@ class ScoreStep(Step):
 
         from ..quality.correctness import train_oracle
         from ..quality.diversity import coverage_density, distinct_n, embedding_spread, self_bleu
-        from ..quality.naturalness import discriminator, perplexity
+        from ..lm import text_perplexities
+        from ..quality.naturalness import discriminator
 
         c: ScoreConfig = self.config  # type: ignore[assignment]
         syn = ctx.input()
@@ -121,8 +122,8 @@ class ScoreStep(Step):
 
             model, tok, info = load_model(c.perplexity_model, dtype="float32")
             ctx.add_model(f"perplexity:{info['name']}", info["model_sha256"])
-            ppl_s = perplexity(st, model, tok, max_tokens=c.perplexity_max_tokens)
-            ppl_r = perplexity(rt_eq, model, tok, max_tokens=c.perplexity_max_tokens)
+            ppl_s = text_perplexities(model, tok, st, max_tokens=c.perplexity_max_tokens)
+            ppl_r = text_perplexities(model, tok, rt_eq, max_tokens=c.perplexity_max_tokens)
             per["perplexity"] = ppl_s
             how_p = f"exp(mean token NLL) under {info['name']} (sha256 {info['model_sha256'][:12]}…), first {c.perplexity_max_tokens} tokens"
             for name, v in (("synthetic", ppl_s), ("real", ppl_r)):

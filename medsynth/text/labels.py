@@ -1,16 +1,14 @@
-"""Finding lexicon and a NegEx-style detector for chest radiograph reports.
+"""The chest radiograph vocabulary: finding lexicon, negation cues and label words.
 
-Used to *verify* that a generated report carries the labels it was asked for (the biggest failure of naive
-label-conditioned generation is texts that do not mention their label), to relabel texts by what they actually
-say, and to produce finding / negation-cue spans with exact character offsets. Its agreement with the real MeSH
-labels is measured on the IU validation split and reported (``detector_agreement``), so its errors are visible.
+Data only. The radiology schema (:mod:`medsynth.text.schemas.radiology`) builds its annotator from it: that one
+matcher verifies that a generated report carries the labels it was asked for, relabels texts by what they actually
+say and produces finding / negation-cue spans with exact character offsets. Its agreement with the real MeSH labels
+is measured on the IU validation split and reported (``detector_agreement``), so its errors are visible.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-__all__ = ["FINDING_LEXICON", "NEGATION_CUES", "POST_NEGATION", "NORMAL_PHRASES", "Mention", "detect", "detect_labels", "LABEL_WORDS"]
+__all__ = ["FINDING_LEXICON", "NEGATION_CUES", "POST_NEGATION", "NORMAL_PHRASES", "LABEL_WORDS"]
 
 # label -> regexes (case-insensitive) of positive mentions. Keys are IU MeSH major terms cut at "/".
 FINDING_LEXICON: dict[str, list[str]] = {
@@ -68,37 +66,3 @@ LABEL_WORDS: dict[str, str] = {
     "Scoliosis": "scoliosis", "Fractures, Bone": "rib fracture", "Pulmonary Congestion": "pulmonary congestion", "Pulmonary Edema": "pulmonary edema",
     "Infiltrate": "infiltrate", "Pneumothorax": "pneumothorax", "normal": "normal chest",
 }
-
-
-
-@dataclass(frozen=True)
-class Mention:
-    label: str
-    start: int
-    end: int
-    negated: bool
-    cue: tuple[int, int] | None = None
-
-
-def _schema():  # type: ignore[no-untyped-def]
-    from .schemas import load_schema
-
-    return load_schema("radiology")
-
-
-def detect(text: str, labels: list[str] | None = None) -> list[Mention]:
-    """All finding (and device) mentions with offsets, each marked negated (NegEx-style cue earlier in the same
-    sentence, not broken by 'but'/'however', or a post-negation like 'is not seen'). ``label`` is the document label.
-    The matching engine is the radiology schema's annotator (:func:`medsynth.text.schemas.find_mentions`)."""
-    from .schemas import find_mentions
-
-    ms = find_mentions(text, _schema(), types=["FINDING", "DEVICE"], values=labels)
-    return [Mention(m.canonical, m.start, m.end, m.negated, m.cue) for m in ms]
-
-
-def detect_labels(text: str, label_set: list[str] | None = None) -> list[str]:
-    """Document labels a text actually supports: positive mentions; 'normal' when there is none and the text
-    reads as normal. Empty list if neither (e.g. garbage)."""
-    from .schemas import doc_labels
-
-    return doc_labels(text, _schema(), label_set)

@@ -62,7 +62,6 @@ def freeze_lower_layers(encoder: Any, train_layers: int) -> Any:
 
 
 def build_network(kind: str, in_dim: int, n_out: int, cfg: ClassifierConfig, backbone: str | None = None) -> Any:
-    import torch
     from torch import nn
 
     def mlp(d: int, hidden: list[int]) -> nn.Module:

@@ -38,7 +38,6 @@ class FitResult:
 
 def per_sample_loss(out: Any, y: Any, task: Task, label_smoothing: float = 0.0) -> Any:
     """Loss per record, shape [B]. ``token``: mean over the record's labelled tokens (label -100 = ignored)."""
-    import torch
     import torch.nn.functional as F
 
     if task == "multiclass":

@@ -7,7 +7,8 @@ import pytest
 from medsynth.data.records import Record
 from medsynth.quality.correctness import train_oracle
 from medsynth.quality.diversity import coverage_density, distinct_n, embedding_spread, self_bleu, self_bleu_scores, tokenize
-from medsynth.quality.naturalness import discriminator, discriminator_auc, perplexity
+from medsynth.lm import text_perplexities
+from medsynth.quality.naturalness import discriminator, discriminator_auc
 
 
 def test_self_bleu_orders_diversity():
@@ -71,7 +72,7 @@ def test_perplexity_with_a_tiny_lm():
     from tests.text.conftest import build_tiny_lm
 
     model, tok = build_tiny_lm()
-    ppl = perplexity(["the lungs are clear", "", "heart size is normal and the lungs are clear"], model, tok, batch_size=2)
+    ppl = text_perplexities(model, tok, ["the lungs are clear", "", "heart size is normal and the lungs are clear"], batch_size=2)
     assert math.isnan(ppl[1]) and all(p > 1 for p in (ppl[0], ppl[2]))
     # the tiny model is untrained: perplexity ≈ vocabulary size
     assert 50 < ppl[0] < 5 * len(tok)

@@ -4,16 +4,19 @@ from medsynth.data.records import Record, Relation, Span
 from medsynth.exceptions import DataFormatError
 from medsynth.text.export import (export_records, read_brat, read_brat_docs, read_conll, read_conll_relations, read_hf, read_spacy,
                                   read_spacy_docs)
-from medsynth.text.labels import detect, detect_labels
-from medsynth.text.schemas import annotate, load_schema
+from medsynth.text.schemas import annotate, doc_labels, find_mentions, load_schema
+
+
+def detect_labels(text: str) -> list[str]:
+    return doc_labels(text, load_schema("radiology"))
 
 
 def test_detector_negation_and_labels():
     t = "FINDINGS: Mild cardiomegaly. No pleural effusion. Pneumothorax is not seen. IMPRESSION: Cardiomegaly."
-    ms = detect(t)
-    assert any(m.label == "Cardiomegaly" and not m.negated for m in ms)
-    assert any(m.label == "Pleural Effusion" and m.negated for m in ms)
-    assert any(m.label == "Pneumothorax" and m.negated for m in ms)
+    ms = find_mentions(t, load_schema("radiology"), types=["FINDING", "DEVICE"])
+    assert any(m.canonical == "Cardiomegaly" and not m.negated for m in ms)
+    assert any(m.canonical == "Pleural Effusion" and m.negated for m in ms)
+    assert any(m.canonical == "Pneumothorax" and m.negated for m in ms)
     assert detect_labels(t) == ["Cardiomegaly"]
     assert detect_labels("FINDINGS: The lungs are clear. IMPRESSION: No acute disease.") == ["normal"]
     assert detect_labels("asdf qwer") == []

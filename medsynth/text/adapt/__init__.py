@@ -2,8 +2,8 @@
 
 Heavy libraries (torch, peft, opacus) are imported inside the functions that use them."""
 
-from .base import (DEFAULT_TEMPLATE, METHODS, DPConfig, MethodConfig, TrainConfig, TrainResult, perplexity, render_document,
+from .base import (DEFAULT_TEMPLATE, METHODS, DPConfig, MethodConfig, TrainConfig, TrainResult, render_document,
                    resolve_adapter, save_adapter, train_adapter)
 
-__all__ = ["DEFAULT_TEMPLATE", "METHODS", "DPConfig", "MethodConfig", "TrainConfig", "TrainResult", "perplexity",
+__all__ = ["DEFAULT_TEMPLATE", "METHODS", "DPConfig", "MethodConfig", "TrainConfig", "TrainResult",
            "render_document", "resolve_adapter", "save_adapter", "train_adapter"]

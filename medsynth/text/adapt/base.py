@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -42,11 +41,12 @@ from ...data.io import sha256_file
 from ...dp import DPSettings as DPConfig
 from ...dp import plan_dp as core_plan_dp
 from ...exceptions import MedsynthError, ModelNotAvailableError, RecipeError
+from ...lm import encode_documents, pad_batch, per_sample_nll
 from ...paths import find_step_dir
 from ...registry import Registry
 
 __all__ = ["MethodConfig", "METHODS", "TrainConfig", "DPConfig", "TrainResult", "render_document", "train_adapter",
-           "perplexity", "save_adapter", "resolve_adapter", "ADAPTER_MANIFEST", "DEFAULT_TEMPLATE"]
+           "save_adapter", "resolve_adapter", "ADAPTER_MANIFEST", "DEFAULT_TEMPLATE"]
 
 ADAPTER_MANIFEST = "medsynth_adapter.json"
 DEFAULT_TEMPLATE = "Findings list: {labels}\n{text}"
@@ -114,70 +114,6 @@ def _seeded(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _encode(tokenizer: Any, docs: list[str], max_length: int) -> tuple[list[list[int]], int]:
-    ids, truncated = [], 0
-    eos = tokenizer.eos_token_id
-    for d in docs:
-        t = tokenizer(d, add_special_tokens=True)["input_ids"]
-        if eos is not None:
-            t = t + [eos]
-        if len(t) > max_length:
-            truncated += 1
-            t = t[:max_length]
-        ids.append(t)
-    return ids, truncated
-
-
-def _pad(batch: list[list[int]], pad_id: int) -> tuple[Any, Any]:
-    import torch
-
-    n = max(len(x) for x in batch)
-    ids = torch.full((len(batch), n), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), n), dtype=torch.long)
-    for i, x in enumerate(batch):
-        ids[i, : len(x)] = torch.tensor(x)
-        mask[i, : len(x)] = 1
-    return ids, mask
-
-
-def per_sample_nll(model: Any, input_ids: Any, attention_mask: Any) -> tuple[Any, Any]:
-    """(mean NLL per document [B], token count per document [B]) of a causal LM on right-padded documents.
-
-    Works for peft prompt/prefix models too (their virtual positions are dropped from the logits' front)."""
-    import torch
-
-    out = model(input_ids=input_ids, attention_mask=attention_mask)
-    logits = out.logits
-    n = input_ids.shape[1]
-    logits = logits[:, -n:, :]  # prompt tuning prepends virtual tokens
-    tgt = input_ids[:, 1:]
-    m = attention_mask[:, 1:].to(torch.float32)
-    lp = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
-    tok = m.sum(1).clamp(min=1.0)
-    return -(lp * m).sum(1) / tok, m.sum(1)
-
-
-def perplexity(model: Any, tokenizer: Any, docs: list[str], batch_size: int = 4, max_length: int = 256) -> dict[str, Any]:
-    """Token-level perplexity exp(Σ NLL / Σ tokens) of ``docs`` (each with BOS, EOS appended, truncated)."""
-    import torch
-
-    ids, truncated = _encode(tokenizer, docs, max_length)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    tot_nll, tot_tok = 0.0, 0.0
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
-        for i in range(0, len(ids), batch_size):
-            x, m = _pad(ids[i : i + batch_size], pad)
-            nll, tok = per_sample_nll(model, x, m)
-            tot_nll += float((nll * tok).sum())
-            tot_tok += float(tok.sum())
-    if was_training:
-        model.train()
-    return {"perplexity": math.exp(tot_nll / max(tot_tok, 1.0)), "nll_per_token": tot_nll / max(tot_tok, 1.0),
-            "tokens": int(tot_tok), "documents": len(docs), "truncated": truncated}
-
-
 def plan_dp(dp: DPConfig, n_docs: int, train: TrainConfig) -> dict[str, Any]:
     """The core's noise calibration (:func:`medsynth.dp.plan_dp`: Poisson rate 1/⌈N/batch⌉, the smallest σ whose ε
     is at most the target) for this adapter run, as the report's ``dp`` figures."""
@@ -213,7 +149,7 @@ def train_adapter(model: Any, tokenizer: Any, documents: list[str], method: Meth
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     pad = tokenizer.pad_token_id
-    ids, truncated = _encode(tokenizer, documents, train.max_length)
+    ids, truncated = encode_documents(tokenizer, documents, train.max_length)
     # train in fp32 adapters on whatever dtype the backbone has (peft keeps adapter weights in fp32)
     pm = wrap_model(model, tokenizer, method)
     pm.train()
@@ -238,7 +174,7 @@ def train_adapter(model: Any, tokenizer: Any, documents: list[str], method: Meth
                     batch = [ids[i] for i in order[b0 : b0 + train.batch_size]]
                     tot = 0.0
                     for m0 in range(0, len(batch), train.micro_batch_size):
-                        x, am = _pad(batch[m0 : m0 + train.micro_batch_size], pad)
+                        x, am = pad_batch(batch[m0 : m0 + train.micro_batch_size], pad)
                         nll, _ = per_sample_nll(pm, x, am)
                         loss = nll.sum() / len(batch)
                         loss.backward()
@@ -311,7 +247,7 @@ def _train_dp(pm: Any, opt: Any, ids: list[list[int]], pad: int, train: TrainCon
         chosen = (torch.rand(len(ids), generator=gen) < q).nonzero().flatten().tolist()
         if not chosen:
             # empty Poisson batch: still take a noised, accounted step (a zero-weight dummy row gives zero per-sample grads)
-            x, am = _pad([[pad, pad]], pad)
+            x, am = pad_batch([[pad, pad]], pad)
             nll, _ = per_sample_nll(gsm, x, am)
             (nll * 0.0).sum().backward()
             dpo.step()
@@ -323,7 +259,7 @@ def _train_dp(pm: Any, opt: Any, ids: list[list[int]], pad: int, train: TrainCon
         chunks = [batch[m0 : m0 + train.micro_batch_size] for m0 in range(0, len(batch), train.micro_batch_size)]
         tot = 0.0
         for k, ch in enumerate(chunks):
-            x, am = _pad(ch, pad)
+            x, am = pad_batch(ch, pad)
             nll, _ = per_sample_nll(gsm, x, am)
             loss = nll.mean()
             loss.backward()

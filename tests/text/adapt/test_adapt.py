@@ -7,7 +7,8 @@ import pytest
 
 from medsynth.exceptions import ModelNotAvailableError, PrivacyBudgetExceededError
 from medsynth.ledger import BudgetLedger
-from medsynth.text.adapt import METHODS, DPConfig, TrainConfig, perplexity, resolve_adapter, save_adapter, train_adapter
+from medsynth.lm import corpus_perplexity
+from medsynth.text.adapt import METHODS, DPConfig, TrainConfig, resolve_adapter, save_adapter, train_adapter
 from tests.text.conftest import CORPUS, build_tiny_lm
 
 DOCS = [c for c in CORPUS] * 3
@@ -28,12 +29,12 @@ def test_each_method_trains_only_its_parameters_and_lowers_loss(fresh_lm, method
     # (a random 2-layer base model is a poor host for soft prompts: their gain is small but real and seeded)
     model, tok = fresh_lm
     frozen = {n: p.detach().clone() for n, p in model.named_parameters()}
-    ppl0 = perplexity(model, tok, DOCS)["perplexity"]
+    ppl0 = corpus_perplexity(model, tok, DOCS)["perplexity"]
     cfg = METHODS.get(method)(**({"target_modules": ["q_proj", "v_proj"]} if method == "lora" else {"num_virtual_tokens": 4}))
     res = train_adapter(model, tok, DOCS, cfg, TrainConfig(epochs=20, batch_size=4, micro_batch_size=2, learning_rate=lr, seed=0))
     assert res.steps == 20 * 3 and res.max_weight_delta > 0
     assert 0 < res.trainable_params < res.total_params / 5
-    ppl1 = perplexity(res.model, tok, DOCS)["perplexity"]
+    ppl1 = corpus_perplexity(res.model, tok, DOCS)["perplexity"]
     assert ppl1 < max_ratio * ppl0, (method, ppl0, ppl1)
     # the backbone is untouched (LoRA's base_layer weights included)
     base = res.model.get_base_model()
@@ -64,7 +65,8 @@ def test_opacus_per_sample_gradients_match_individual_backprops(fresh_lm):
     import torch
     from opacus import GradSampleModule
 
-    from medsynth.text.adapt.base import _encode, _pad, per_sample_nll, wrap_model
+    from medsynth.lm import encode_documents, pad_batch, per_sample_nll
+    from medsynth.text.adapt.base import wrap_model
 
     model, tok = fresh_lm
     pm = wrap_model(model, tok, METHODS.get("lora")(target_modules=["q_proj", "v_proj"]))
@@ -73,16 +75,16 @@ def test_opacus_per_sample_gradients_match_individual_backprops(fresh_lm):
             if "lora_B" in n:
                 p.normal_(0, 0.1)  # B = 0 at init would make every A-gradient zero
     pm.train()
-    ids, _ = _encode(tok, CORPUS, 128)
+    ids, _ = encode_documents(tok, CORPUS, 128)
     ref = []
     for one in ids:
         pm.zero_grad()
-        x, m = _pad([one], tok.pad_token_id)
+        x, m = pad_batch([one], tok.pad_token_id)
         per_sample_nll(pm, x, m)[0].mean().backward()
         ref.append({n: p.grad.detach().clone() for n, p in pm.named_parameters() if p.requires_grad})
     pm.zero_grad()
     gsm = GradSampleModule(pm, batch_first=True, loss_reduction="mean", strict=True)
-    x, m = _pad(ids, tok.pad_token_id)
+    x, m = pad_batch(ids, tok.pad_token_id)
     per_sample_nll(gsm, x, m)[0].mean().backward()
     checked = 0
     for n, p in pm.named_parameters():
