@@ -23,7 +23,7 @@ def trained():
     memorise in a unit test; LoRA on Gemma is measured in benchmarks/bench_adapt.py) on 4 reports + 3 canaries ×4."""
     import torch
 
-    from medsynth.text.adapt.base import _encode, _pad, per_sample_nll
+    from medsynth.lm import encode_documents, pad_batch, per_sample_nll
 
     canaries = make_canaries(3, repeats=[4], digits=3, seed=7, template=TEMPLATE)
     big = make_canaries(5, repeats=[4], digits=6, seed=9, template=TEMPLATE)[4:]  # another shell, |R| = 10^6
@@ -33,8 +33,8 @@ def trained():
     base, tok = build_tiny_lm(seed=11)
     model, tok2 = build_tiny_lm(seed=11)
     tok2.padding_side = "right"
-    ids, _ = _encode(tok2, docs, 256)
-    x, am = _pad(ids, tok2.pad_token_id)
+    ids, _ = encode_documents(tok2, docs, 256)
+    x, am = pad_batch(ids, tok2.pad_token_id)
     torch.manual_seed(0)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     model.train()
