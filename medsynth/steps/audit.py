@@ -12,7 +12,7 @@ from ..paths import find_step_dir
 from ..recipe.step import Step, StepConfig, StepPlan
 from ..registry import STEPS
 
-__all__ = ["AuditStep"]
+__all__ = ["AuditStep", "ImageAuditStep", "run_gate"]
 
 
 class AuditConfig(StepConfig):
@@ -60,68 +60,116 @@ class AuditStep(Step):
         return StepPlan(records_in=n, records_out=n, notes=["flagged records are quarantined; the release verdict gates the run"])
 
     def run(self, ctx: Any) -> None:
-        from ..audit.policy import load_policy, protects_against
-        from ..registry import AUDITS
-        from ..scrub.fields import load_phi_strings
-
         c: AuditConfig = self.config  # type: ignore[assignment]
-        pol_path = c.policy or (ctx.recipe.config.privacy.policy if ctx.recipe else None)
-        policy = load_policy(ctx.recipe.resolve_path(pol_path) if (ctx.recipe and pol_path) else pol_path)
-        synthetic = ctx.input()
-        private = ctx.dataset(c.private)
-        holdout = ctx.dataset(c.holdout) if c.holdout else None
+        policy, pol_path = _policy(ctx, c.policy)
         context: dict[str, Any] = {}
         if c.phi_from:
+            from ..scrub.fields import load_phi_strings
+
             phi_dir = find_step_dir(ctx.run_dir, c.phi_from)
             if phi_dir is not None:
                 # the generator only saw the scrub step's output, so its PHI list is what could be replayed
                 context["phi_strings"] = load_phi_strings(phi_dir, with_labels=True)
         names = c.audits or policy.default_audits()
-        context["seed"] = ctx.seed
         if c.model and "prefix_extraction" in names:
             from ..text.backends.transformers import TransformersBackend
 
             context["backend"] = TransformersBackend(model=c.model, adapter=c.adapter)
-        flagged: dict[str, list[str]] = {}
-        release_reasons: list[str] = []
-        summary = {}
-        with ctx.progress(len(names), "audit", unit="audits") as bar:
-            for name in names:
-                ap = policy.audit_policy(name, names)
-                if not ap.enabled:
-                    summary[name] = {"verdict": "skipped", "reason": "disabled in the policy (enabled: false)", "flagged": 0, "reasons": [],
-                                     "caveats": [], "findings": []}
-                    continue
-                res = AUDITS.get(name)(ap).run(synthetic, private, holdout, **context).settle(policy.min_records, len(synthetic))
-                for f in res.figures:
-                    ctx.add_figure(f["name"], f["value"], f["how"])
-                for k, v in res.sections.items():
-                    ctx.add_section(f"{name}.{k}", v)
-                for fd in res.findings:
-                    flagged.setdefault(fd.record_id, []).append(fd.reason)
-                release_reasons += [f"{name}: {r}" for r in res.release_reasons]
-                summary[name] = {"verdict": res.verdict, "reason": res.reason, "flagged": len(res.findings), "reasons": res.release_reasons,
-                                 "caveats": res.caveats, "findings": [{"record_id": f.record_id, "reason": f.reason, "value": f.value} for f in res.findings]}
-                bar.advance(1)
-        keep = []
-        for r in synthetic:
-            if r.id in flagged:
-                rr = r.model_copy(deep=True)
-                rr.scores["audit_flags"] = flagged[r.id]
-                ctx.quarantine(rr, "+".join(sorted(set(flagged[r.id]))), "audit")
-            else:
-                keep.append(r)
-        required = policy.required(model_given=bool(c.model))
-        verdict, exceptions = release_verdict(summary, required)
-        ctx.add_section("audit_summary", {"verdict": verdict, "release_reasons": release_reasons, "exceptions": exceptions, "audits": summary,
-                                          "required": required, "policy": str(pol_path),
-                                          "protects": protects_against(ctx.recipe.resolve_path(pol_path) if (ctx.recipe and pol_path) else pol_path)})
-        ctx.add_figure("release_verdict", verdict, f"pass only when every audit the policy requires ({', '.join(required)}) ran, was powered "
-                                                   f"and passed ({pol_path}); exceptions: {'; '.join(exceptions) or 'none'}")
-        ctx.add_figure("records_quarantined", len(synthetic) - len(keep), "synthetic records flagged by any audit (kept in quarantine/ with the reason)")
-        ctx.add_figure("records_released", len(keep), "synthetic records passing every per-record check")
-        ctx.write_output(keep)
-        if verdict == "fail" and c.on_fail == "stop":
-            raise AuditFailedError("The privacy audit failed the release gate: " + "; ".join(release_reasons)
-                                   + ". Flagged records are in the run's quarantine/. Review them with your privacy officer; "
-                                   "to continue with flagged records quarantined, set `on_fail: quarantine` on the audit step.")
+        run_gate(ctx, policy, pol_path, names, policy.required(model_given=bool(c.model)), c.private, c.holdout, context, c.on_fail, self.type)
+
+
+def _policy(ctx: Any, path: str | None) -> tuple[Any, str | None]:
+    from ..audit.policy import load_policy
+
+    pol_path = path or (ctx.recipe.config.privacy.policy if ctx.recipe else None)
+    return load_policy(ctx.recipe.resolve_path(pol_path) if (ctx.recipe and pol_path) else pol_path), pol_path
+
+
+def run_gate(ctx: Any, policy: Any, pol_path: str | None, names: list[str], required: list[str], private_name: str, holdout_name: str | None,
+             context: dict[str, Any], on_fail: str, step_type: str) -> None:
+    """The one release gate: run ``names`` (each settled against the policy's ``min_records``), quarantine every
+    flagged record with its reasons, write the rest, report the verdict over ``required`` and stop on a failing
+    release unless ``on_fail`` is ``quarantine``."""
+    from pathlib import Path
+
+    from ..audit.policy import protects_against
+    from ..registry import AUDITS
+
+    synthetic = ctx.input()
+    private = ctx.dataset(private_name)
+    holdout = ctx.dataset(holdout_name) if holdout_name else None
+    context = {"seed": ctx.seed, "run_dir": ctx.run_dir, "cache_dir": Path(ctx.home) / "cache" / "imaging", **context}
+    flagged: dict[str, list[str]] = {}
+    release_reasons: list[str] = []
+    summary = {}
+    with ctx.progress(len(names), "audit", unit="audits") as bar:
+        for name in names:
+            ap = policy.audit_policy(name, names)
+            if not ap.enabled:
+                summary[name] = {"verdict": "skipped", "reason": "disabled in the policy (enabled: false)", "flagged": 0, "reasons": [],
+                                 "caveats": [], "findings": []}
+                continue
+            res = AUDITS.get(name)(ap).run(synthetic, private, holdout, **context).settle(policy.min_records, len(synthetic))
+            for f in res.figures:
+                ctx.add_figure(f["name"], f["value"], f["how"])
+            for k, v in res.sections.items():
+                ctx.add_section(f"{name}.{k}", v)
+            for fd in res.findings:
+                flagged.setdefault(fd.record_id, []).append(fd.reason)
+            release_reasons += [f"{name}: {r}" for r in res.release_reasons]
+            summary[name] = {"verdict": res.verdict, "reason": res.reason, "flagged": len(res.findings), "reasons": res.release_reasons,
+                             "caveats": res.caveats, "findings": [{"record_id": f.record_id, "reason": f.reason, "value": f.value} for f in res.findings]}
+            bar.advance(1)
+    keep = []
+    for r in synthetic:
+        if r.id in flagged:
+            rr = r.model_copy(deep=True)
+            rr.scores["audit_flags"] = flagged[r.id]
+            ctx.quarantine(rr, "+".join(sorted(set(flagged[r.id]))), step_type)
+        else:
+            keep.append(r)
+    verdict, exceptions = release_verdict(summary, required)
+    ctx.add_section("audit_summary", {"verdict": verdict, "release_reasons": release_reasons, "exceptions": exceptions, "audits": summary,
+                                      "required": required, "policy": str(pol_path),
+                                      "protects": protects_against(ctx.recipe.resolve_path(pol_path) if (ctx.recipe and pol_path) else pol_path)})
+    ctx.add_figure("release_verdict", verdict, f"pass only when every audit the policy requires ({', '.join(required)}) ran, was powered "
+                                               f"and passed ({pol_path}); exceptions: {'; '.join(exceptions) or 'none'}")
+    ctx.add_figure("records_quarantined", len(synthetic) - len(keep), "synthetic records flagged by any audit (kept in quarantine/ with the reason)")
+    ctx.add_figure("records_released", len(keep), "synthetic records passing every per-record check")
+    ctx.write_output(keep)
+    if verdict == "fail" and on_fail == "stop":
+        raise AuditFailedError("The privacy audit failed the release gate: " + "; ".join(release_reasons)
+                               + ". Flagged records are in the run's quarantine/. Review them with your privacy officer; "
+                               f"to continue with flagged records quarantined, set `on_fail: quarantine` on the {step_type} step.")
+
+
+class ImageAuditConfig(StepConfig):
+    type: Literal["image_audit"] = "image_audit"
+    private: str = Field("private", description="dataset of the images the generator was trained on")
+    holdout: str | None = Field("holdout", description="dataset of real images NOT trained on (calibrates the SSIM threshold)")
+    policy: str | None = Field(None, description="policy file (default: the recipe's privacy.policy); its image_copy section is used")
+    on_fail: Literal["stop", "quarantine"] = "stop"
+
+
+@STEPS.register("image_audit")
+class ImageAuditStep(Step):
+    """The image memorization gate: the ``image_copy`` audit through the one release gate (:func:`run_gate`), with
+    ``image_copy`` as the audit the verdict requires."""
+
+    type = "image_audit"
+    Config = ImageAuditConfig
+
+    def check(self, recipe: Any) -> list[tuple[str, str]]:
+        from ..audit.policy import load_policy
+
+        c: ImageAuditConfig = self.config  # type: ignore[assignment]
+        try:
+            load_policy(recipe.resolve_path(c.policy or recipe.config.privacy.policy))
+        except Exception as e:  # noqa: BLE001
+            return [("policy", str(e).splitlines()[0])]
+        return []
+
+    def run(self, ctx: Any) -> None:
+        c: ImageAuditConfig = self.config  # type: ignore[assignment]
+        policy, pol_path = _policy(ctx, c.policy)
+        run_gate(ctx, policy, pol_path, ["image_copy"], ["image_copy"], c.private, c.holdout, {}, c.on_fail, self.type)

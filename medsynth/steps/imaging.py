@@ -6,7 +6,7 @@ MNI152 template shipped with nilearn).
 Models: ``ldm_train`` (VAE + label-conditioned UNet), ``ldm_sample`` (synthetic radiographs, PNG and synthetic
 DICOM, optional evaluation), ``modality_impute`` (imputation of a missing modality by a conditional LDM — residual around a regression mean,
 or Palette-style — with baselines).
-Gate: ``image_audit`` (the ``image_copy`` memorization audit with quarantine and the release verdict).
+Gate: ``image_audit`` (in :mod:`medsynth.steps.audit`: the ``image_copy`` audit through the one release gate).
 
 Image records: ``Record(kind="image", image_path=<path relative to the run directory>, labels=[...])``; paired
 modalities in ``meta.modalities`` (name → path). Files live in the writing step's folder; the step folder name is
@@ -25,12 +25,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..data.records import Provenance, Record, id_ref
-from ..exceptions import AuditFailedError, DataFormatError, RecipeError
+from ..exceptions import DataFormatError, RecipeError
 from ..paths import find_step_dir
 from ..recipe.step import Step, StepConfig, StepPlan
 from ..registry import STEPS
 
-__all__ = ["PhantomStep", "ImageFolderStep", "MNI152Step", "LDMTrainStep", "LDMSampleStep", "ModalityImputeStep", "ImageAuditStep",
+__all__ = ["PhantomStep", "ImageFolderStep", "MNI152Step", "LDMTrainStep", "LDMSampleStep", "ModalityImputeStep",
            "modality_path", "record_images"]
 
 log = logging.getLogger("medsynth.imaging")
@@ -1001,76 +1001,3 @@ class ModalityImputeStep(_StepFolderKey, Step):
         ctx.add_section("eval_ssim", {"plot": {"kind": "bars", "title": "Imputation quality on held-out pairs",
                                                "groups": {n: {"SSIM": r["ssim"], "1 − MAE×10": max(0.0, 1 - 10 * r["mae"])} for n, r in rows.items()}},
                                       "caption": how})
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# gate
-
-
-class ImageAuditConfig(StepConfig):
-    type: Literal["image_audit"] = "image_audit"
-    private: str = Field("private", description="dataset of the images the generator was trained on")
-    holdout: str | None = Field("holdout", description="dataset of real images NOT trained on (calibrates the SSIM threshold)")
-    policy: str | None = Field(None, description="policy file (default: the recipe's privacy.policy); its image_copy section is used")
-    on_fail: Literal["stop", "quarantine"] = "stop"
-
-
-@STEPS.register("image_audit")
-class ImageAuditStep(Step):
-    """The image memorization gate: runs the ``image_copy`` audit, quarantines copies, applies the release verdict."""
-
-    type = "image_audit"
-    Config = ImageAuditConfig
-
-    def check(self, recipe: Any) -> list[tuple[str, str]]:
-        from ..audit.policy import load_policy
-
-        c: ImageAuditConfig = self.config  # type: ignore[assignment]
-        try:
-            load_policy(recipe.resolve_path(c.policy or recipe.config.privacy.policy))
-        except Exception as e:  # noqa: BLE001
-            return [("policy", str(e).splitlines()[0])]
-        return []
-
-    def run(self, ctx: Any) -> None:
-        from ..audit.image_copy import ImageCopyAudit, ImageCopyPolicy
-        from ..audit.policy import load_policy
-
-        c: ImageAuditConfig = self.config  # type: ignore[assignment]
-        pol_path = c.policy or (ctx.recipe.config.privacy.policy if ctx.recipe else None)
-        policy = load_policy(ctx.recipe.resolve_path(pol_path) if (ctx.recipe and pol_path) else pol_path)
-        ap = ImageCopyPolicy.model_validate(policy.audits.get("image_copy") or {})
-        synthetic = ctx.input()
-        res = ImageCopyAudit(ap).run(synthetic, ctx.dataset(c.private), ctx.dataset(c.holdout) if c.holdout else None,
-                                     run_dir=ctx.run_dir, cache_dir=Path(ctx.home) / "cache" / "imaging", seed=ctx.seed)
-        for f in res.figures:
-            ctx.add_figure(f["name"], f["value"], f["how"])
-        for k, v in res.sections.items():
-            ctx.add_section(f"image_copy.{k}", v)
-        flagged: dict[str, list[str]] = {}
-        for fd in res.findings:
-            flagged.setdefault(fd.record_id, []).append(fd.reason)
-        keep = []
-        for r in synthetic:
-            if r.id in flagged:
-                rr = r.model_copy(deep=True)
-                rr.scores["audit_flags"] = flagged[r.id]
-                ctx.quarantine(rr, "+".join(sorted(set(flagged[r.id]))), "image_audit")
-            else:
-                keep.append(r)
-        from ..audit.base import release_verdict
-
-        res.settle()
-        summary = {"image_copy": {"verdict": res.verdict, "reason": res.reason, "flagged": len(res.findings), "reasons": res.release_reasons,
-                                  "caveats": res.caveats, "findings": [{"record_id": f.record_id, "reason": f.reason, "value": f.value} for f in res.findings]}}
-        verdict, exceptions = release_verdict(summary, ["image_copy"])
-        ctx.add_section("audit_summary", {"verdict": verdict, "release_reasons": [f"image_copy: {r}" for r in res.release_reasons],
-                                          "exceptions": exceptions, "required": ["image_copy"], "audits": summary, "policy": str(pol_path)})
-        ctx.add_figure("release_verdict", verdict, f"image_copy release tests of the policy ({pol_path}); exceptions: {'; '.join(exceptions) or 'none'}")
-        ctx.add_figure("records_quarantined", len(synthetic) - len(keep), "synthetic images flagged as copies (kept in quarantine/ with the reason)")
-        ctx.add_figure("records_released", len(keep), "synthetic images passing the per-image checks")
-        ctx.write_output(keep)
-        if res.verdict == "fail" and c.on_fail == "stop":
-            raise AuditFailedError("The image memorization audit failed the release gate: " + "; ".join(res.release_reasons)
-                                   + ". Flagged images are in the run's quarantine/. Review them with your privacy officer; to continue with "
-                                   "them quarantined, set `on_fail: quarantine` on the image_audit step.")
