@@ -1,5 +1,7 @@
-"""The step contract. Every recipe step is a :class:`Step` subclass registered in ``registry.STEPS`` under its
-``type`` name, with a closed pydantic ``Config`` (``extra="forbid"``).
+"""The step contract. Every recipe step is a :class:`Step` subclass with a closed pydantic ``Config``
+(``extra="forbid"``), registered in ``registry.STEPS`` by :func:`register_step`. A step's name is said once, in its
+config's ``type: Literal["name"] = "name"`` (the field recipes are validated against); the class's ``type`` and
+its registry key are read from there.
 
 A step reads named datasets, writes one named dataset, and records what it did (report figures, artifacts,
 quarantined records). Long steps work in batches through :meth:`StepContext.pending_batches` /
@@ -19,7 +21,7 @@ from ..paths import check_name
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import StepContext
 
-__all__ = ["StepConfig", "Step", "StepPlan"]
+__all__ = ["StepConfig", "Step", "StepPlan", "register_step"]
 
 
 class StepConfig(BaseModel):
@@ -66,6 +68,18 @@ class Step(ABC):
     #: bump when the step's behaviour changes, so cached outputs are invalidated
     version: ClassVar[str] = "1"
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cfg = cls.__dict__.get("Config")
+        if cfg is None:
+            return
+        name = cfg.model_fields["type"].default
+        if not isinstance(name, str):
+            raise TypeError(f"{cls.__name__}.Config must declare `type: Literal[\"<name>\"] = \"<name>\"` (the step's one name)")
+        if "type" in cls.__dict__ and cls.__dict__["type"] != name:
+            raise TypeError(f"{cls.__name__}.type is '{cls.__dict__['type']}' but its Config's type is '{name}'; say the name once, in the Config")
+        cls.type = name
+
     def __init__(self, config: StepConfig, recipe: Any = None):
         self.config = config
         self.recipe = recipe
@@ -105,3 +119,11 @@ class Step(ABC):
     @abstractmethod
     def run(self, ctx: StepContext) -> None:
         """Do the work: read ``ctx.inputs()``, write ``ctx.write_output(...)``."""
+
+
+def register_step(cls: type[Step]) -> type[Step]:
+    """Class decorator: register a step under the name its Config declares."""
+    from ..registry import STEPS
+
+    STEPS.register(cls.type, cls)
+    return cls

@@ -34,8 +34,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..recipe.step import Step, StepConfig, StepPlan
-from ..registry import STEPS
+from ..recipe.step import Step, StepConfig, StepPlan, register_step
 from ..text.adapt.base import DEFAULT_TEMPLATE, DPConfig, TrainConfig
 from ..text.adapt.lora import LoraMethod
 from ..text.adapt.prefix import PrefixMethod
@@ -133,11 +132,10 @@ def run_adaptation(records: list[Any], c: AdaptConfig, out_dir: Any, *, seed: in
     return summary
 
 
-@STEPS.register("adapt")
+@register_step
 class AdaptStep(Step):
     """Parameter-efficient adaptation (LoRA / prefix / prompt tuning) of the generator, optionally DP, with canaries."""
 
-    type = "adapt"
     Config = AdaptConfig
     version = "1"
 

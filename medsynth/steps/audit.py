@@ -9,8 +9,7 @@ from pydantic import Field
 from ..audit.base import release_verdict
 from ..exceptions import AuditFailedError
 from ..paths import find_step_dir
-from ..recipe.step import Step, StepConfig, StepPlan
-from ..registry import STEPS
+from ..recipe.step import Step, StepConfig, StepPlan, register_step
 
 __all__ = ["AuditStep", "ImageAuditStep", "run_gate"]
 
@@ -27,9 +26,8 @@ class AuditConfig(StepConfig):
     on_fail: Literal["stop", "quarantine"] = Field("stop", description="stop: a failing release raises AuditFailedError; quarantine: flagged records are quarantined and the run continues")
 
 
-@STEPS.register("audit")
+@register_step
 class AuditStep(Step):
-    type = "audit"
     Config = AuditConfig
 
     def check(self, recipe: Any) -> list[tuple[str, str]]:
@@ -151,12 +149,11 @@ class ImageAuditConfig(StepConfig):
     on_fail: Literal["stop", "quarantine"] = "stop"
 
 
-@STEPS.register("image_audit")
+@register_step
 class ImageAuditStep(Step):
     """The image memorization gate: the ``image_copy`` audit through the one release gate (:func:`run_gate`), with
     ``image_copy`` as the audit the verdict requires."""
 
-    type = "image_audit"
     Config = ImageAuditConfig
 
     def check(self, recipe: Any) -> list[tuple[str, str]]:

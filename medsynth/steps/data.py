@@ -11,8 +11,7 @@ from pydantic import Field
 
 from ..data.records import Provenance, Record
 from ..exceptions import DataFormatError
-from ..recipe.step import Step, StepConfig, StepPlan
-from ..registry import STEPS
+from ..recipe.step import Step, StepConfig, StepPlan, register_step
 
 __all__ = ["LoadStep", "SelectStep"]
 
@@ -26,11 +25,10 @@ class LoadConfig(StepConfig):
     kind: Literal["text", "row"] = "text"
 
 
-@STEPS.register("load")
+@register_step
 class LoadStep(Step):
     """Load records from a local file (JSONL records, JSONL ``{id, text}`` objects, or CSV)."""
 
-    type = "load"
     Config = LoadConfig
 
     def check(self, recipe: Any) -> list[tuple[str, str]]:
@@ -90,11 +88,10 @@ class SelectConfig(StepConfig):
     min_per_label: int = Field(0, ge=0, description="when sampling and stratifying, try to keep at least this many per label")
 
 
-@STEPS.register("select")
+@register_step
 class SelectStep(Step):
     """Filter a dataset by metadata/labels and optionally take a seeded (stratified) sample."""
 
-    type = "select"
     Config = SelectConfig
 
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:

@@ -27,8 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ..data.records import Provenance, Record, id_ref
 from ..exceptions import DataFormatError, RecipeError
 from ..paths import find_step_dir
-from ..recipe.step import Step, StepConfig, StepPlan
-from ..registry import STEPS
+from ..recipe.step import Step, StepConfig, StepPlan, register_step
 
 __all__ = ["PhantomStep", "ImageFolderStep", "MNI152Step", "LDMTrainStep", "LDMSampleStep", "ModalityImputeStep",
            "modality_path", "record_images"]
@@ -172,11 +171,10 @@ class PhantomConfig(StepConfig):
         return PhantomOptions._known(v)
 
 
-@STEPS.register("phantom")
+@register_step
 class PhantomStep(_StepFolderKey, Step):
     """Procedural chest radiographs with controllable findings and dual-energy pairs (see imaging/phantom.py)."""
 
-    type = "phantom"
     Config = PhantomConfig
 
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
@@ -224,11 +222,10 @@ class ImageFolderConfig(StepConfig):
         return self
 
 
-@STEPS.register("image_folder")
+@register_step
 class ImageFolderStep(_StepFolderKey, Step):
     """A folder of radiographs (DICOM or PNG/JPEG) with labels → preprocessed image records."""
 
-    type = "image_folder"
     Config = ImageFolderConfig
 
     def _paths(self, recipe: Any) -> tuple[Path | None, Path | None]:
@@ -427,13 +424,12 @@ class MNI152Config(StepConfig):
     splits: _Splits = Field(default_factory=lambda: _Splits(validation=0.15, test=0.2))
 
 
-@STEPS.register("mni152")
+@register_step
 class MNI152Step(_StepFolderKey, Step):
     """Real paired multi-contrast slices: T1, grey-matter and white-matter maps of the MNI152 2009 template
     (nilearn's bundled copy, offline). One template brain: a demo of imputation mechanics on real contrasts, not
     evidence of generalisation across patients."""
 
-    type = "mni152"
     Config = MNI152Config
 
     def run(self, ctx: Any) -> None:
@@ -516,11 +512,10 @@ class LDMTrainConfig(StepConfig, _ModelOptions):
     eval: str | None = Field(None, description="dataset of held-out real images: VAE reconstruction SSIM is reported on it")
 
 
-@STEPS.register("ldm_train")
+@register_step
 class LDMTrainStep(_StepFolderKey, Step):
     """Train the VAE and the label-conditioned UNet on the input image records; the bundle goes to ``model/``."""
 
-    type = "ldm_train"
     Config = LDMTrainConfig
     version = "1"
 
@@ -623,11 +618,10 @@ class LDMSampleConfig(StepConfig):
         return v
 
 
-@STEPS.register("ldm_sample")
+@register_step
 class LDMSampleStep(_StepFolderKey, Step):
     """Generate labelled synthetic radiographs (batched, resumable), marked synthetic, optionally evaluated."""
 
-    type = "ldm_sample"
     Config = LDMSampleConfig
 
     def check(self, recipe: Any) -> list[tuple[str, str]]:
@@ -845,13 +839,12 @@ class ModalityImputeConfig(StepConfig, _ModelOptions):
         return [self.source] if isinstance(self.source, str) else list(self.source)
 
 
-@STEPS.register("modality_impute")
+@register_step
 class ModalityImputeStep(_StepFolderKey, Step):
     """Train a conditional LDM on paired records (input) and impute the missing modality, with several samples
     per case, their mean and per-pixel spread; evaluate against baselines on held-out pairs. ``mode: residual``
     (default) samples the residual around a regression mean; ``mode: palette`` samples the target latent directly."""
 
-    type = "modality_impute"
     Config = ModalityImputeConfig
 
     def extra_outputs(self) -> list[str]:

@@ -9,8 +9,7 @@ from pydantic import Field
 
 from ..data.records import Provenance, Record
 from ..data.sources.iu_xray import load_iu_reports, report_text
-from ..recipe.step import Step, StepConfig, StepPlan
-from ..registry import STEPS
+from ..recipe.step import Step, StepConfig, StepPlan, register_step
 
 __all__ = ["IUXrayConfig", "IUXraySource"]
 
@@ -23,11 +22,10 @@ class IUXrayConfig(StepConfig):
     path: str | None = Field(None, description="override the NLMCXR_reports.tgz path")
 
 
-@STEPS.register("iu_xray")
+@register_step
 class IUXraySource(Step):
     """Source step: the IU chest X-ray reports as text records with labels and ``meta.split``."""
 
-    type = "iu_xray"
     Config = IUXrayConfig
     version = "1"
 

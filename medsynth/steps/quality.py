@@ -15,8 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..recipe.step import Step, StepConfig, StepPlan
-from ..registry import STEPS
+from ..recipe.step import Step, StepConfig, StepPlan, register_step
 
 __all__ = ["ScoreStep", "FilterStep"]
 
@@ -39,11 +38,10 @@ class ScoreConfig(StepConfig):
     perplexity_max_tokens: int = Field(256, ge=8, description="texts are truncated to this many tokens for perplexity")
 
 
-@STEPS.register("score")
+@register_step
 class ScoreStep(Step):
     """Per-record oracle agreement / realism / perplexity; per-set diversity, coverage and naturalness next to the real data's."""
 
-    type = "score"
     Config = ScoreConfig
 
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
@@ -167,11 +165,10 @@ class FilterConfig(StepConfig):
         return self
 
 
-@STEPS.register("filter")
+@register_step
 class FilterStep(Step):
     """Keep records by score thresholds and/or the best k (fraction) per label; the rest is quarantined with the reason."""
 
-    type = "filter"
     Config = FilterConfig
 
     def run(self, ctx: Any) -> None:

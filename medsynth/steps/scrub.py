@@ -9,8 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from ..data.records import Record
-from ..recipe.step import Step, StepConfig, StepPlan
-from ..registry import STEPS
+from ..recipe.step import Step, StepConfig, StepPlan, register_step
 from ..scrub.engine import TAGGER_VETO
 from ..scrub.fields import PHI_FILE, FieldPolicy, apply_field_policy, hashed_id, looks_non_english
 
@@ -44,12 +43,11 @@ class ScrubConfig(StepConfig):
         return self
 
 
-@STEPS.register("scrub")
+@register_step
 class ScrubStep(Step):
     """Scrub PHI from text records and their meta fields (kept, scrubbed or dropped: never passed through unless named
     in ``keep_fields``); keeps labels, records counts per PHI type and the names of dropped fields."""
 
-    type = "scrub"
     version = "2"  # 2: the tagger's veto on spaCy-only names and places
     Config = ScrubConfig
 

@@ -17,8 +17,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from ..exceptions import DataFormatError
-from ..recipe.step import Step, StepConfig, StepPlan
-from ..registry import STEPS
+from ..recipe.step import Step, StepConfig, StepPlan, register_step
 
 __all__ = ["TableSource", "ImputeStep"]
 
@@ -63,11 +62,10 @@ def _load_table(c: TableConfig, recipe: Any) -> tuple[Any, str]:
     return df, source
 
 
-@STEPS.register("table")
+@register_step
 class TableSource(Step):
     """Source step: a table (CSV/parquet file or packaged table) as row records, one per row."""
 
-    type = "table"
     Config = TableConfig
     version = "1"
 
@@ -138,11 +136,10 @@ class ImputeConfig(StepConfig):
         return self
 
 
-@STEPS.register("impute")
+@register_step
 class ImputeStep(Step):
     """Complete row records with the imputer; mask and spread per record, per-column summary in the report."""
 
-    type = "impute"
     Config = ImputeConfig
     version = "2"  # 2: the EM-Gaussian learner joined the default stack
 

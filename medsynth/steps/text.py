@@ -34,8 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..data.records import Provenance, Record, invalid_spans
 from ..exceptions import ModelNotAvailableError, RecipeError
-from ..recipe.step import Step, StepConfig, StepPlan
-from ..registry import STEPS
+from ..recipe.step import Step, StepConfig, StepPlan, register_step
 from ..text.backends.base import GenParams
 from ..text.models import DEFAULT_MODEL
 
@@ -147,11 +146,10 @@ def _jaccard3(a: str, b: str) -> float:
     return len(ga & gb) / len(ga | gb) if ga and gb else 0.0
 
 
-@STEPS.register("generate")
+@register_step
 class GenerateStep(Step):
     """Generate labelled synthetic texts from seed records (see the module docstring)."""
 
-    type = "generate"
     Config = GenerateConfig
     version = "6"
 
@@ -745,12 +743,11 @@ def _upstream_label_sets(ctx: Any) -> tuple[list[str], list[str]]:
     return list(dict.fromkeys(ents)), list(dict.fromkeys(docs))
 
 
-@STEPS.register("export")
+@register_step
 class ExportStep(Step):
     """Write the input records as JSONL / CoNLL-BIO / BRAT / spaCy DocBin / HF datasets into the step folder, read
     each back with its consumer tool and report every span that did not survive."""
 
-    type = "export"
     Config = ExportConfig
     version = "3"
 

@@ -24,8 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..data.io import sha256_file
 from ..data.records import Record, id_ref
 from ..dp import DPConfig
-from ..recipe.step import Step, StepConfig, StepPlan
-from ..registry import STEPS
+from ..recipe.step import Step, StepConfig, StepPlan, register_step
 from ..train.classifiers import ClassifierConfig
 from ..train.robust import RobustConfig
 from ..train.tagger import TaggerConfig
@@ -83,9 +82,8 @@ def _as_list(x: str | list[str] | None) -> list[str]:
     return [] if x is None else [x] if isinstance(x, str) else list(x)
 
 
-@STEPS.register("train")
+@register_step
 class TrainStep(Step):
-    type = "train"
     Config = TrainConfig
     version = "1"
 

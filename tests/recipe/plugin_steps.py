@@ -8,8 +8,7 @@ import time
 from typing import Literal
 
 from medsynth.data.records import Provenance, Record
-from medsynth.recipe.step import Step, StepConfig, StepPlan
-from medsynth.registry import STEPS
+from medsynth.recipe.step import Step, StepConfig, StepPlan, register_step
 
 
 class MakeConfig(StepConfig):
@@ -17,9 +16,8 @@ class MakeConfig(StepConfig):
     n: int = 10
 
 
-@STEPS.register("test_make")
+@register_step
 class MakeStep(Step):
-    type = "test_make"
     Config = MakeConfig
 
     def plan(self, input_sizes):
@@ -36,11 +34,10 @@ class SlowConfig(StepConfig):
     fail_at_batch: int | None = None
 
 
-@STEPS.register("test_slow")
+@register_step
 class SlowStep(Step):
     """Batched, seeded 'generation': each batch sleeps, then emits one record per input with seeded content."""
 
-    type = "test_slow"
     Config = SlowConfig
 
     def run(self, ctx):

@@ -29,6 +29,32 @@ def _recipe(**slow):
     ]}
 
 
+def test_a_step_says_its_name_once_in_its_config():
+    from typing import Literal
+
+    from medsynth.recipe.step import Step, StepConfig
+    from medsynth.registry import STEPS
+
+    class NamedConfig(StepConfig):
+        type: Literal["named_once"] = "named_once"
+
+    class Named(Step):
+        Config = NamedConfig
+
+        def run(self, ctx):  # noqa: ANN001, ANN202
+            return None
+
+    assert Named.type == "named_once"
+    assert all(STEPS.get(n).type == n == STEPS.get(n).Config.model_fields["type"].default for n in STEPS.names())
+    with pytest.raises(TypeError, match="say the name once"):
+        class Clash(Step):  # noqa: F841
+            type = "other"
+            Config = NamedConfig
+
+            def run(self, ctx):  # noqa: ANN001, ANN202
+                return None
+
+
 def test_validate_reports_every_problem_at_once():
     bad = {"name": "bad name!", "seeed": 1, "steps": [
         {"type": "test_make", "n": "many", "colour": 1},
