@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -60,8 +60,12 @@ class StepPlan:
     notes: list[str] = field(default_factory=list)
 
 
-class Step(ABC):
-    """Base class of recipe steps."""
+C = TypeVar("C", bound=StepConfig)
+
+
+class Step(ABC, Generic[C]):
+    """Base class of recipe steps, generic over its config: ``class ScrubStep(Step[ScrubConfig])`` gives
+    ``self.config`` the type ``ScrubConfig``."""
 
     type: ClassVar[str]
     Config: ClassVar[type[StepConfig]] = StepConfig
@@ -80,8 +84,8 @@ class Step(ABC):
             raise TypeError(f"{cls.__name__}.type is '{cls.__dict__['type']}' but its Config's type is '{name}'; say the name once, in the Config")
         cls.type = name
 
-    def __init__(self, config: StepConfig, recipe: Any = None):
-        self.config = config
+    def __init__(self, config: C, recipe: Any = None):
+        self.config: C = config
         self.recipe = recipe
 
     def check(self, recipe: Any) -> list[tuple[str, str]]:

@@ -30,7 +30,7 @@ its sha256s; the TransformersBackend needs ``run_dir=ctx.run_dir`` for that (or 
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -39,6 +39,9 @@ from ..text.adapt.base import DEFAULT_TEMPLATE, DPConfig, TrainConfig
 from ..text.adapt.lora import LoraMethod
 from ..text.adapt.prefix import PrefixMethod
 from ..text.adapt.prompt_tuning import PromptTuningMethod
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..recipe.engine import StepContext
 
 __all__ = ["AdaptStep", "AdaptConfig", "CanaryConfig", "run_adaptation"]
 
@@ -133,7 +136,7 @@ def run_adaptation(records: list[Any], c: AdaptConfig, out_dir: Any, *, seed: in
 
 
 @register_step
-class AdaptStep(Step):
+class AdaptStep(Step[AdaptConfig]):
     """Parameter-efficient adaptation (LoRA / prefix / prompt tuning) of the generator, optionally DP, with canaries."""
 
     Config = AdaptConfig
@@ -148,7 +151,7 @@ class AdaptStep(Step):
 
         from ..registry import MODELS
 
-        c: AdaptConfig = self.config  # type: ignore[assignment]
+        c = self.config
         probs = []
         if c.model not in MODELS and not (Path(c.model).expanduser() / "config.json").exists():
             probs.append(("model", f"unknown model '{c.model}'; registered: {', '.join(MODELS.names())}, or give a local HF folder with config.json"))
@@ -167,7 +170,7 @@ class AdaptStep(Step):
         return probs
 
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
-        c: AdaptConfig = self.config  # type: ignore[assignment]
+        c = self.config
         n = next(iter(input_sizes.values()), None)
         docs = (n or 0) + (sum(c.canaries.repeats if isinstance(c.canaries.repeats, int) else
                                [c.canaries.repeats[i % len(c.canaries.repeats)] for i in range(c.canaries.n)]) if c.canaries else 0)
@@ -179,7 +182,7 @@ class AdaptStep(Step):
                                + (f"; DP ε ≤ {c.dp.epsilon:g} debited before training" if c.dp else "")])
 
     def cache_key_extra(self) -> dict[str, Any]:
-        c: AdaptConfig = self.config  # type: ignore[assignment]
+        c = self.config
         try:
             from ..text.models import model_info
 
@@ -187,12 +190,12 @@ class AdaptStep(Step):
         except Exception:  # noqa: BLE001
             return {}
 
-    def run(self, ctx: Any) -> None:
+    def run(self, ctx: StepContext) -> None:
         from pathlib import Path
 
         from ..ledger import BudgetLedger
 
-        c: AdaptConfig = self.config  # type: ignore[assignment]
+        c = self.config
         recs = ctx.input()
         heldout = ctx.dataset(c.heldout) if c.heldout else None
         ledger = budget = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -10,6 +10,9 @@ from ..audit.base import release_verdict
 from ..exceptions import AuditFailedError
 from ..paths import find_step_dir
 from ..recipe.step import Step, StepConfig, StepPlan, register_step
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..recipe.engine import StepContext
 
 __all__ = ["AuditStep", "ImageAuditStep", "run_gate"]
 
@@ -27,14 +30,14 @@ class AuditConfig(StepConfig):
 
 
 @register_step
-class AuditStep(Step):
+class AuditStep(Step[AuditConfig]):
     Config = AuditConfig
 
     def check(self, recipe: Any) -> list[tuple[str, str]]:
         from ..audit.policy import load_policy
         from ..registry import AUDITS
 
-        c: AuditConfig = self.config  # type: ignore[assignment]
+        c = self.config
         probs = []
         path = c.policy or recipe.config.privacy.policy
         try:
@@ -50,15 +53,15 @@ class AuditStep(Step):
         return probs
 
     def rate_key(self) -> dict[str, Any]:
-        c: AuditConfig = self.config  # type: ignore[assignment]
+        c = self.config
         return {"type": "audit", "audits": sorted(c.audits or []), "model": c.model, "private": c.private, "holdout": c.holdout}
 
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
         n = next(iter(input_sizes.values()), None)
         return StepPlan(records_in=n, records_out=n, notes=["flagged records are quarantined; the release verdict gates the run"])
 
-    def run(self, ctx: Any) -> None:
-        c: AuditConfig = self.config  # type: ignore[assignment]
+    def run(self, ctx: StepContext) -> None:
+        c = self.config
         policy, pol_path = _policy(ctx, c.policy)
         context: dict[str, Any] = {}
         if c.phi_from:
@@ -76,14 +79,14 @@ class AuditStep(Step):
         run_gate(ctx, policy, pol_path, names, policy.required(model_given=bool(c.model)), c.private, c.holdout, context, c.on_fail, self.type)
 
 
-def _policy(ctx: Any, path: str | None) -> tuple[Any, str | None]:
+def _policy(ctx: StepContext, path: str | None) -> tuple[Any, str | None]:
     from ..audit.policy import load_policy
 
     pol_path = path or (ctx.recipe.config.privacy.policy if ctx.recipe else None)
     return load_policy(ctx.recipe.resolve_path(pol_path) if (ctx.recipe and pol_path) else pol_path), pol_path
 
 
-def run_gate(ctx: Any, policy: Any, pol_path: str | None, names: list[str], required: list[str], private_name: str, holdout_name: str | None,
+def run_gate(ctx: StepContext, policy: Any, pol_path: str | None, names: list[str], required: list[str], private_name: str, holdout_name: str | None,
              context: dict[str, Any], on_fail: str, step_type: str) -> None:
     """The one release gate: run ``names`` (each settled against the policy's ``min_records``), quarantine every
     flagged record with its reasons, write the rest, report the verdict over ``required`` and stop on a failing
@@ -150,7 +153,7 @@ class ImageAuditConfig(StepConfig):
 
 
 @register_step
-class ImageAuditStep(Step):
+class ImageAuditStep(Step[ImageAuditConfig]):
     """The image memorization gate: the ``image_copy`` audit through the one release gate (:func:`run_gate`), with
     ``image_copy`` as the audit the verdict requires."""
 
@@ -159,14 +162,14 @@ class ImageAuditStep(Step):
     def check(self, recipe: Any) -> list[tuple[str, str]]:
         from ..audit.policy import load_policy
 
-        c: ImageAuditConfig = self.config  # type: ignore[assignment]
+        c = self.config
         try:
             load_policy(recipe.resolve_path(c.policy or recipe.config.privacy.policy))
         except Exception as e:  # noqa: BLE001
             return [("policy", str(e).splitlines()[0])]
         return []
 
-    def run(self, ctx: Any) -> None:
-        c: ImageAuditConfig = self.config  # type: ignore[assignment]
+    def run(self, ctx: StepContext) -> None:
+        c = self.config
         policy, pol_path = _policy(ctx, c.policy)
         run_gate(ctx, policy, pol_path, ["image_copy"], ["image_copy"], c.private, c.holdout, {}, c.on_fail, self.type)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import random
 from collections import Counter
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from ..data.records import Provenance, Record
 from ..exceptions import DataFormatError
 from ..recipe.step import Step, StepConfig, StepPlan, register_step
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..recipe.engine import StepContext
 
 __all__ = ["LoadStep", "SelectStep"]
 
@@ -26,7 +29,7 @@ class LoadConfig(StepConfig):
 
 
 @register_step
-class LoadStep(Step):
+class LoadStep(Step[LoadConfig]):
     """Load records from a local file (JSONL records, JSONL ``{id, text}`` objects, or CSV)."""
 
     Config = LoadConfig
@@ -37,10 +40,10 @@ class LoadStep(Step):
             return [("path", f"file not found: {p}. Give an absolute path or one relative to the project root.")]
         return []
 
-    def run(self, ctx: Any) -> None:
+    def run(self, ctx: StepContext) -> None:
         import json
 
-        c: LoadConfig = self.config  # type: ignore[assignment]
+        c = self.config
         path = ctx.recipe.resolve_path(c.path) if ctx.recipe else Path(c.path)
         out: list[Record] = []
         if path.suffix.lower() == ".csv":
@@ -89,22 +92,22 @@ class SelectConfig(StepConfig):
 
 
 @register_step
-class SelectStep(Step):
+class SelectStep(Step[SelectConfig]):
     """Filter a dataset by metadata/labels and optionally take a seeded (stratified) sample."""
 
     Config = SelectConfig
 
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
         n = next(iter(input_sizes.values()), None)
-        c: SelectConfig = self.config  # type: ignore[assignment]
+        c = self.config
         if c.where or c.has_labels is not None:
             out = c.sample  # filtered size unknown before running; at most `sample`
         else:
             out = min(n, c.sample) if (n is not None and c.sample) else (c.sample if c.sample and n is None else n)
         return StepPlan(records_in=n, records_out=out)
 
-    def run(self, ctx: Any) -> None:
-        c: SelectConfig = self.config  # type: ignore[assignment]
+    def run(self, ctx: StepContext) -> None:
+        c = self.config
         recs = ctx.input()
         keep = []
         for r in recs:

@@ -20,7 +20,7 @@ import json
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -28,6 +28,9 @@ from ..data.records import Provenance, Record, id_ref
 from ..exceptions import DataFormatError, RecipeError
 from ..paths import find_step_dir
 from ..recipe.step import Step, StepConfig, StepPlan, register_step
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..recipe.engine import StepContext
 
 __all__ = ["PhantomStep", "ImageFolderStep", "MNI152Step", "LDMTrainStep", "LDMSampleStep", "ModalityImputeStep",
            "modality_path", "record_images"]
@@ -54,7 +57,7 @@ class _StepFolderKey:
         return {"step_dir": f"{i:02d}_{rec.names[i]}"}
 
 
-def _rel(ctx: Any, p: Path) -> str:
+def _rel(ctx: StepContext, p: Path) -> str:
     return Path(p).resolve().relative_to(Path(ctx.run_dir).resolve()).as_posix()
 
 
@@ -69,7 +72,7 @@ def modality_path(r: Record, modality: str | None) -> str | None:
     return (r.meta.get("modalities") or {}).get(modality)
 
 
-def record_images(ctx: Any, records: list[Record], size: int, modality: str | None = None) -> Any:
+def record_images(ctx: StepContext, records: list[Record], size: int, modality: str | None = None) -> Any:
     """Images of ``records`` (one modality) as float32 [N, size, size], through the imaging tensor cache."""
     from ..imaging.io import load_stack, resolve_image_path
 
@@ -83,7 +86,7 @@ def record_images(ctx: Any, records: list[Record], size: int, modality: str | No
     return load_stack(paths, size, Path(ctx.home) / "cache" / "imaging")
 
 
-def _find_step_dir(ctx: Any, name: str) -> Path | None:
+def _find_step_dir(ctx: StepContext, name: str) -> Path | None:
     return find_step_dir(ctx.run_dir, name)
 
 
@@ -120,7 +123,7 @@ class PhantomOptions(BaseModel):
         return v
 
 
-def _write_phantoms(ctx: Any, opts: PhantomOptions, splits: _Splits, prefix: str) -> list[Record]:
+def _write_phantoms(ctx: StepContext, opts: PhantomOptions, splits: _Splits, prefix: str) -> list[Record]:
     import numpy as np
 
     from ..imaging.io import save_png16
@@ -172,7 +175,7 @@ class PhantomConfig(StepConfig):
 
 
 @register_step
-class PhantomStep(_StepFolderKey, Step):
+class PhantomStep(_StepFolderKey, Step[PhantomConfig]):
     """Procedural chest radiographs with controllable findings and dual-energy pairs (see imaging/phantom.py)."""
 
     Config = PhantomConfig
@@ -180,8 +183,8 @@ class PhantomStep(_StepFolderKey, Step):
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
         return StepPlan(records_out=self.config.n, notes=["procedural phantoms: demo/test data, never patients"])
 
-    def run(self, ctx: Any) -> None:
-        c: PhantomConfig = self.config  # type: ignore[assignment]
+    def run(self, ctx: StepContext) -> None:
+        c = self.config
         opts = PhantomOptions(**c.model_dump(include={"n", "size", "prevalence", "noise", "modalities", "reports"}))
         ctx.write_output(_write_phantoms(ctx, opts, c.splits, ctx.step_name))
 
@@ -223,13 +226,13 @@ class ImageFolderConfig(StepConfig):
 
 
 @register_step
-class ImageFolderStep(_StepFolderKey, Step):
+class ImageFolderStep(_StepFolderKey, Step[ImageFolderConfig]):
     """A folder of radiographs (DICOM or PNG/JPEG) with labels → preprocessed image records."""
 
     Config = ImageFolderConfig
 
     def _paths(self, recipe: Any) -> tuple[Path | None, Path | None]:
-        c: ImageFolderConfig = self.config  # type: ignore[assignment]
+        c = self.config
         res = (lambda p: recipe.resolve_path(p)) if recipe is not None else Path
         root = res(c.path) if c.path else None
         csvp = res(c.labels_csv) if c.labels_csv else None
@@ -240,7 +243,7 @@ class ImageFolderStep(_StepFolderKey, Step):
     def check(self, recipe: Any) -> list[tuple[str, str]]:
         from ..imaging.io import check_label_tags
 
-        c: ImageFolderConfig = self.config  # type: ignore[assignment]
+        c = self.config
         probs = []
         root, csvp = self._paths(recipe)
         if root is not None and not root.is_dir():
@@ -256,11 +259,11 @@ class ImageFolderStep(_StepFolderKey, Step):
         return probs
 
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
-        c: ImageFolderConfig = self.config  # type: ignore[assignment]
+        c = self.config
         return StepPlan(records_out=c.phantom.n if not c.path else None)
 
-    def run(self, ctx: Any) -> None:
-        c: ImageFolderConfig = self.config  # type: ignore[assignment]
+    def run(self, ctx: StepContext) -> None:
+        c = self.config
         root, csvp = self._paths(ctx.recipe)
         if root is None:
             opts = c.phantom if "size" in c.phantom.model_fields_set else c.phantom.model_copy(update={"size": c.size})
@@ -270,7 +273,7 @@ class ImageFolderStep(_StepFolderKey, Step):
             return
         self._run_folder(ctx, c, root, csvp)
 
-    def _run_folder(self, ctx: Any, c: ImageFolderConfig, root: Path, csvp: Path | None) -> None:
+    def _run_folder(self, ctx: StepContext, c: ImageFolderConfig, root: Path, csvp: Path | None) -> None:
         from ..imaging.io import (
             dicom_tag_labels,
             file_sha256,
@@ -425,18 +428,18 @@ class MNI152Config(StepConfig):
 
 
 @register_step
-class MNI152Step(_StepFolderKey, Step):
+class MNI152Step(_StepFolderKey, Step[MNI152Config]):
     """Real paired multi-contrast slices: T1, grey-matter and white-matter maps of the MNI152 2009 template
     (nilearn's bundled copy, offline). One template brain: a demo of imputation mechanics on real contrasts, not
     evidence of generalisation across patients."""
 
     Config = MNI152Config
 
-    def run(self, ctx: Any) -> None:
+    def run(self, ctx: StepContext) -> None:
         from ..imaging.io import save_png16
         from ..imaging.mni import mni152_slices
 
-        c: MNI152Config = self.config  # type: ignore[assignment]
+        c = self.config
         sl = mni152_slices(size=c.size, axis=c.axis, lo=c.range[0], hi=c.range[1], every=c.every)
         out_dir = ctx.step_dir / "images"
         recs = []
@@ -513,26 +516,26 @@ class LDMTrainConfig(StepConfig, _ModelOptions):
 
 
 @register_step
-class LDMTrainStep(_StepFolderKey, Step):
+class LDMTrainStep(_StepFolderKey, Step[LDMTrainConfig]):
     """Train the VAE and the label-conditioned UNet on the input image records; the bundle goes to ``model/``."""
 
     Config = LDMTrainConfig
     version = "1"
 
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
-        c: LDMTrainConfig = self.config  # type: ignore[assignment]
+        c = self.config
         cfg = c.ldm_config()
         n = next(iter(input_sizes.values()), None)
         return StepPlan(records_in=n, records_out=n, notes=[f"VAE {cfg.vae.steps} steps + UNet {cfg.unet.steps} steps at {cfg.size}px"
                                                              + (f", at most {c.max_minutes} min" if c.max_minutes else "")])
 
-    def run(self, ctx: Any) -> None:
+    def run(self, ctx: StepContext) -> None:
         import numpy as np
 
         from ..imaging.pipelines import LDMGenerator
         from ..imaging.train import Runtime
 
-        c: LDMTrainConfig = self.config  # type: ignore[assignment]
+        c = self.config
         recs = [r for r in ctx.input() if r.kind == "image"]
         if len(recs) < c.min_images:
             raise DataFormatError(f"step '{ctx.step_name}': {len(recs)} image record(s) to train on; at least {c.min_images} are needed "
@@ -619,13 +622,13 @@ class LDMSampleConfig(StepConfig):
 
 
 @register_step
-class LDMSampleStep(_StepFolderKey, Step):
+class LDMSampleStep(_StepFolderKey, Step[LDMSampleConfig]):
     """Generate labelled synthetic radiographs (batched, resumable), marked synthetic, optionally evaluated."""
 
     Config = LDMSampleConfig
 
     def check(self, recipe: Any) -> list[tuple[str, str]]:
-        c: LDMSampleConfig = self.config  # type: ignore[assignment]
+        c = self.config
         if c.model and c.model not in recipe.names:
             p = recipe.resolve_path(c.model)
             if not (p / "medsynth_ldm.json").exists():
@@ -637,15 +640,15 @@ class LDMSampleStep(_StepFolderKey, Step):
 
     def cache_key_extra(self) -> dict[str, Any]:
         out = super().cache_key_extra()
-        c: LDMSampleConfig = self.config  # type: ignore[assignment]
+        c = self.config
         if c.model and self.recipe is not None and c.model not in self.recipe.names:
             mf = self.recipe.resolve_path(c.model) / "medsynth_ldm.json"
             if mf.exists():
                 out["model_sha256"] = json.loads(mf.read_text(encoding="utf-8")).get("sha256")
         return out
 
-    def _model_dir(self, ctx: Any, recs: list[Record]) -> Path:
-        c: LDMSampleConfig = self.config  # type: ignore[assignment]
+    def _model_dir(self, ctx: StepContext, recs: list[Record]) -> Path:
+        c = self.config
         if c.model:
             if ctx.recipe is not None and c.model in ctx.recipe.names:
                 d = _find_step_dir(ctx, c.model)
@@ -658,7 +661,7 @@ class LDMSampleStep(_StepFolderKey, Step):
                 return Path(ctx.run_dir) / r.meta["ldm"]["model_dir"]
         raise RecipeError(f"step '{ctx.step_name}': no model. Set `model:` to the ldm_train step (or a bundle folder), or read the ldm_train step's output.")
 
-    def run(self, ctx: Any) -> None:
+    def run(self, ctx: StepContext) -> None:
         import random
 
         import numpy as np
@@ -667,7 +670,7 @@ class LDMSampleStep(_StepFolderKey, Step):
         from ..imaging.models import SamplerConfig
         from ..imaging.pipelines import LDMGenerator
 
-        c: LDMSampleConfig = self.config  # type: ignore[assignment]
+        c = self.config
         recs = ctx.input() if ctx.input_names else []
         gen = LDMGenerator.load(self._model_dir(ctx, recs))
         s = SamplerConfig(**c.sampler)
@@ -731,7 +734,7 @@ class LDMSampleStep(_StepFolderKey, Step):
         _ = np
         ctx.write_output(out)
 
-    def _evaluate(self, ctx: Any, c: LDMSampleConfig, gen: Any, train: list[Record], out: list[Record]) -> None:
+    def _evaluate(self, ctx: StepContext, c: LDMSampleConfig, gen: Any, train: list[Record], out: list[Record]) -> None:
         import numpy as np
 
         from ..imaging.metrics import (
@@ -840,7 +843,7 @@ class ModalityImputeConfig(StepConfig, _ModelOptions):
 
 
 @register_step
-class ModalityImputeStep(_StepFolderKey, Step):
+class ModalityImputeStep(_StepFolderKey, Step[ModalityImputeConfig]):
     """Train a conditional LDM on paired records (input) and impute the missing modality, with several samples
     per case, their mean and per-pixel spread; evaluate against baselines on held-out pairs. ``mode: residual``
     (default) samples the residual around a regression mean; ``mode: palette`` samples the target latent directly."""
@@ -851,7 +854,7 @@ class ModalityImputeStep(_StepFolderKey, Step):
         return []
 
     def check(self, recipe: Any) -> list[tuple[str, str]]:
-        c: ModalityImputeConfig = self.config  # type: ignore[assignment]
+        c = self.config
         probs = []
         if c.target in c.sources:
             probs.append(("target", "the target modality cannot also be a source"))
@@ -861,7 +864,7 @@ class ModalityImputeStep(_StepFolderKey, Step):
             probs.append(("apply", "set apply: (records to impute) and/or eval: (held-out pairs)"))
         return probs
 
-    def run(self, ctx: Any) -> None:
+    def run(self, ctx: StepContext) -> None:
         import numpy as np
 
         from ..imaging.io import save_png16
@@ -869,7 +872,7 @@ class ModalityImputeStep(_StepFolderKey, Step):
         from ..imaging.pipelines import ModalityImputer
         from ..imaging.train import Runtime
 
-        c: ModalityImputeConfig = self.config  # type: ignore[assignment]
+        c = self.config
         cfg = c.ldm_config()
         train = [r for r in ctx.input() if r.kind == "image" and all(modality_path(r, m) for m in [*c.sources, c.target])]
         s = SamplerConfig(**c.sampler)
@@ -942,7 +945,7 @@ class ModalityImputeStep(_StepFolderKey, Step):
         ctx.add_figure("imputed", len(out), f"records given an imputed '{c.target}' ({c.n_samples} samples each: mean, ×4 std map, samples in meta.imputed)")
         ctx.write_output(out)
 
-    def _evaluate(self, ctx: Any, c: ModalityImputeConfig, imp: Any, train: list[Record], s: Any, rt: Any) -> None:
+    def _evaluate(self, ctx: StepContext, c: ModalityImputeConfig, imp: Any, train: list[Record], s: Any, rt: Any) -> None:
         import numpy as np
 
         from ..imaging.baselines import train_regression_unet

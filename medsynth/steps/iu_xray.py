@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from ..data.records import Provenance, Record
 from ..data.sources.iu_xray import load_iu_reports, report_text
 from ..recipe.step import Step, StepConfig, StepPlan, register_step
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..recipe.engine import StepContext
 
 __all__ = ["IUXrayConfig", "IUXraySource"]
 
@@ -23,7 +26,7 @@ class IUXrayConfig(StepConfig):
 
 
 @register_step
-class IUXraySource(Step):
+class IUXraySource(Step[IUXrayConfig]):
     """Source step: the IU chest X-ray reports as text records with labels and ``meta.split``."""
 
     Config = IUXrayConfig
@@ -41,8 +44,8 @@ class IUXraySource(Step):
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
         return StepPlan(records_in=0, records_out=3300, notes=["~3,955 IU reports, ~3,400 with FINDINGS"])
 
-    def run(self, ctx: Any) -> None:
-        c: IUXrayConfig = self.config  # type: ignore[assignment]
+    def run(self, ctx: StepContext) -> None:
+        c = self.config
         docs = load_iu_reports(ctx.recipe.resolve_path(c.path) if (c.path and ctx.recipe) else c.path)
         n_all = len(docs)
         if c.require_findings:

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
 from ..recipe.step import Step, StepConfig, StepPlan, register_step
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..recipe.engine import StepContext
 
 __all__ = ["ScoreStep", "FilterStep"]
 
@@ -39,17 +42,17 @@ class ScoreConfig(StepConfig):
 
 
 @register_step
-class ScoreStep(Step):
+class ScoreStep(Step[ScoreConfig]):
     """Per-record oracle agreement / realism / perplexity; per-set diversity, coverage and naturalness next to the real data's."""
 
     Config = ScoreConfig
 
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
         n = next(iter(input_sizes.values()), None)
-        c: ScoreConfig = self.config  # type: ignore[assignment]
+        c = self.config
         return StepPlan(records_in=n, records_out=n, est_seconds=30 + (0.3 * (n or 0) if c.perplexity_model else 0))
 
-    def run(self, ctx: Any) -> None:
+    def run(self, ctx: StepContext) -> None:
         import random
 
         import numpy as np
@@ -59,7 +62,7 @@ class ScoreStep(Step):
         from ..lm import text_perplexities
         from ..quality.naturalness import discriminator
 
-        c: ScoreConfig = self.config  # type: ignore[assignment]
+        c = self.config
         syn = ctx.input()
         ref = [r for r in ctx.dataset(c.reference) if r.text and r.labels]
         rng = random.Random(ctx.seed)
@@ -166,15 +169,15 @@ class FilterConfig(StepConfig):
 
 
 @register_step
-class FilterStep(Step):
+class FilterStep(Step[FilterConfig]):
     """Keep records by score thresholds and/or the best k (fraction) per label; the rest is quarantined with the reason."""
 
     Config = FilterConfig
 
-    def run(self, ctx: Any) -> None:
+    def run(self, ctx: StepContext) -> None:
         from ..exceptions import RecipeError
 
-        c: FilterConfig = self.config  # type: ignore[assignment]
+        c = self.config
         recs = ctx.input()
         available = sorted({k for r in recs for k, v in r.scores.items() if isinstance(v, (int, float))})
         needed = set(c.min_scores) | set(c.max_scores) | ({c.rank_by} if (c.top_k_per_label or c.top_fraction_per_label) else set())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -12,6 +12,9 @@ from ..data.records import Record
 from ..recipe.step import Step, StepConfig, StepPlan, register_step
 from ..scrub.engine import TAGGER_VETO
 from ..scrub.fields import PHI_FILE, FieldPolicy, apply_field_policy, hashed_id, looks_non_english
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..recipe.engine import StepContext
 
 __all__ = ["ScrubStep"]
 
@@ -44,7 +47,7 @@ class ScrubConfig(StepConfig):
 
 
 @register_step
-class ScrubStep(Step):
+class ScrubStep(Step[ScrubConfig]):
     """Scrub PHI from text records and their meta fields (kept, scrubbed or dropped: never passed through unless named
     in ``keep_fields``); keeps labels, records counts per PHI type and the names of dropped fields."""
 
@@ -55,11 +58,11 @@ class ScrubStep(Step):
         n = next(iter(input_sizes.values()), None)
         return StepPlan(records_in=n, records_out=n, est_seconds=(n or 0) / 40 + 5)
 
-    def _tagger_args(self, ctx: Any) -> dict[str, Any]:
+    def _tagger_args(self, ctx: StepContext) -> dict[str, Any]:
         """The tagger setting: the step's own, else the policy's ``scrub`` section."""
         from ..audit.policy import load_policy
 
-        c: ScrubConfig = self.config  # type: ignore[assignment]
+        c = self.config
         rec = ctx.recipe
         path = c.policy or (rec.config.privacy.policy if rec is not None else None)
         sp = load_policy(rec.resolve_path(path) if rec is not None and path else path).scrub
@@ -72,10 +75,10 @@ class ScrubStep(Step):
         except OSError:
             return {"phi_tagger": None, "tagger_veto": TAGGER_VETO}
 
-    def run(self, ctx: Any) -> None:
+    def run(self, ctx: StepContext) -> None:
         from ..scrub.engine import Scrubber
 
-        c: ScrubConfig = self.config  # type: ignore[assignment]
+        c = self.config
         recs = ctx.input()
         texts = [r.text or "" for r in recs]
         groups = [str(r.meta.get(c.group_by)) if c.group_by else r.id for r in recs]

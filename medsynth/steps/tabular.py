@@ -12,12 +12,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
 from ..exceptions import DataFormatError
 from ..recipe.step import Step, StepConfig, StepPlan, register_step
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..recipe.engine import StepContext
 
 __all__ = ["TableSource", "ImputeStep"]
 
@@ -63,14 +66,14 @@ def _load_table(c: TableConfig, recipe: Any) -> tuple[Any, str]:
 
 
 @register_step
-class TableSource(Step):
+class TableSource(Step[TableConfig]):
     """Source step: a table (CSV/parquet file or packaged table) as row records, one per row."""
 
     Config = TableConfig
     version = "1"
 
     def check(self, recipe: Any) -> list[tuple[str, str]]:
-        c: TableConfig = self.config  # type: ignore[assignment]
+        c = self.config
         if c.path is not None:
             p = recipe.resolve_path(c.path)
             if not p.exists():
@@ -95,10 +98,10 @@ class TableSource(Step):
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
         return StepPlan(records_in=0, records_out=self.config.limit, notes=["one row record per table row"])  # type: ignore[attr-defined]
 
-    def run(self, ctx: Any) -> None:
+    def run(self, ctx: StepContext) -> None:
         from ..tabular.io import records_from_frame
 
-        c: TableConfig = self.config  # type: ignore[assignment]
+        c = self.config
         df, source = _load_table(c, ctx.recipe)
         recs = records_from_frame(df, step=ctx.step_name, source=source, id_column=c.id_column,
                                   id_prefix=(c.dataset or Path(c.path or "row").stem))
@@ -137,14 +140,14 @@ class ImputeConfig(StepConfig):
 
 
 @register_step
-class ImputeStep(Step):
+class ImputeStep(Step[ImputeConfig]):
     """Complete row records with the imputer; mask and spread per record, per-column summary in the report."""
 
     Config = ImputeConfig
     version = "2"  # 2: the EM-Gaussian learner joined the default stack
 
     def check(self, recipe: Any) -> list[tuple[str, str]]:
-        c: ImputeConfig = self.config  # type: ignore[assignment]
+        c = self.config
         if c.path is not None and not recipe.resolve_path(c.path).exists():
             return [("path", f"file not found: {recipe.resolve_path(c.path)}")]
         return []
@@ -153,14 +156,14 @@ class ImputeStep(Step):
         n = next(iter(input_sizes.values()), None) if input_sizes else None
         return StepPlan(records_in=n, records_out=n, notes=[f"method {self.config.method}"])  # type: ignore[attr-defined]
 
-    def run(self, ctx: Any) -> None:
+    def run(self, ctx: StepContext) -> None:
         import numpy as np
 
         from ..data.records import Provenance, Record
         from ..tabular.imputers import Imputer
         from ..tabular.io import frame_from_records, json_safe, read_table, records_from_frame, write_table
 
-        c: ImputeConfig = self.config  # type: ignore[assignment]
+        c = self.config
         if c.path is not None:
             p = ctx.recipe.resolve_path(c.path) if ctx.recipe else Path(c.path)
             records = records_from_frame(read_table(p), step=ctx.step_name, source=p.name, id_column=c.id_column, id_prefix=p.stem)
@@ -211,7 +214,7 @@ class ImputeStep(Step):
         ctx.write_output(out)
 
     @staticmethod
-    def _report(ctx: Any, imp: Any, X: Any, mask: Any, spread: Any, c: ImputeConfig) -> None:
+    def _report(ctx: StepContext, imp: Any, X: Any, mask: Any, spread: Any, c: ImputeConfig) -> None:
         import numpy as np
 
         n_cells = int(mask.sum())

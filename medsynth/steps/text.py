@@ -28,7 +28,7 @@ import math
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -37,6 +37,9 @@ from ..exceptions import ModelNotAvailableError, RecipeError
 from ..recipe.step import Step, StepConfig, StepPlan, register_step
 from ..text.backends.base import GenParams
 from ..text.models import DEFAULT_MODEL
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..recipe.engine import StepContext
 
 __all__ = ["GenerateStep", "GenerateConfig", "ExportStep", "ExportConfig", "SpanPolicy", "DEFAULT_STRATEGIES"]
 
@@ -147,14 +150,14 @@ def _jaccard3(a: str, b: str) -> float:
 
 
 @register_step
-class GenerateStep(Step):
+class GenerateStep(Step[GenerateConfig]):
     """Generate labelled synthetic texts from seed records (see the module docstring)."""
 
     Config = GenerateConfig
     version = "6"
 
     def check(self, recipe: Any) -> list[tuple[str, str]]:
-        c: GenerateConfig = self.config  # type: ignore[assignment]
+        c = self.config
         probs: list[tuple[str, str]] = []
         if c.backend == "transformers":
             from ..registry import MODELS
@@ -180,7 +183,7 @@ class GenerateStep(Step):
         return probs
 
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
-        c: GenerateConfig = self.config  # type: ignore[assignment]
+        c = self.config
         sentence = "entity_first" in c.strategy_names()
         per_doc = (c.close_tokens + 5 * 22) if sentence else c.max_new_tokens * 0.8
         tokens = int(math.ceil(c.n_records * 1.15) * per_doc)
@@ -191,7 +194,7 @@ class GenerateStep(Step):
     rate_unit = "records_out"
 
     def rate_key(self) -> dict[str, Any]:
-        c: GenerateConfig = self.config  # type: ignore[assignment]
+        c = self.config
         return {"type": "generate", "version": self.version, "model": c.model, "backend": c.backend, "adapter": bool(c.adapter), "task": c.task,
                 "strategies": c.strategy_names(), "backend_options": {k: v for k, v in c.backend_options.items() if k != "api_key"},
                 "max_new_tokens": c.max_new_tokens, "close_tokens": c.close_tokens, "batch_size": c.batch_size, "markup": c.entity_markup}
@@ -200,13 +203,13 @@ class GenerateStep(Step):
         """The configured entity-first strategy, or None."""
         from ..text.prompts import build_strategies
 
-        c: GenerateConfig = self.config  # type: ignore[assignment]
+        c = self.config
         return next((s for s in build_strategies(c.strategies) if s.name == "entity_first"), None)
 
     def _request_plan(self) -> list[tuple[int, int, int]]:
         """(requests, batch size, token limit) of each kind of request the step will make: entity-first writes ≈ 5
         sentences and one closing continuation per document; otherwise one document per request (× 1.15 attempts)."""
-        c: GenerateConfig = self.config  # type: ignore[assignment]
+        c = self.config
         docs = math.ceil(c.n_records * 1.15)
         ef = self._entity_first()
         if ef is not None:
@@ -239,7 +242,7 @@ class GenerateStep(Step):
         from ..registry import BACKENDS
         from ..text.backends.base import GenParams
 
-        c: GenerateConfig = self.config  # type: ignore[assignment]
+        c = self.config
         if c.backend != "transformers":
             return None
         try:
@@ -273,7 +276,7 @@ class GenerateStep(Step):
         return total + 15, "; ".join(parts)
 
     def cache_key_extra(self) -> dict[str, Any]:
-        c: GenerateConfig = self.config  # type: ignore[assignment]
+        c = self.config
         extra: dict[str, Any] = {}
         if c.schema_name not in ("radiology", "i2b2_2010") and Path(c.schema_name).expanduser().exists():
             extra["schema_sha256"] = hashlib.sha256(Path(c.schema_name).expanduser().read_bytes()).hexdigest()
@@ -287,8 +290,8 @@ class GenerateStep(Step):
             pass
         return extra
 
-    def _backend(self, ctx: Any) -> Any:
-        c: GenerateConfig = self.config  # type: ignore[assignment]
+    def _backend(self, ctx: StepContext) -> Any:
+        c = self.config
         from ..registry import BACKENDS
 
         opts = dict(c.backend_options)
@@ -309,13 +312,13 @@ class GenerateStep(Step):
         return CachedBackend(inner)
 
     # ---------------------------------------------------------------------------------------------------------------
-    def run(self, ctx: Any) -> None:
+    def run(self, ctx: StepContext) -> None:
         from ..text.prompts import StrategyEnv, build_strategies
         from ..text.prompts.base import Job, rng_for
         from ..text.schemas import load_schema
         from ..text.tasks import get_task
 
-        c: GenerateConfig = self.config  # type: ignore[assignment]
+        c = self.config
         schema = load_schema(c.schema_name)
         has_doc_labels = any(e.doc_label for e in schema.entities)
         raw = ctx.input()
@@ -487,7 +490,7 @@ class GenerateStep(Step):
         return max(1, min(bs, math.ceil(need / yld) + 1))
 
     @staticmethod
-    def _runtime_figures(ctx: Any, backend: Any) -> None:
+    def _runtime_figures(ctx: StepContext, backend: Any) -> None:
         """How the local model ran: dtype and threads (and how they were chosen), prompt tokens given vs encoded
         (prefix sharing), generated tokens vs decoding slots (batch occupancy)."""
         rt = getattr(backend, "runtime", None)
@@ -517,7 +520,7 @@ class GenerateStep(Step):
             s.observe(records, batch, env)
 
     @staticmethod
-    def _reject(ctx: Any, bstats: Counter[str], rec: Record, reason: str) -> None:
+    def _reject(ctx: StepContext, bstats: Counter[str], rec: Record, reason: str) -> None:
         bstats["rejected:" + reason] += 1
         ctx.quarantine(rec, reason, "generate")
 
@@ -582,7 +585,7 @@ class GenerateStep(Step):
             job.sentence_texts = [s for _, s in ok]
             job.notes["seed_record_ids"] = sorted(set(job.notes.get("seed_record_ids", [])) | seeds_used[i])
 
-    def _provenance(self, ctx: Any, c: GenerateConfig, backend: Any, job: Any, prompt: str, use: list[str]) -> Provenance:
+    def _provenance(self, ctx: StepContext, c: GenerateConfig, backend: Any, job: Any, prompt: str, use: list[str]) -> Provenance:
         notes = {k: v for k, v in job.notes.items() if not k.startswith("_")}
         seed_ids = notes.pop("seed_record_ids", [])
         return Provenance(step=ctx.step_name, generator=f"{c.backend}:{backend.model_id}", model_sha256=backend.model_sha256,
@@ -639,7 +642,7 @@ class GenerateStep(Step):
             return rec, "no_label"
         return rec, None
 
-    def _report(self, ctx: Any, c: GenerateConfig, env: Any, seeds: list[Record], label_set: list[str], without_seed: list[str],
+    def _report(self, ctx: StepContext, c: GenerateConfig, env: Any, seeds: list[Record], label_set: list[str], without_seed: list[str],
                 stats: Counter[str], sentence_mode: bool) -> None:
         records = ctx.committed()[: c.n_records]
         docs = stats.get("documents", 0)
@@ -711,7 +714,7 @@ class ExportConfig(StepConfig):
     splits: dict[str, float] | None = Field(None, description="HF export splits by a hash of the record id, e.g. {train: 0.9, validation: 0.1}")
 
 
-def _upstream_label_sets(ctx: Any) -> tuple[list[str], list[str]]:
+def _upstream_label_sets(ctx: StepContext) -> tuple[list[str], list[str]]:
     """(entity labels, document labels) of the generate steps upstream of this export step, from the recipe."""
     loaded = getattr(ctx, "recipe", None)
     if loaded is None:
@@ -744,17 +747,17 @@ def _upstream_label_sets(ctx: Any) -> tuple[list[str], list[str]]:
 
 
 @register_step
-class ExportStep(Step):
+class ExportStep(Step[ExportConfig]):
     """Write the input records as JSONL / CoNLL-BIO / BRAT / spaCy DocBin / HF datasets into the step folder, read
     each back with its consumer tool and report every span that did not survive."""
 
     Config = ExportConfig
     version = "3"
 
-    def run(self, ctx: Any) -> None:
+    def run(self, ctx: StepContext) -> None:
         from ..text.export import export_records
 
-        c: ExportConfig = self.config  # type: ignore[assignment]
+        c = self.config
         recs = ctx.input()
         bad = [r for r in recs if invalid_spans(r)]
         for r in bad:

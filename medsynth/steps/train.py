@@ -17,7 +17,7 @@ every DP guard passed; a failure leaves no model and the debit marked ``failed``
 from __future__ import annotations
 
 import shutil
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +28,9 @@ from ..recipe.step import Step, StepConfig, StepPlan, register_step
 from ..train.classifiers import ClassifierConfig
 from ..train.robust import RobustConfig
 from ..train.tagger import TaggerConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..recipe.engine import StepContext
 
 __all__ = ["TrainStep", "TrainConfig", "MIAConfig"]
 
@@ -83,18 +86,18 @@ def _as_list(x: str | list[str] | None) -> list[str]:
 
 
 @register_step
-class TrainStep(Step):
+class TrainStep(Step[TrainConfig]):
     Config = TrainConfig
     version = "1"
 
     def _budget(self, recipe: Any) -> str | None:
-        c: TrainConfig = self.config  # type: ignore[assignment]
+        c = self.config
         if c.dp is None:
             return None
         return c.dp.budget or (recipe.config.privacy.budget if recipe is not None else None)
 
     def check(self, recipe: Any) -> list[tuple[str, str]]:
-        c: TrainConfig = self.config  # type: ignore[assignment]
+        c = self.config
         probs: list[tuple[str, str]] = []
         idx = next((i for i, s in enumerate(recipe.steps) if s is self), None)
         earlier: set[str] = set()
@@ -138,18 +141,18 @@ class TrainStep(Step):
         return probs
 
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
-        c: TrainConfig = self.config  # type: ignore[assignment]
+        c = self.config
         n = sum(v for v in input_sizes.values() if v) if input_sizes else None
         notes = [f"task {c.task}; one model per record kind of the input"]
         return StepPlan(records_in=n, records_out=None, epsilon=c.dp.epsilon if c.dp else None, delta=c.dp.delta if c.dp else None,
                         budget=c.dp.budget if c.dp else None, notes=notes)
 
     # ------------------------------------------------------------------------------------------------------
-    def run(self, ctx: Any) -> None:
+    def run(self, ctx: StepContext) -> None:
         from ..exceptions import AuditFailedError, DataFormatError
         from ..ledger import BudgetLedger
 
-        c: TrainConfig = self.config  # type: ignore[assignment]
+        c = self.config
         train_recs: list[Record] = [r for name in ctx.input_names for r in ctx.dataset(name)]
         eval_recs: list[Record] = [r for name in _as_list(c.eval) for r in ctx.dataset(name)]
         for t in c.tables:
@@ -294,7 +297,7 @@ class TrainStep(Step):
                 ctx.add_artifact(f.parent / "meta.json")
         ctx.write_output(out_recs)
 
-    def _table(self, ctx: Any, t: TableInput) -> tuple[list[Record], list[Record]]:
+    def _table(self, ctx: StepContext, t: TableInput) -> tuple[list[Record], list[Record]]:
         import math
 
         from ..data.sources.iu_xray import split_of
@@ -378,7 +381,7 @@ class TrainStep(Step):
                                                                                                                  clean=clean_k, evals=ev, seed=seed, progress=bar))
         return out
 
-    def _mia(self, ctx: Any, c: TrainConfig, kind: str, model: Any, train_recs: list[Record], held_out: list[Record]) -> dict[str, Any]:
+    def _mia(self, ctx: StepContext, c: TrainConfig, kind: str, model: Any, train_recs: list[Record], held_out: list[Record]) -> dict[str, Any]:
         from ..audit.mia import MembershipInferenceAudit, MIAPolicy
 
         assert c.mia is not None
@@ -395,7 +398,7 @@ class TrainStep(Step):
             ctx.add_section(f"{kind}.membership_inference.{key}", v)
         return {"verdict": res.verdict, "reasons": res.release_reasons, **res.sections.get("summary", {})}
 
-    def _baselines(self, ctx: Any, c: TrainConfig, kind: str, m: Any, P: Any, train_recs: list[Record], eval_recs: list[Record],
+    def _baselines(self, ctx: StepContext, c: TrainConfig, kind: str, m: Any, P: Any, train_recs: list[Record], eval_recs: list[Record],
                    fit_nodp: Any) -> dict[str, Any]:
         """The prior predictor and (with DP) the non-DP model on the same evaluation records, and the model's verdict."""
         from ..train.baselines import prior_proba, usefulness
@@ -428,7 +431,7 @@ class TrainStep(Step):
         ctx.add_figure(f"{kind}.verdict", u["verdict"], f"{u['reason']} ({u['n_boot']} paired bootstrap resamples of the {n_ev} evaluation records)")
         return out
 
-    def _combined(self, ctx: Any, c: TrainConfig, probs: dict[str, tuple[list[Record], Any, list[str]]],
+    def _combined(self, ctx: StepContext, c: TrainConfig, probs: dict[str, tuple[list[Record], Any, list[str]]],
                   per_task: dict[str, dict[str, Any]]) -> dict[str, Any]:
         """Per-task metrics and their macro AUROC over tasks, and, with ``link_key``, a late-fusion ensemble (mean
         probability over the modalities of each linked case, on the union label set)."""
