@@ -89,8 +89,8 @@ def main() -> None:
     adapters: dict[str, str] = dict(kv.split("=", 1) for kv in a.adapters.split(",") if "=" in kv)
     for m in ([] if adapters else [x.strip() for x in a.methods.split(",") if x.strip()]):
         method = {"type": "lora", "r": 8, "alpha": 16} if m.startswith("lora") else {"type": m, "num_virtual_tokens": 16}
-        cfg = {"type": "adapt", "model": "gemma3-270m", "method": method, "canaries": canary_cfg, "heldout": "holdout",
-               "heldout_n": a.heldout, "train": {"epochs": a.epochs, "batch_size": 8, "micro_batch_size": 4,
+        cfg = {"type": "adapt", "model": "gemma3-270m", "method": method, "canaries": canary_cfg, "holdout": "holdout",
+               "holdout_n": a.heldout, "train": {"epochs": a.epochs, "batch_size": 8, "micro_batch_size": 4,
                                                   "learning_rate": a.lr if m.startswith("lora") else 3e-2, "max_length": 256}}
         ledger = budget = None
         if m.endswith("_dp"):
@@ -100,7 +100,7 @@ def main() -> None:
             ledger.create(budget, epsilon=a.dp_epsilon + 1, delta=1e-3)
         c = AdaptConfig.model_validate(cfg)
         t0 = time.time()
-        s = run_adaptation(seeds, c, tmp / m, seed=13, heldout=holdout, ledger=ledger, budget=budget, step="adapt")
+        s = run_adaptation(seeds, c, tmp / m, seed=13, holdout=holdout, ledger=ledger, budget=budget, step="adapt")
         model = s.pop("_model")
         cans = s.pop("_canary_records")
         if c.method.type == "lora":
@@ -121,9 +121,9 @@ def main() -> None:
         res["conditions"][m] = {
             "method": c.method.type, "dp": s.get("dp"), "trainable_params": s["trainable_params"], "steps": s["steps"],
             "train_seconds": s["train_seconds"], "wall_seconds": round(time.time() - t0, 1), "exposure_seconds": round(expo_s, 1),
-            "heldout_ppl_base": round(s["heldout_base"]["perplexity"], 3), "heldout_ppl_adapted": round(s["heldout_adapted"]["perplexity"], 3),
+            "heldout_ppl_base": round(s["holdout_base"]["perplexity"], 3), "heldout_ppl_adapted": round(s["holdout_adapted"]["perplexity"], 3),
             "train_ppl_base": round(s["train_base"]["perplexity"], 3), "train_ppl_adapted": round(s["train_adapted"]["perplexity"], 3),
-            "heldout_docs": s["heldout_base"]["documents"], "final_loss": s["final_loss"],
+            "heldout_docs": s["holdout_base"]["documents"], "final_loss": s["final_loss"],
             "canary_exposure": rows, "max_exposure": max(r["exposure"] for r in rows),
             "mean_exposure_by_repeats": {str(k): round(sum(r["exposure"] for r in rows if r["repeats"] == k) / max(1, sum(1 for r in rows if r["repeats"] == k)), 3)
                                          for k in sorted({r["repeats"] for r in rows})},

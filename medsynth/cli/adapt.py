@@ -19,7 +19,7 @@ def adapt_cmd(in_: Annotated[Path, typer.Option("--in", help="scrubbed training 
               batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
               lr: Annotated[float, typer.Option("--lr", help="learning rate")] = 2e-4,
               max_length: Annotated[int, typer.Option("--max-length")] = 256,
-              heldout: Annotated[Path | None, typer.Option("--heldout", help="real records NOT trained on (.jsonl): perplexity base vs adapted")] = None,
+              holdout: Annotated[Path | None, typer.Option("--holdout", "--heldout", help="real records NOT trained on (.jsonl): perplexity base vs adapted")] = None,
               canaries: Annotated[int, typer.Option("--canaries", help="canary records to insert (0 = none)")] = 0,
               canary_repeats: Annotated[str, typer.Option("--canary-repeats", help="repeat counts, comma-separated (cycled)")] = "1",
               canary_digits: Annotated[int, typer.Option("--canary-digits")] = 6,
@@ -46,12 +46,12 @@ def adapt_cmd(in_: Annotated[Path, typer.Option("--in", help="scrubbed training 
         cfg["dp"] = {"epsilon": dp_epsilon, "delta": dp_delta, "budget": budget}
     c = AdaptConfig.model_validate(cfg)
     recs = read_records(in_)
-    held = read_records(heldout) if heldout else None
+    held = read_records(holdout) if holdout else None
     ledger = BudgetLedger() if c.dp else None
     if c.dp and not budget:
         raise typer.BadParameter("DP adaptation debits a privacy budget: pass --budget NAME", param_hint="--budget")
     out.mkdir(parents=True, exist_ok=True)
-    summary = run_adaptation(recs, c, out, seed=seed, heldout=held, ledger=ledger, budget=budget, run_id="cli", step="adapt")
+    summary = run_adaptation(recs, c, out, seed=seed, holdout=held, ledger=ledger, budget=budget, run_id="cli", step="adapt")
     cans = summary.pop("_canary_records")
     summary.pop("_model")
     if cans:
@@ -60,8 +60,8 @@ def adapt_cmd(in_: Annotated[Path, typer.Option("--in", help="scrubbed training 
         write_records(cans, out / "canaries.jsonl")
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     msg = f"{c.method.type} adapter {summary['adapter_sha256'][:16]}… → {summary['adapter_path']} ({summary['steps']} steps, {summary['train_seconds']} s)"
-    if "heldout_base" in summary:
-        msg += f"; held-out perplexity {summary['heldout_base']['perplexity']:.2f} → {summary['heldout_adapted']['perplexity']:.2f}"
+    if "holdout_base" in summary:
+        msg += f"; held-out perplexity {summary['holdout_base']['perplexity']:.2f} → {summary['holdout_adapted']['perplexity']:.2f}"
     if summary.get("dp"):
         msg += f"; ε = {summary['dp']['epsilon_planned']:.3f} debited from '{budget}'"
     err.print(msg, markup=False, highlight=False)

@@ -10,7 +10,7 @@ Recipe::
       train: {epochs: 3, batch_size: 8, learning_rate: 2.0e-4}
       canaries: {n: 8, repeats: [1, 4, 16], digits: 6}   # inserted into the training documents before training
       dp: {epsilon: 8.0, delta: 1.0e-5}                 # optional DP-SGD; debits privacy.budget before training
-      heldout: holdout                  # real records NOT trained on: perplexity base vs adapted
+      holdout: holdout                  # real records NOT trained on: perplexity base vs adapted
 
 Writes, in the step folder:
 
@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from ..recipe.step import Step, StepConfig, StepPlan, register_step
 from ..text.adapt.base import DEFAULT_TEMPLATE, DPConfig, TrainConfig
@@ -64,15 +64,16 @@ class AdaptConfig(StepConfig):
     template: str = Field(DEFAULT_TEMPLATE, description="document format; {labels} and {text} are filled in (nothing else is evaluated)")
     canaries: CanaryConfig | None = Field(None, description="insert canaries for the canary_exposure audit")
     dp: DPConfig | None = Field(None, description="DP-SGD (Opacus); ε is debited from the ledger before training")
-    heldout: str | None = Field(None, description="dataset of real records not trained on (perplexity base vs adapted)")
-    heldout_n: int = Field(100, ge=1, description="held-out records scored (seeded sample)")
+    holdout: str | None = Field(None, validation_alias=AliasChoices("holdout", "heldout"),
+                                description="dataset of real records not trained on (perplexity base vs adapted); `heldout` is accepted too")
+    holdout_n: int = Field(100, ge=1, validation_alias=AliasChoices("holdout_n", "heldout_n"), description="held-out records scored (seeded sample)")
 
 
 def _base(c: AdaptConfig) -> str:
     return c.output or c.name or "adapt"
 
 
-def run_adaptation(records: list[Any], c: AdaptConfig, out_dir: Any, *, seed: int = 0, heldout: list[Any] | None = None,
+def run_adaptation(records: list[Any], c: AdaptConfig, out_dir: Any, *, seed: int = 0, holdout: list[Any] | None = None,
                    ledger: Any = None, budget: str | None = None, run_id: str = "", step: str = "adapt",
                    progress: Any = None, model_obj: Any = None, tokenizer_obj: Any = None, model_sha256: str | None = None) -> dict[str, Any]:
     """Train, measure and save an adapter; returns the summary (also written into the adapter manifest)."""
@@ -111,11 +112,11 @@ def run_adaptation(records: list[Any], c: AdaptConfig, out_dir: Any, *, seed: in
                                "canaries": [{"id": cr.id, "repeats": cr.meta["canary"]["repeats"]} for cr in canaries],
                                "canary_space_size": canaries[0].meta["canary"]["space_size"] if canaries else None}
     held_docs: list[str] = []
-    if heldout:
-        hs = [r for r in heldout if r.text]
-        hs = random.Random(seed).sample(hs, min(c.heldout_n, len(hs)))
+    if holdout:
+        hs = [r for r in holdout if r.text]
+        hs = random.Random(seed).sample(hs, min(c.holdout_n, len(hs)))
         held_docs = [render_document(r.text, r.labels, c.template) for r in hs]
-        summary["heldout_base"] = corpus_perplexity(model, tok, held_docs, max_length=c.train.max_length)
+        summary["holdout_base"] = corpus_perplexity(model, tok, held_docs, max_length=c.train.max_length)
     priv_docs = docs[: len(train_recs)]
     summary["train_base"] = corpus_perplexity(model, tok, priv_docs, max_length=c.train.max_length)
     torch.manual_seed(c.train.seed + seed)
@@ -126,7 +127,7 @@ def run_adaptation(records: list[Any], c: AdaptConfig, out_dir: Any, *, seed: in
                    max_weight_delta=res.max_weight_delta, dp=res.dp, debit_id=res.debit_id,
                    losses=[round(x, 4) if x == x else None for x in res.losses])
     if held_docs:
-        summary["heldout_adapted"] = corpus_perplexity(res.model, tok, held_docs, max_length=c.train.max_length)
+        summary["holdout_adapted"] = corpus_perplexity(res.model, tok, held_docs, max_length=c.train.max_length)
     summary["train_adapted"] = corpus_perplexity(res.model, tok, priv_docs, max_length=c.train.max_length)
     path, sha = save_adapter(res.model, Path(out_dir) / "adapter", manifest=summary)
     summary.update(adapter_path=str(path), adapter_sha256=sha)
@@ -158,10 +159,10 @@ class AdaptStep(Step[AdaptConfig]):
         if c.dp is not None and not (c.dp.budget or recipe.config.privacy.budget):
             probs.append(("dp", "DP adaptation debits a privacy budget: set `privacy.budget` in the recipe or `dp.budget` "
                                 "(create it with `medsynth budget create NAME --epsilon E --delta D`)"))
-        if c.heldout:
+        if c.holdout:
             produced = {o for _ins, outs in recipe.wiring() for o in outs}
-            if c.heldout not in produced:
-                probs.append(("heldout", f"no step writes a dataset named '{c.heldout}'"))
+            if c.holdout not in produced:
+                probs.append(("holdout", f"no step writes a dataset named '{c.holdout}'"))
         if "{text}" not in c.template:
             probs.append(("template", "the template must contain {text}"))
         if c.method.type == "prefix" and c.dp is not None and c.method.prefix_projection:
@@ -197,14 +198,14 @@ class AdaptStep(Step[AdaptConfig]):
 
         c = self.config
         recs = ctx.input()
-        heldout = ctx.dataset(c.heldout) if c.heldout else None
+        holdout = ctx.dataset(c.holdout) if c.holdout else None
         ledger = budget = None
         if c.dp is not None:
             budget = c.dp.budget or (ctx.recipe.config.privacy.budget if ctx.recipe else None)
             ledger = BudgetLedger(Path(ctx.home) / "budget.sqlite")
         n_docs = len([r for r in recs if r.text])
         with ctx.progress(None, f"adapt ({c.method.type})", unit="steps") as bar:
-            summary = run_adaptation(recs, c, ctx.step_dir, seed=ctx.seed, heldout=heldout, ledger=ledger, budget=budget,
+            summary = run_adaptation(recs, c, ctx.step_dir, seed=ctx.seed, holdout=holdout, ledger=ledger, budget=budget,
                                      run_id=ctx.run_id, step=ctx.step_name, progress=lambda _n: bar.advance(1))
         canaries = summary.pop("_canary_records")
         summary.pop("_model")
@@ -230,11 +231,11 @@ class AdaptStep(Step[AdaptConfig]):
         ctx.add_figure("final_loss", round(summary["final_loss"], 4) if summary["final_loss"] is not None else None, "mean token NLL of the last batch")
         ctx.add_figure("train_perplexity_base", round(summary["train_base"]["perplexity"], 3), "token perplexity of the private training documents under the base model")
         ctx.add_figure("train_perplexity_adapted", round(summary["train_adapted"]["perplexity"], 3), "the same documents under the adapted model (a large gap to held-out = memorisation)")
-        if "heldout_base" in summary:
-            hb, ha = summary["heldout_base"], summary["heldout_adapted"]
-            how_h = f"token perplexity exp(ΣNLL/Σtokens) of {hb['documents']} held-out real records ('{c.heldout}', not trained on), same template"
-            ctx.add_figure("heldout_perplexity_base", round(hb["perplexity"], 3), how_h + ", base model")
-            ctx.add_figure("heldout_perplexity_adapted", round(ha["perplexity"], 3), how_h + ", adapted model")
+        if "holdout_base" in summary:
+            hb, ha = summary["holdout_base"], summary["holdout_adapted"]
+            how_h = f"token perplexity exp(ΣNLL/Σtokens) of {hb['documents']} held-out real records ('{c.holdout}', not trained on), same template"
+            ctx.add_figure("holdout_perplexity_base", round(hb["perplexity"], 3), how_h + ", base model")
+            ctx.add_figure("holdout_perplexity_adapted", round(ha["perplexity"], 3), how_h + ", adapted model")
         if summary.get("dp"):
             d = summary["dp"]
             ctx.add_figure("dp_epsilon", round(d["epsilon_planned"], 4), f"{d['accountant']} accountant ε for σ={d['noise_multiplier']:.3f}, q={d['sample_rate']:.3f}, "

@@ -24,7 +24,7 @@ def test_adapt_step_writes_adapter_outputs_and_debits_budget(tmp_path, tiny_mode
                                      "method": {"type": "lora", "target_modules": ["q_proj", "v_proj"]},
                                      "train": {"epochs": 2, "batch_size": 4, "learning_rate": 1e-2},
                                      "canaries": {"n": 2, "repeats": [1, 3], "digits": 4},
-                                     "dp": {"epsilon": 5.0, "delta": 1e-3, "budget": "seeds"}, "heldout": "holdout", "heldout_n": 4})
+                                     "dp": {"epsilon": 5.0, "delta": 1e-3, "budget": "seeds"}, "holdout": "holdout", "holdout_n": 4})
     step = cls(cfg)
     assert step.extra_outputs() == ["adapt_train", "adapt_canaries"]
     ctx = make_test_context(tmp_path, {"seeds": _recs("s", 8), "holdout": _recs("h", 6)}, inputs=["seeds"], step=step, name="adapt")
@@ -44,7 +44,7 @@ def test_adapt_step_writes_adapter_outputs_and_debits_budget(tmp_path, tiny_mode
     figs = {f["name"]: f for f in ctx.figures}
     assert figs["adapter_sha256"]["value"] == sha
     assert 0 < figs["dp_epsilon"]["value"] <= 5.0 + 0.05 and "debited" in figs["dp_epsilon"]["how"]
-    assert {"heldout_perplexity_base", "heldout_perplexity_adapted", "train_perplexity_adapted", "canaries_inserted"} <= set(figs)
+    assert {"holdout_perplexity_base", "holdout_perplexity_adapted", "train_perplexity_adapted", "canaries_inserted"} <= set(figs)
     assert ctx.sections["loss_curve"]["plot"]["kind"] == "lines"
     h = BudgetLedger(ctx.home / "budget.sqlite").history("seeds")
     assert len(h) == 1 and h[0]["step"] == "adapt" and h[0]["status"] == "trained"
