@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from harness import ROOT, save as save_result  # noqa: E402  (path setup, machine capture, result writing)
 
 OUT = ROOT / "benchmarks/results/adapt.json"
 
@@ -83,8 +81,7 @@ def main() -> None:
     pol = CanaryPolicy()
 
     def save() -> None:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text(json.dumps(res, indent=2, default=str))
+        save_result(out_path, res, default=str)
 
     adapters: dict[str, str] = dict(kv.split("=", 1) for kv in a.adapters.split(",") if "=" in kv)
     for m in ([] if adapters else [x.strip() for x in a.methods.split(",") if x.strip()]):

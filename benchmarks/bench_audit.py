@@ -30,12 +30,10 @@ import json
 import os
 import random
 import re
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from harness import ROOT, save  # noqa: E402  (path setup, machine capture, result writing)
 
 SYN_A = [("within normal limits", "normal"), ("There is no", "No"), ("is seen", "is identified"), ("lungs", "lung fields"),
          ("heart size", "cardiac size"), ("pleural effusion", "effusion"), ("pneumothorax", "PTX"), ("No acute", "No evidence of acute")]
@@ -177,7 +175,7 @@ def main() -> None:
     for which in (["validation", "test"] if a.construction == "both" else [a.construction]):
         res[which] = evaluate(parts, which, seed=1 if which == "validation" else 2)
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(res, indent=2, default=str))
+    save(a.out, res, default=str)
     print(json.dumps(res, indent=2, default=str))
 
 

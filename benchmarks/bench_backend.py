@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from harness import ROOT, save  # noqa: E402  (path setup, machine capture, result writing)
 
 
 def main() -> None:
@@ -57,7 +54,7 @@ def main() -> None:
         res[mode] = {"bare_tokens_per_s": round(bare, 1), "medsynth_tokens_per_s": round(ms, 1), "ratio": round(ms / bare, 3),
                      "note": "both count generated non-pad tokens"}
     out = ROOT / "benchmarks/results/backend.json"
-    out.write_text(json.dumps(res, indent=2))
+    save(out, res)
     print(json.dumps(res, indent=2))
 
 

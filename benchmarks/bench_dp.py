@@ -27,13 +27,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from harness import ROOT, save  # noqa: E402  (path setup, machine capture, result writing)
 warnings.filterwarnings("ignore")
 
 
@@ -267,7 +265,7 @@ def main() -> None:
     if "mia" in a.only:
         res["mia"] = mia_block()
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(res, indent=2, default=float))
+    save(a.out, res, default=float)
     print(json.dumps(res, indent=2, default=float)[:4000])
 
 

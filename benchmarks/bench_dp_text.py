@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from harness import ROOT, save  # noqa: E402  (path setup, machine capture, result writing)
 
 
 def _records(run: Path, step: str):
@@ -93,7 +91,7 @@ def main() -> None:
     for k, v in res["test"].items():
         print("test", k, {kk: v.get(kk) for kk in ("auroc", "micro_f1", "macro_f1", "verdict")})
     res["seconds"] = round(time.time() - t0, 1)
-    a.out.write_text(json.dumps(res, indent=2, default=float))
+    save(a.out, res, default=float)
 
 
 if __name__ == "__main__":

@@ -77,8 +77,9 @@ def main() -> None:
         res[args.label] = {"how": f"{args.n} hypothesis inputs per command (derandomized), in-process CLI as medsynth.cli.main; "
                                   "traceback = an exception other than MedsynthError/SystemExit escaped, or main's last-resort message",
                            "commands": rows, "total_inputs": total, "total_tracebacks": crashes}
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(res, indent=2))
+        from harness import save
+
+        save(args.out, res)
 
 
 if __name__ == "__main__":

@@ -18,15 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from harness import ROOT, save  # noqa: E402  (path setup, machine capture, result writing)
 RESULTS = ROOT / "benchmarks" / "results" / "imaging.json"
 WORK = ROOT / "benchmarks" / "work"
 SPLITS = {"train": (0, 1000), "validation": (1000, 200), "test": (1200, 400)}
@@ -36,9 +32,8 @@ def _save(part: str, data: dict) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     allr = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     allr[part] = data
-    allr["_environment"] = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
-                            "load_average_at_save": os.getloadavg()[0], "torch_threads": data.get("threads")}
-    RESULTS.write_text(json.dumps(allr, indent=2, default=float))
+    allr.pop("_environment", None)  # older files: the machine block is now harness.save's _machine
+    save(RESULTS, allr, default=float)
     print(f"[saved {part} → {RESULTS}]", flush=True)
 
 

@@ -39,8 +39,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from harness import ROOT, save  # noqa: E402  (path setup, machine capture, result writing)
 
 BASELINES = ["mean", "knn", "mice", "missforest"]
 
@@ -153,10 +152,9 @@ def tune(a: argparse.Namespace) -> None:
     agg = res.groupby(["dataset", "mechanism", "variant"])[["val_rmse", "seconds"]].mean().unstack("variant")
     with pd.option_context("display.width", 250):
         print(agg.round(4).to_string())
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps({"meta": {"created_at": datetime.now(UTC).isoformat(timespec="seconds"), "seeds": a.seeds,
-                                          "protocol": "validation cells: 30% of the observed cells of the masked training table, same mechanism, "
-                                                      "seed + 1000; the hidden test cells are never used"}, "rows": rows}, indent=2))
+    save(a.out, {"meta": {"created_at": datetime.now(UTC).isoformat(timespec="seconds"), "seeds": a.seeds,
+                          "protocol": "validation cells: 30% of the observed cells of the masked training table, same mechanism, "
+                                      "seed + 1000; the hidden test cells are never used"}, "rows": rows})
 
 
 def make(method: str, seed: int):  # type: ignore[no-untyped-def]
@@ -239,8 +237,7 @@ def main() -> None:
         meta.update({p: version(p) for p in ("scikit-learn", "numpy", "pandas")})
     except Exception:  # pragma: no cover
         pass
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps({"meta": meta, "goals": goals, "summary": json.loads(agg.to_json(orient="records")), "rows": rows}, indent=2))
+    save(a.out, {"meta": meta, "goals": goals, "summary": json.loads(agg.to_json(orient="records")), "rows": rows})
     with pd.option_context("display.width", 200):
         print(agg.round(4).to_string())
         if goals:

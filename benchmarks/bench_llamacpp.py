@@ -11,12 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from harness import ROOT, save  # noqa: E402  (path setup, machine capture, result writing)
 
 
 def main() -> None:
@@ -62,7 +59,7 @@ def main() -> None:
     lc.close()
     out = ROOT / "benchmarks/results/llamacpp.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2))
+    save(out, res)
     print(json.dumps(res, indent=2))
 
 

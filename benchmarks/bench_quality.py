@@ -19,12 +19,10 @@ import argparse
 import json
 import os
 import random
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from harness import ROOT, save  # noqa: E402  (path setup, machine capture, result writing)
 
 
 def main() -> None:
@@ -111,7 +109,7 @@ def main() -> None:
                              "speedup": round(t_slow / t_fast, 1), "max_abs_difference_first_100": float(max(abs(x - y) for x, y in zip(fast, slow, strict=False)))}
     res["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(res, indent=2))
+    save(a.out, res)
     print(json.dumps(res, indent=2))
 
 

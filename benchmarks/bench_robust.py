@@ -20,14 +20,12 @@ import argparse
 import json
 import random
 import statistics
-import sys
 import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from harness import ROOT, save  # noqa: E402  (path setup, machine capture, result writing)
 warnings.filterwarnings("ignore")
 
 # each method with its candidate settings; the setting (and the decision threshold) is chosen on the validation
@@ -154,7 +152,7 @@ def main() -> None:
            "results": results, "best_method": best, "best_gain_micro_f1_over_plain": results[best]["micro_f1"]["mean"] - plain,
            "machine": "2 shared CPU cores"}
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(out, indent=2))
+    save(a.out, out)
     print(json.dumps({k: v for k, v in out.items() if k != "results"}, indent=2))
 
 

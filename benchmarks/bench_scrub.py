@@ -12,15 +12,12 @@ Usage: python benchmarks/bench_scrub.py [--n 300] [--sets dev_A,val_templates,iu
 from __future__ import annotations
 
 import argparse
-import json
 import re
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from harness import ROOT, save  # noqa: E402  (path setup, machine capture, result writing)
 
 
 def score(notes, preds):
@@ -71,7 +68,8 @@ def _sets(which: list[str], n: int) -> dict[str, list]:
     from medsynth.scrub.evalset import make_eval_set
     from medsynth.scrub.heldout import make_test_notes
 
-    makers = {"dev_A": lambda: make_training_notes(n, seed=2000, real_split="validation"),  # the tagger's development set (tuning happens here only)
+    # the tagger's development set (tuning happens here only); its drug and diagnosis terms are the held-out vocabulary partition
+    makers = {"dev_A": lambda: make_training_notes(n, seed=2000, real_split="validation", vocab_partition="test"),
               "test_B": lambda: make_test_notes(n, seed=7),  # the separately coded generator: its own genres, locales, pool partition
               "val_templates": lambda: make_eval_set(n, "validation"),  # the rules' tuning templates: a second development set
               "test_templates": lambda: make_eval_set(n, "test")}  # the rules' own held-out templates (issue 5)
@@ -167,7 +165,7 @@ def main() -> None:
         res["sets"][set_name] = row
     res["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(res, indent=2))
+    save(a.out, res)
 
 
 if __name__ == "__main__":

@@ -30,15 +30,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from harness import ROOT, save  # noqa: E402  (path setup, machine capture, result writing)
 
 CONFIGS: dict[str, dict[str, Any]] = {
     # naive ZeroGen: label-conditioned few-shot prompts, conditioning labels trusted (the starting point)
@@ -307,7 +305,7 @@ def main() -> None:
         print(json.dumps({k: res[k] for k in ("usefulness_val", "usefulness_test", "usefulness_val_tfidf", "usefulness_test_tfidf", "yield",
                                               "label_fidelity", "normal_share") if k in res}), flush=True)
         a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(results, indent=2))
+        save(a.out, results)
     if a.union:
         items = [(u.split("@")[0], int(u.split("@")[1]) if "@" in u else a.n) for u in a.union.split(",") if u]
         dirs = [ROOT / "benchmarks/work" / f"textgen-{u}-{n}{a.tag}" for u, n in items]
@@ -315,7 +313,7 @@ def main() -> None:
         results["configs"]["+".join(f"{u}@{n}{a.tag}" for u, n in items) + (f"[first {a.limit}]" if a.limit else "")] = res
         print(json.dumps({k: res[k] for k in ("n_synthetic", "usefulness_val", "usefulness_test", "usefulness_val_tfidf", "usefulness_test_tfidf",
                                               "cross_run_exact_duplicates_dropped") if k in res}), flush=True)
-        a.out.write_text(json.dumps(results, indent=2))
+        save(a.out, results)
 
 
 if __name__ == "__main__":

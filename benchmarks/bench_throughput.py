@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from harness import ROOT, save  # noqa: E402  (path setup, machine capture, result writing)
 
 
 def run_generate(n: int, before: bool, runs_root: Path) -> dict:
@@ -103,7 +101,7 @@ def main() -> None:
         res["before_over_bare"] = round(b["tokens_per_s"] / res["bare"]["tokens_per_s"], 3)
         res["speedup_records_per_min"] = round(p["records_per_min"] / max(b["records_per_min"], 1e-9), 2)
     out = ROOT / "benchmarks/results/throughput.json"
-    out.write_text(json.dumps(res, indent=2))
+    save(out, res)
     print(json.dumps(res, indent=2))
 
 
