@@ -121,7 +121,7 @@ def test_prefix_extraction_detects_a_memorising_generator():
 def test_prefix_extraction_with_a_real_backend(tiny_backend_lm=None):
     from medsynth.audit.extraction import ExtractionPolicy, PrefixExtractionAudit
     from medsynth.text.backends.transformers import TransformersBackend
-    from tests.text.conftest import build_tiny_lm
+    from tests.helpers import build_tiny_lm
 
     model, tok = build_tiny_lm()
     be = TransformersBackend(model="tiny", model_obj=model, tokenizer_obj=tok)

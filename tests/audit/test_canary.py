@@ -8,7 +8,7 @@ import pytest
 from medsynth.audit.canary import CanaryExposureAudit, CanaryPolicy, canary_exposures, make_canaries, secret_logprobs
 from medsynth.registry import AUDITS
 from medsynth.text.adapt import render_document
-from tests.text.conftest import CORPUS, build_tiny_lm
+from tests.helpers import CORPUS, build_tiny_lm
 
 TEMPLATE = "Findings list: {labels}\n{text}"
 _BIG: list = []  # the 6-digit canary trained by the fixture

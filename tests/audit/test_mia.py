@@ -2,14 +2,13 @@
 
 import numpy as np
 import pytest
-import torch
 
 from medsynth.audit.mia import MembershipInferenceAudit, MIAPolicy, attack_metrics, lira_scores, logit_confidence
 from medsynth.data.records import Record
 from medsynth.registry import AUDITS
 from medsynth.train import ClassifierConfig, DPConfig, fit_classifier
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # restored after the module, not set at import
 
 
 def _rows(n, seed, prefix):

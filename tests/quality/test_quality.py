@@ -69,7 +69,7 @@ def test_oracle_agreement_and_discriminator():
 
 
 def test_perplexity_with_a_tiny_lm():
-    from tests.text.conftest import build_tiny_lm
+    from tests.helpers import build_tiny_lm
 
     model, tok = build_tiny_lm()
     ppl = text_perplexities(model, tok, ["the lungs are clear", "", "heart size is normal and the lungs are clear"], batch_size=2)

@@ -16,31 +16,7 @@ def _one_torch_thread():
     yield
     torch.set_num_threads(n)
 
-CORPUS = [
-    "FINDINGS: The heart is normal in size. The lungs are clear. IMPRESSION: No acute disease.",
-    "FINDINGS: Mild cardiomegaly. Small left pleural effusion. IMPRESSION: Cardiomegaly with effusion.",
-    "FINDINGS: Calcified granuloma in the right upper lobe. No pneumothorax. IMPRESSION: Old granulomatous disease.",
-    "Findings list: normal chest\nFINDINGS: No focal consolidation. IMPRESSION: Normal chest.",
-]
-
-
-def build_tiny_lm(seed: int = 0):
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<pad>", "<s>", "</s>", "<unk>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(CORPUS * 20, trainer)
-    hf_tok = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>")
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=len(hf_tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                      num_key_value_heads=2, max_position_embeddings=512, pad_token_id=hf_tok.pad_token_id,
-                      bos_token_id=hf_tok.bos_token_id, eos_token_id=hf_tok.eos_token_id)
-    model = LlamaForCausalLM(cfg).eval()
-    return model, hf_tok
+from tests.helpers import build_tiny_lm  # noqa: E402  (shared with other test folders)
 
 
 @pytest.fixture(scope="session")

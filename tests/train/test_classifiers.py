@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from medsynth.data.records import Record
 from medsynth.exceptions import DataFormatError, RecipeError
@@ -10,7 +9,7 @@ from medsynth.train import ClassifierConfig, DPConfig, TrainedModel, fit_classif
 
 from .conftest import row_records, text_records
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # restored after the module, not set at import
 
 
 def test_row_mlp_learns_saves_and_loads(tmp_path):

@@ -11,7 +11,7 @@ from medsynth.dp import (DPConfig, DPModelError, DPTrainingError, calibrate_nois
                                validate_module)
 from medsynth.train.loop import TrainSettings, fit_module
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # restored after the module, not set at import
 
 
 def _data(n=300, d=6, seed=0):

@@ -1,7 +1,6 @@
 """Noise-robust training: learned weights find flipped labels, temporal ensembling drops them, annealing schedule."""
 
 import pytest
-import torch
 
 from medsynth.exceptions import RecipeError
 from medsynth.train import ClassifierConfig, DPConfig, RobustConfig, fit_classifier
@@ -9,7 +8,7 @@ from medsynth.train.robust import AnnealConfig, anneal_weight
 
 from .conftest import row_records
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # restored after the module, not set at import
 
 
 def _noisy(n=300, noise=0.3, seed=0):

@@ -1,7 +1,6 @@
 """NER tagger on synthetic spans: BIO alignment, entity-level F1 (seqeval), DP, bad input."""
 
 import pytest
-import torch
 
 from medsynth.data.records import Record, Span
 from medsynth.exceptions import DataFormatError
@@ -10,7 +9,7 @@ from medsynth.train.tagger import Tagger, TaggerConfig, fit_tagger, tags_to_span
 
 from .conftest import text_records
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # restored after the module, not set at import
 
 
 def test_bio_alignment_roundtrip():

@@ -9,7 +9,7 @@ from medsynth.exceptions import ModelNotAvailableError, PrivacyBudgetExceededErr
 from medsynth.ledger import BudgetLedger
 from medsynth.lm import corpus_perplexity
 from medsynth.text.adapt import METHODS, DPConfig, TrainConfig, resolve_adapter, save_adapter, train_adapter
-from tests.text.conftest import CORPUS, build_tiny_lm
+from tests.helpers import CORPUS, build_tiny_lm
 
 DOCS = [c for c in CORPUS] * 3
 

@@ -8,7 +8,7 @@ from medsynth.data.records import Record
 from medsynth.recipe.engine import make_test_context
 from medsynth.ledger import BudgetLedger
 from medsynth.registry import STEPS
-from tests.text.conftest import CORPUS
+from tests.helpers import CORPUS
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
