@@ -7,7 +7,6 @@ Records are written as JSONL (one per line). A span is valid only if ``text[star
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -87,11 +86,6 @@ class Record(BaseModel):
             if r.head >= n or r.tail >= n:
                 raise ValueError(f"relation {r.label} points at span {max(r.head, r.tail)} but the record has {n} spans")
         return self
-
-    def content_hash(self) -> str:
-        """sha256 of the payload (text / image path / values), for dedup and provenance."""
-        payload = {"kind": self.kind, "text": self.text, "image_path": self.image_path, "values": self.values}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_defaults=False)

@@ -107,10 +107,6 @@ class StepContext:
     def has_dataset(self, name: str) -> bool:
         return name in self._datasets
 
-    def dataset_path(self, name: str) -> Path:
-        self.dataset(name)
-        return self._datasets[name]
-
     def inputs(self) -> dict[str, list[Record]]:
         return {n: self.dataset(n) for n in self._input_names}
 

@@ -61,10 +61,6 @@ class DedupResult:
     reason: str | None = None  # "exact" | "near" | None
     similarity: float | None = None
 
-    @property
-    def is_duplicate(self) -> bool:
-        return self.duplicate_of is not None
-
 
 class Deduplicator:
     def __init__(self, threshold: float = 0.85, num_perm: int = 128, ngram: int = 3, seed: int = 1,

@@ -27,7 +27,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..data.records import Record, Relation, Span
+from ..data.records import Relation, Span
 
 __all__ = ["SpanStats", "MentionRef", "parse_inline", "parse_entity_list", "locate", "verify_and_repair", "resolve_overlaps",
            "enforce", "IntegrityResult", "OverlapPolicy"]
@@ -360,9 +360,3 @@ def enforce(text: str, spans: list[Span], relations: list[Relation] | None = Non
         seen.add((h, t, r.label))
         rels.append(Relation(head=h, tail=t, label=r.label))
     return IntegrityResult(final, rels, ok, stats)
-
-
-def enforce_record(record: Record, **kw) -> tuple[Record, IntegrityResult]:  # type: ignore[no-untyped-def]
-    """:func:`enforce` applied to a record; returns a copy with the integrity-checked spans and relations."""
-    res = enforce(record.text or "", list(record.spans), list(record.relations), **kw)
-    return record.model_copy(update={"spans": res.spans, "relations": res.relations}), res

@@ -166,9 +166,6 @@ class StrategyEnv:
             self._backend = self._backend_factory()
         return self._backend
 
-    def has_backend(self) -> bool:
-        return self._backend_factory is not None
-
     def ask(self, prompts: list[str], max_new_tokens: int = 48, stop: list[str] | None = None, temperature: float = 0.7) -> list[str]:
         """Completions of ``prompts`` with the step's generator (deterministic from the step seed)."""
         from ..backends.base import GenParams

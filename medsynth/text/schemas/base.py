@@ -20,7 +20,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -334,7 +334,3 @@ def doc_labels(text: str, schema: Schema, label_set: list[str] | None = None, me
         if any(p.search(text) for p in schema._normal) or any(m.negated for m in mentions if m.label in doc_types):
             return [schema.normal_label]
     return []
-
-
-def load_schema_data(data: dict[str, Any]) -> Schema:
-    return Schema.model_validate(data)
