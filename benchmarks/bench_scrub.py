@@ -66,10 +66,14 @@ def _timed(scr, texts, repeats: int = 2):
 def _sets(which: list[str], n: int) -> dict[str, list]:
     from medsynth.scrub.corpus import make_training_notes
     from medsynth.scrub.evalset import make_eval_set
-    from medsynth.scrub.heldout import make_test_notes
+    from medsynth.scrub.heldout import TEST_LOCALES, make_test_notes
 
     # the tagger's development set (tuning happens here only); its drug and diagnosis terms are the held-out vocabulary partition
     makers = {"dev_A": lambda: make_training_notes(n, seed=2000, real_split="validation", vocab_partition="test"),
+              # names, places and organisations the tagger never saw (the held-out pool partition of A's locales), none of
+              # them in any pool of the test generator's locales; drug and diagnosis terms held out too
+              "dev_A_unseen": lambda: make_training_notes(n, seed=2500, partition="test", real_split="validation", vocab_partition="test",
+                                                          exclude_locales=TEST_LOCALES),
               "test_B": lambda: make_test_notes(n, seed=7),  # the separately coded generator: its own genres, locales, pool partition
               "val_templates": lambda: make_eval_set(n, "validation"),  # the rules' tuning templates: a second development set
               "test_templates": lambda: make_eval_set(n, "test")}  # the rules' own held-out templates (issue 5)

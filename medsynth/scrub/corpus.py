@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from .phi_values import PhiValues
+from .vocab import cased, diagnosis_terms, drug_terms
 
 __all__ = ["Note", "TAG_LABELS", "make_training_notes", "TRAIN_LOCALES", "render", "real_clinical_text"]
 
@@ -94,8 +96,9 @@ DEVICES = ["Jackson-Pratt drain", "Hickman line", "Kerley B lines", "Swan-Ganz c
            "Pleur-evac", "Blakemore tube", "Miller blade", "Mac 3 blade", "Yankauer suction", "Ambu bag", "Bair Hugger", "Doppler probe"]
 
 
-def _neg(r: random.Random) -> str:
-    """A clinical expression that looks like PHI to a generic recogniser but is not."""
+def _neg(r: random.Random, drug: Callable[[], str] | None = None) -> str:
+    """A clinical expression that looks like PHI to a generic recogniser but is not (``drug``: draws a drug name)."""
+    drug = drug or (lambda: r.choice(DRUGS))
     k = r.random()
     if k < 0.25:
         return r.choice(SCORES + DEPARTMENTS + DEVICES)
@@ -103,7 +106,7 @@ def _neg(r: random.Random) -> str:
     if k < 0.22:
         return r.choice(EPONYM_PHRASES)
     if k < 0.4:
-        return f"{r.choice(DRUGS)} {r.choice([5, 10, 20, 25, 40, 50, 81, 100, 500, 1000])} {r.choice(['mg', 'mcg', 'units', 'mg/kg'])} {r.choice(['daily', 'BID', 'TID', 'q6h', 'PRN', 'at bedtime', 'x 7 days'])}"
+        return f"{drug()} {r.choice([5, 10, 20, 25, 40, 50, 81, 100, 500, 1000])} {r.choice(['mg', 'mcg', 'units', 'mg/kg'])} {r.choice(['daily', 'BID', 'TID', 'q6h', 'PRN', 'at bedtime', 'x 7 days'])}"
     if k < 0.55:
         return f"BP {r.randint(90, 180)}/{r.randint(50, 110)}, HR {r.randint(50, 130)}, RR {r.randint(12, 28)}, SpO2 {r.randint(88, 100)}% on {r.choice(['RA', '2L NC', 'room air'])}"
     if k < 0.67:
@@ -172,15 +175,27 @@ def real_clinical_text(split: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 class _Writer:
     """Builds one note as segments; every PHI value is a segment with its label, so offsets are exact."""
 
-    def __init__(self, r: random.Random, v: PhiValues, real: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())):
+    def __init__(self, r: random.Random, v: PhiValues, real: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
+                 vocab: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())):
         self.r, self.v = r, v
         self.real_sents, self.real_terms = real
+        self.vocab_drugs, self.vocab_dx = vocab
+        self.clin = CLIN + CLIN_VOCAB if vocab[0] or vocab[1] else CLIN
         self.segs: list[Seg] = []
         self.pt = v.person()
         self.sex = r.choice(["F", "M"])
         self.dr = [v.person() for _ in range(3)]
         self.fam = [v.first_name() for _ in range(2)]
         self.org = v.organisation()
+
+    def drug(self) -> str:
+        """A drug name: half from the broad offline vocabulary (when installed), half from the hand list."""
+        if self.vocab_drugs and self.r.random() < 0.5:
+            return cased(self.r, self.r.choice(self.vocab_drugs), "drug")
+        return self.r.choice(DRUGS)
+
+    def diagnosis(self) -> str | None:
+        return cased(self.r, self.r.choice(self.vocab_dx), "dx") if self.vocab_dx else None
 
     # slot fillers: each returns segments
     def fill(self, slot: str) -> list[Seg]:
@@ -247,18 +262,27 @@ class _Writer:
         if slot == "time":
             return [(_time(r), "~NEG")]
         if slot == "neg":
-            return [(_neg(r), "~NEG")]
+            return [(_neg(r, self.drug), "~NEG")]
         if slot == "finding":
             if self.real_sents and r.random() < 0.4:
                 return [(r.choice(self.real_sents), None)]
             return [(r.choice(FINDINGS), None)]
         if slot == "problem":
+            if self.vocab_dx:
+                k = r.random()
+                if k < 0.5:
+                    return [(self.diagnosis(), "~NEG")]
+                if self.real_terms and k < 0.85:
+                    return [(r.choice(self.real_terms), "~NEG")]
+                return [(r.choice(EPONYM_PHRASES), "~NEG")]
             if self.real_terms and r.random() < 0.7:
                 return [(r.choice(self.real_terms), "~NEG")]
             return [(r.choice(EPONYM_PHRASES), "~NEG")]
         if slot == "drug":
-            return [(r.choice(DRUGS), "~NEG")]
+            return [(self.drug(), "~NEG")]
         if slot == "eponym":
+            if self.vocab_dx and r.random() < 0.4:
+                return [(self.diagnosis(), "~NEG")]
             return [(r.choice(EPONYM_PHRASES), "~NEG")]
         if slot == "lab":
             return [(r.choice(LABS), "~NEG")]
@@ -302,6 +326,11 @@ CLIN = [  # clinical sentences, most with hard negatives, some with PHI
     "{dept} consulted. ", "Seen by {dept} today; {finding}. ", "{neg}, {neg}. ", "Scores: {neg}; {neg}. ", "Transfer to {dept} for {finding}. ",
     "{labelw} on file. ", "Patient has a {neg} in place. ", "Problem list: {problem}, {problem}. ", "{problem}. ", "Dx: {problem}\n",
     "{problem} noted on {pdate}. ", "{ptlast} has {problem}. ",
+]
+CLIN_VOCAB = [  # added to CLIN when the broad drug/diagnosis vocabularies are on: lists and problem statements
+    "Switched from {drug} to {drug}. ", "Allergies: {drug}, {drug}. ", "PMH: {problem}; {problem}; {problem}. ",
+    "Medications: {drug}, {drug}, {drug}. ", "{drug} and {drug} were started. ", "Assessment: {problem}. ", "Admitted with {problem}. ",
+    "{ptlast} is on {drug} for {problem}. ",
 ]
 GENRES: dict[str, list[list[str]]] = {
     "discharge summary": [["DISCHARGE SUMMARY\n", "Discharge Summary\n\n"], ["{H:name}{H:mrn}{H:dob}{H:adm}{H:att}", "{H:name}{H:adm}{H:mrn}{H:att}{H:misc}"],
@@ -352,7 +381,7 @@ def _expand(w: _Writer, template: str) -> None:
         elif part.startswith("H:"):
             out.append(r.choice(H[part[2:]]))
         elif part == "CLIN":
-            out.append(r.choice(CLIN))
+            out.append(r.choice(w.clin))
         elif part == "mymsg":
             out.append(r.choice(MSGS))
         elif part == "drlast":
@@ -419,20 +448,26 @@ def render(segs: list[Seg], note_id: str, genre: str) -> Note:
 
 
 def make_training_notes(n: int, seed: int = 0, locales: tuple[str, ...] = TRAIN_LOCALES, partition: str = "train",
-                        real_split: str | None = "train") -> list[Note]:
+                        real_split: str | None = "train", vocab_partition: str | None = None,
+                        exclude_locales: tuple[str, ...] = ()) -> list[Note]:
     """``n`` labelled notes of generator A (genres drawn uniformly); ``seed`` 0.. for training, another for the
-    development set. ``real_split``: which split of the IU reports lends real clinical sentences (None: none)."""
+    development set. ``real_split``: which split of the IU reports lends real clinical sentences (None: none).
+    ``vocab_partition``: which hash partition of the drug and diagnosis vocabularies (:mod:`.vocab`) the hard
+    negatives also come from (None, the default and the shipped tagger's corpus: the hand lists only; "test" for
+    development notes: terms a tagger trained with "train" never saw).
+    ``exclude_locales``: PHI pool values also found in these locales are left out (see :class:`PhiValues`)."""
     r = random.Random(seed)
-    values = PhiValues(r, locales, partition)
+    values = PhiValues(r, locales, partition, exclude_locales=exclude_locales)
     real = real_clinical_text(real_split) if real_split else ((), ())
+    vocab = (drug_terms(vocab_partition), diagnosis_terms(vocab_partition)) if vocab_partition else ((), ())
     genres = sorted(GENRES)
     notes = []
     for i in range(n):
         genre = genres[i % len(genres)] if i < len(genres) else r.choice(genres)
-        w = _Writer(r, values, real)
+        w = _Writer(r, values, real, vocab)
         for alternatives in GENRES[genre]:
             _expand(w, r.choice(alternatives))
             if genre in ("discharge summary", "progress note", "consult note") and r.random() < 0.3:
-                _expand(w, r.choice(CLIN))
+                _expand(w, r.choice(w.clin))
         notes.append(render(_noise(r, w.segs), f"A{seed}-{i}", genre))
     return notes

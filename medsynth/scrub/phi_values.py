@@ -90,15 +90,25 @@ US_STATES = ["AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "FL", "GA", "HI", "
 
 class PhiValues:
     """Random PHI values of every Safe Harbor type that occurs in free text. ``partition`` picks the disjoint half of
-    the string pools; ``locales`` the Faker locales."""
+    the string pools; ``locales`` the Faker locales; ``exclude_locales``: values that also occur in these locales'
+    pools are left out (a development set of unseen names that shares none with the test generator's locales)."""
 
-    def __init__(self, rng: random.Random, locales: tuple[str, ...], partition: str, medical_surname_rate: float = 0.06):
+    def __init__(self, rng: random.Random, locales: tuple[str, ...], partition: str, medical_surname_rate: float = 0.06,
+                 exclude_locales: tuple[str, ...] = ()):
         self.rng = rng
-        self.first = _faker_pool(locales, "first", partition)
-        self.last = _faker_pool(locales, "last", partition)
-        self.cities = _faker_pool(locales, "city", partition)
-        self.streets = _faker_pool(locales, "street", partition)
-        self.companies = _faker_pool(locales, "company", partition)
+
+        def pool(kind: str) -> tuple[str, ...]:
+            vals = _faker_pool(locales, kind, partition)
+            if not exclude_locales:
+                return vals
+            drop = {v.lower() for p in ("train", "test") for v in _faker_pool(exclude_locales, kind, p)}
+            return tuple(v for v in vals if v.lower() not in drop)
+
+        self.first = pool("first")
+        self.last = pool("last")
+        self.cities = pool("city")
+        self.streets = pool("street")
+        self.companies = pool("company")
         if not (self.first and self.last and self.cities):
             raise ValueError(f"empty PHI pools for locales {locales}")
         self.medical = [s for s in MEDICAL_SURNAMES if in_partition(s, partition)]

