@@ -27,6 +27,17 @@ import numpy as np
 
 from ..exceptions import DataFormatError, MissingDependencyError
 
+#: why an image could not be read, for the ingestion step's quarantine reasons and statistics
+ImageFailure = Literal["color_image", "multiframe", "unreadable_file"]
+
+
+class ImageReadError(DataFormatError):
+    """An image that cannot be used, with a typed ``reason`` (the message names the file and the fix)."""
+
+    def __init__(self, message: str, reason: ImageFailure = "unreadable_file"):
+        super().__init__(message)
+        self.reason: ImageFailure = reason
+
 __all__ = [
     "IMAGE_SUFFIXES", "ImageInfo", "read_image", "read_dicom", "read_raster", "preprocess", "save_png16", "load_png",
     "write_synthetic_dicom", "is_dicom", "scan_folder", "read_labels_csv", "LabelRow", "load_stack", "resolve_image_path",
@@ -164,15 +175,15 @@ def read_dicom(path: str | Path, *, normalize: Normalize = "auto", color: ColorP
     is_color = int(ds.get("SamplesPerPixel", 1) or 1) > 1 or photometric in ("RGB", "PALETTE COLOR") or photometric.startswith("YBR")
     if nframes > 1:
         if frame == "error":
-            raise DataFormatError(f"{p}: multi-frame DICOM ({nframes} frames). Radiograph folders hold single images; "
-                                  "export single frames, or set frame: first / middle.")
+            raise ImageReadError(f"{p}: multi-frame DICOM ({nframes} frames). Radiograph folders hold single images; "
+                                 "export single frames, or set frame: first / middle.", reason="multiframe")
         arr = arr[0] if frame == "first" else arr[nframes // 2]
         info.notes.append(f"frame {frame} of {nframes}")
     if is_color:
         info.color = True
         if color != "convert":
-            raise DataFormatError(f"{p}: colour DICOM ({photometric}) in a grayscale image set (often a screenshot or a "
-                                  "secondary capture with burned-in text). Remove it, or set color: convert to use its luminance.")
+            raise ImageReadError(f"{p}: colour DICOM ({photometric}) in a grayscale image set (often a screenshot or a "
+                                 "secondary capture with burned-in text). Remove it, or set color: convert to use its luminance.", reason="color_image")
         from pydicom.pixels import apply_color_lut
 
         rgb = apply_color_lut(arr, ds) if photometric == "PALETTE COLOR" else arr
@@ -260,8 +271,8 @@ def read_raster(path: str | Path, *, normalize: Normalize = "auto", color: Color
         else:
             info.color = True
             if color != "convert":
-                raise DataFormatError(f"{p}: colour image ({mode}) in a grayscale image set. Remove it, or set "
-                                      "color: convert to use its luminance.")
+                raise ImageReadError(f"{p}: colour image ({mode}) in a grayscale image set. Remove it, or set "
+                                     "color: convert to use its luminance.", reason="color_image")
             rgb = a[..., :3].astype(np.float64)
             a = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
             info.notes.append("colour converted to luminance")

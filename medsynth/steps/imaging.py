@@ -276,6 +276,7 @@ class ImageFolderStep(_StepFolderKey, Step[ImageFolderConfig]):
     def _run_folder(self, ctx: StepContext, c: ImageFolderConfig, root: Path, csvp: Path | None) -> None:
         from ..imaging.io import (
             dicom_tag_labels,
+            ImageReadError,
             file_sha256,
             is_dicom,
             preprocess,
@@ -368,9 +369,9 @@ class ImageFolderStep(_StepFolderKey, Step[ImageFolderConfig]):
                         if m == next(iter(paths)):
                             meta["pixel_spacing_mm"] = [round(sp[0], 5), round(sp[1], 5)] if sp else None
                             meta["source_sha256"] = file_sha256(p)
-                except DataFormatError as e:
+                except DataFormatError as e:  # ImageReadError carries a typed reason; any other read failure is unreadable_file
                     msg = str(e)
-                    reason = "color_image" if "colour" in msg else ("multiframe" if "multi-frame" in msg else "unreadable_file")
+                    reason = e.reason if isinstance(e, ImageReadError) else "unreadable_file"
                     if reason == "color_image" and c.color == "quarantine":
                         ctx.quarantine(Record(id=rid, kind="image", meta={"source_file": rel0}), reason)
                         stats["quarantined:" + reason] += 1

@@ -99,13 +99,15 @@ def test_bad_dicoms_name_the_file_and_never_the_header(tmp_path, phantom_img, ca
 def test_colour_and_multiframe(tmp_path, phantom_img):
     from pydicom.data import get_testdata_file
 
-    with pytest.raises(DataFormatError, match="colour DICOM"):
+    with pytest.raises(DataFormatError, match="colour DICOM") as e:
         read_dicom(get_testdata_file("SC_rgb.dcm"))
+    assert e.value.reason == "color_image"  # typed: the ingestion step never parses messages
     y, info = read_dicom(get_testdata_file("SC_rgb.dcm"), color="convert")
     assert y.ndim == 2 and info.color
     mf = make_dicom(tmp_path / "mf.dcm", np.stack([(phantom_img * 4095).astype(np.uint16)] * 3), frames=3)
-    with pytest.raises(DataFormatError, match="multi-frame"):
+    with pytest.raises(DataFormatError, match="multi-frame") as e:
         read_dicom(mf)
+    assert e.value.reason == "multiframe"
     a, info = read_dicom(mf, frame="middle")
     assert a.shape == phantom_img.shape and info.frames == 3
 
@@ -128,8 +130,9 @@ def test_rasters_bit_depths_and_colour(tmp_path, phantom_img):
     np.testing.assert_allclose(a16, phantom_img, atol=1e-4)
     assert "grayscale stored as RGB" in ig.notes and not ig.color
     np.testing.assert_allclose(load_png(p16), phantom_img, atol=1e-4)
-    with pytest.raises(DataFormatError, match="colour image"):
+    with pytest.raises(DataFormatError, match="colour image") as e:
         read_image(pcol)
+    assert e.value.reason == "color_image"
     y, info = read_image(pcol, color="convert")
     assert info.color and y.max() == pytest.approx(0.299 * 200 / 255, abs=1e-3)
     bad = tmp_path / "broken.png"
