@@ -6,7 +6,7 @@ clinical non-PHI expressions (hard negatives) touched by a prediction, notes/s. 
 templates (medsynth's recognizers were tuned on the validation templates only).
 Set ``iu_real``: the real IU X-ray reports of the validation split (de-identified with XXXX before publication), on
 which every word but the placeholders is a negative: the share of real clinical words flagged.
-Usage: python benchmarks/bench_scrub.py [--n 300] [--sets dev_A,val_templates,iu_real,test_B,test_templates]
+Usage: python benchmarks/bench_scrub.py [--n 300] [--sets dev_A,dev_A_unseen,dev_C,val_templates,iu_real,test_B,test_templates]
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ def _timed(scr, texts, repeats: int = 2):
 def _sets(which: list[str], n: int) -> dict[str, list]:
     from medsynth.scrub.corpus import make_training_notes
     from medsynth.scrub.evalset import make_eval_set
+    from medsynth.scrub.devset_c import make_dev_c_notes
     from medsynth.scrub.heldout import TEST_LOCALES, make_test_notes
 
     # the tagger's development set (tuning happens here only); its drug and diagnosis terms are the held-out vocabulary partition
@@ -74,6 +75,8 @@ def _sets(which: list[str], n: int) -> dict[str, list]:
               # them in any pool of the test generator's locales; drug and diagnosis terms held out too
               "dev_A_unseen": lambda: make_training_notes(n, seed=2500, partition="test", real_split="validation", vocab_partition="test",
                                                           exclude_locales=TEST_LOCALES),
+              # the second development generator: own genres, locales, layouts and negatives (tune here, never on test_B)
+              "dev_C": lambda: make_dev_c_notes(n, seed=11),
               "test_B": lambda: make_test_notes(n, seed=7),  # the separately coded generator: its own genres, locales, pool partition
               "val_templates": lambda: make_eval_set(n, "validation"),  # the rules' tuning templates: a second development set
               "test_templates": lambda: make_eval_set(n, "test")}  # the rules' own held-out templates (issue 5)

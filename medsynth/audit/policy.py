@@ -30,6 +30,9 @@ class ScrubPolicy(BaseModel):
     tagger_veto: float | None = Field(None, ge=0.0, lt=1.0, description="a name or place found only by spaCy's NER is dropped when the tagger "
                                                                         "gives each of its tokens a PHI probability below this; 0 = no veto; "
                                                                         "default 0.01, chosen on development notes")
+    vocabulary_guard: bool = Field(True, description="drop a name or place made only of clinical vocabulary words (ICD-10-CM descriptions, "
+                                                     "MedlinePlus drug names) none of which is a known given or family name; our own "
+                                                     "pattern rules are never guarded; chosen on the development generator C")
 
 
 class Policy(BaseModel):

@@ -146,7 +146,7 @@ def scrub_cmd(in_: Annotated[Path, typer.Option("--in", help="notes: .jsonl ({id
 
     sp = load_policy(policy).scrub
     scr = Scrubber(mode=mode, seed=seed, tagger=tagger or sp.tagger, tagger_threshold=tagger_threshold or sp.tagger_threshold,
-                   tagger_veto=sp.tagger_veto)  # type: ignore[arg-type]
+                   tagger_veto=sp.tagger_veto, vocabulary_guard=sp.vocabulary_guard)  # type: ignore[arg-type]
     if scr.tagger_status != "used":
         err.print(f"[yellow]warning[/] learned PHI tagger {scr.tagger_status}: lower recall on notes unlike the rules' own test templates", highlight=False)
     texts = [n["text"] for n in notes]

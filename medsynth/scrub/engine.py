@@ -233,6 +233,26 @@ def _clinical_number(lab: str, s: str, text: str, a: int, b: int) -> bool:
     return bool(_VITAL_BEFORE.search(text[max(0, a - 16):a]) or (_UNIT_AFTER.match(text[b:]) and not _HHMM.fullmatch(st)))
 
 
+def _clinical_term(lab: str, s: str) -> bool:
+    """The vocabulary guard: a name or place detection every word of which (≥ 4 letters) is clinical vocabulary —
+    ICD-10-CM descriptions and MedlinePlus drug names (:func:`medsynth.scrub.vocab.clinical_words`) — and no word of
+    which is a known given or family name (:func:`medsynth.scrub.vocab.name_words`): "Helicobacter pylori",
+    "Herceptin", "Takotsubo" are dropped; "Bell", "Parkinson", "Hunter" never are."""
+    if lab not in ("NAME", "LOCATION"):
+        return False
+    from .vocab import clinical_words, name_words
+
+    words = re.findall(r"[^\W\d_]+", s.lower())
+    long = [w for w in words if len(w) >= 4]
+    if not long:
+        return False
+    clinical = clinical_words()
+    if not clinical or not all(w in clinical for w in long):
+        return False
+    names = name_words()
+    return not any(w in names for w in words)
+
+
 def _tagger_false_positive(lab: str, s: str, text: str, b: int) -> bool:
     """The rules' precision guard applied to a tagger span: eponyms in their clinical context ("Baker's cyst",
     "Glasgow Coma Scale"), drug, lab and label words, a drug followed by a dose, times and durations. Unlike the NER's
@@ -334,13 +354,15 @@ class Scrubber:
 
     def __init__(self, mode: Mode = "mask", seed: int = 0, score_threshold: float = 0.4, presidio_defaults_only: bool = False,
                  date_shift_days: tuple[int, int] = (-365, -30), n_process: int = 1, tagger: Any = "off",
-                 tagger_threshold: float | None = None, tagger_veto: float | None = None):
+                 tagger_threshold: float | None = None, tagger_veto: float | None = None, vocabulary_guard: bool = True):
         """``tagger``: the learned PHI tagger ensembled with the rules (union of spans, the rules' suppression list as a
         precision guard): ``"required"`` (the installed artifact; missing or corrupt is an error naming the fix),
         ``"optional"`` (used when installed; :attr:`tagger_status` says when it was not), ``"off"`` (rules only),
         a :class:`~medsynth.scrub.tagger.PhiTagger`, or the path of an artifact. ``tagger_threshold``: the
         operating point (a token is PHI when 1 − P(O) reaches it; default: the artifact's, chosen on development notes).
-        ``tagger_veto``: the operating point of the tagger's veto on spaCy-only names and places (see :attr:`veto`)."""
+        ``tagger_veto``: the operating point of the tagger's veto on spaCy-only names and places (see :attr:`veto`).
+        ``vocabulary_guard``: drop names and places made only of clinical vocabulary words that are no one's name
+        (see :func:`_clinical_term`; our own pattern recognizers are never guarded)."""
         self.mode = mode
         self.seed = seed
         self.threshold = score_threshold
@@ -351,6 +373,7 @@ class Scrubber:
         self.tagger, self.tagger_status = _resolve_tagger(tagger)
         self.tagger_threshold = tagger_threshold
         self.tagger_veto = tagger_veto
+        self.vocabulary_guard = vocabulary_guard and not presidio_defaults_only
 
     @property
     def veto(self) -> float | None:
@@ -428,7 +451,7 @@ class Scrubber:
         cands: list[PhiSpan] = []
         for ent, a, b, score, source in results:
             if source == "tagger":
-                if not _tagger_false_positive(ent, text[a:b], text, b):
+                if not _tagger_false_positive(ent, text[a:b], text, b) and not (self.vocabulary_guard and _clinical_term(ent, text[a:b])):
                     cands.append(PhiSpan(a, b, ent, text[a:b], score))
                 continue
             from_pattern = source is True  # the capitalisation heuristics are for the NER only, not for our patterns
@@ -450,6 +473,8 @@ class Scrubber:
                 continue
             s = text[a:b]
             if not self.defaults_only and self._suppress(lab, s, text, a, b, from_pattern):
+                continue
+            if self.vocabulary_guard and not from_pattern and _clinical_term(lab, s):
                 continue
             cands.append(PhiSpan(a, b, lab, s, score))
         cands = [_trim_time(c, text) if c.label == "DATE" else c for c in cands]

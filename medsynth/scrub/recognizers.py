@@ -85,6 +85,13 @@ CLINICAL_PATTERNS: list[PatternSpec] = [
     PatternSpec("AGE_OVER_89", r"\b((?:9\d|1[01]\d))\s*(?:y/o|yo|y\.o\.)", 1, 0.9),
     PatternSpec("AGE_OVER_89", r"\b((?:9\d|1[01]\d))\s*(?:M|F)\b", 1, 0.9, 0),
     PatternSpec("AGE_OVER_89", r"\b(?:" + _kw("age", "aged") + r")\s*[:]?\s*((?:9\d|1[01]\d))\b", 1, 0.9),
+    # "101 years" after a name or a DOB (not a duration: "for 90 years", "over 95 years ago")
+    PatternSpec("AGE_OVER_89", r"(?<!\bfor )(?<!\bover )(?<!\bpast )(?<!\bin )\b((?:9\d|1[01]\d))\s*" + _kw("years", "yrs")
+                + r"(?!\s*(?:ago|later|since|of|after|before|earlier|prior)\b)(?:[\s,.;)]|$)", 1, 0.85),
+    # ages written out: "ninety-two years old", "aged ninety-five", "one hundred and one years"
+    PatternSpec("AGE_OVER_89", r"\b((?i:ninety(?:[\s-](?:one|two|three|four|five|six|seven|eight|nine))?|(?:one\s+)?hundred(?:\s+and\s+(?:one|two|three|four|five|six|seven|eight|nine|ten))?))"
+                + r"(?=[\s-]+(?i:years?|yrs?|-year-old)\b)", 1, 0.85),
+    PatternSpec("AGE_OVER_89", r"\b(?:" + _kw("age", "aged") + r")\s*[:]?\s*((?i:ninety(?:[\s-](?:one|two|three|four|five|six|seven|eight|nine))?))\b", 1, 0.85),
     PatternSpec("ADDRESS", r"\b(\d{1,6}\s+(?:[NSEW]\.?\s+)?(?:(?:[A-Z][a-z]+|[A-Z]{2,}|\d{1,3}(?i:st|nd|rd|th))\s+){1,3}(?i:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Highway|Hwy)\.?(?:,?\s+(?i:Apt|Apartment|Suite|Ste|Unit|#)\.?\s*[A-Z0-9\-]+)?)\b", 1, 0.95, 0),
     PatternSpec("ADDRESS", r"\b(P\.?\s?O\.?\s+Box\s+\d{1,6})\b", 1, 0.95),
     PatternSpec("ZIP", r"\b(?:[A-Z]{2}|ZIP(?:\s*code)?:?|Zip(?:\s*code)?:?)\s+(\d{5}(?:-\d{4})?)\b", 1, 0.95, 0),

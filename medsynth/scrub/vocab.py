@@ -16,13 +16,17 @@ tagger never saw. Nothing here is PHI; nothing is copied into the repository.
 from __future__ import annotations
 
 import bz2
+import hashlib
+import json
+import os
 import pickle
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 from .phi_values import in_partition
 
-__all__ = ["diagnosis_terms", "drug_terms", "cased"]
+__all__ = ["diagnosis_terms", "drug_terms", "cased", "clinical_words", "name_words", "all_clinical_vocabulary"]
 
 _WORD_OK = re.compile(r"^[A-Za-z][A-Za-z' \-]{2,40}$")
 
@@ -81,3 +85,86 @@ def cased(r, term: str, kind: str) -> str:  # noqa: ANN001 - random.Random
     if kind == "drug":
         return term if k < 0.45 else term[:1].upper() + term[1:] if k < 0.8 else term.title() if k < 0.9 else term.upper()
     return term if k < 0.4 else term[:1].lower() + term[1:] if k < 0.7 else term.title() if k < 0.92 else term.upper()
+
+
+def _cached(name: str, packages: tuple[str, ...], build: Callable[[], set[str]]) -> frozenset[str]:
+    """A word set built once per installed package versions and kept in ``$MEDSYNTH_HOME/cache`` (building takes
+    ≈ 10 s; loading ≈ 0.1 s). A cache that cannot be read or written is rebuilt in memory, never an error."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from ..paths import home
+
+    vers = []
+    for pkg in packages:
+        try:
+            vers.append(f"{pkg}={version(pkg)}")
+        except PackageNotFoundError:
+            vers.append(f"{pkg}=missing")
+    key = hashlib.sha256(("|".join(vers) + f"|{_VOCAB_FORMAT}").encode()).hexdigest()[:16]
+    path = home() / "cache" / f"scrub-{name}-{key}.json"
+    try:
+        return frozenset(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        pass
+    words = build()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(sorted(words)), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return frozenset(words)
+
+
+_VOCAB_FORMAT = 1  # bump when clinical_words / name_words change what they collect
+
+
+@lru_cache(maxsize=1)
+def clinical_words() -> frozenset[str]:
+    """Every word (lower case, ≥ 4 letters) of every ICD-10-CM description and of every MedlinePlus drug name, both
+    hash partitions: the clinical vocabulary the scrubber's precision guard consults. Empty when the packages are
+    missing (the guard is then off)."""
+
+    def build() -> set[str]:
+        out: set[str] = set()
+        for t in all_clinical_vocabulary():
+            out.update(w for w in re.findall(r"[a-z]+", t.lower()) if len(w) >= 4)
+        return out
+
+    return _cached("clinical-words", ("simple-icd-10-cm", "drug-named-entity-recognition"), build)
+
+
+@lru_cache(maxsize=1)
+def all_clinical_vocabulary() -> tuple[str, ...]:
+    """ICD-10-CM leaf descriptions (all of them, not only the short ones) and drug names, both partitions."""
+    try:
+        import simple_icd_10_cm as cm
+    except ImportError:
+        return ()
+    descs = [cm.get_description(c) for c in cm.get_all_codes(with_dots=False) if cm.is_leaf(c)]
+    return tuple(descs) + drug_terms("train") + drug_terms("test")
+
+
+@lru_cache(maxsize=1)
+def name_words() -> frozenset[str]:
+    """Every given and family name (lower case) of every Latin-script Faker locale, and the surnames that are also
+    medical words: a word in here can be a person, so the vocabulary guard never drops it, however clinical it also
+    is ("Bell", "Still", "Hunter", "Parkinson")."""
+
+    def build() -> set[str]:
+        from faker.config import AVAILABLE_LOCALES
+
+        from .phi_values import MEDICAL_SURNAMES, _faker_pool
+
+        out: set[str] = {w.lower() for w in MEDICAL_SURNAMES}
+        for loc in AVAILABLE_LOCALES:
+            for kind in ("first", "last"):
+                for part in ("train", "test"):
+                    try:
+                        out.update(w for v in _faker_pool((loc,), kind, part) for w in re.findall(r"[a-zà-ɏ]+", v.lower()))
+                    except (AttributeError, ValueError):
+                        continue
+        return out
+
+    return _cached("name-words", ("faker",), build)

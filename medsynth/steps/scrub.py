@@ -51,29 +51,44 @@ class ScrubStep(Step[ScrubConfig]):
     """Scrub PHI from text records and their meta fields (kept, scrubbed or dropped: never passed through unless named
     in ``keep_fields``); keeps labels, records counts per PHI type and the names of dropped fields."""
 
-    version = "2"  # 2: the tagger's veto on spaCy-only names and places
+    version = "3"  # 2: the tagger's veto on spaCy-only names and places; 3: the vocabulary guard, ages over 89 as "101 years"
     Config = ScrubConfig
 
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
         n = next(iter(input_sizes.values()), None)
         return StepPlan(records_in=n, records_out=n, est_seconds=(n or 0) / 40 + 5)
 
-    def _tagger_args(self, ctx: StepContext) -> dict[str, Any]:
-        """The tagger setting: the step's own, else the policy's ``scrub`` section."""
+    def _scrub_policy(self, rec: Any) -> Any:
         from ..audit.policy import load_policy
 
+        path = self.config.policy or (rec.config.privacy.policy if rec is not None else None)
+        return load_policy(rec.resolve_path(path) if rec is not None and path else path).scrub
+
+    def _tagger_args(self, ctx: StepContext) -> dict[str, Any]:
+        """The tagger setting: the step's own, else the policy's ``scrub`` section."""
         c = self.config
-        rec = ctx.recipe
-        path = c.policy or (rec.config.privacy.policy if rec is not None else None)
-        sp = load_policy(rec.resolve_path(path) if rec is not None and path else path).scrub
+        sp = self._scrub_policy(ctx.recipe)
         return {"tagger": c.tagger or sp.tagger, "tagger_threshold": c.tagger_threshold if c.tagger_threshold is not None else sp.tagger_threshold,
-                "tagger_veto": sp.tagger_veto}
+                "tagger_veto": sp.tagger_veto, "vocabulary_guard": sp.vocabulary_guard}
 
     def cache_key_extra(self) -> dict[str, Any]:
+        from importlib.metadata import PackageNotFoundError, version
+
+        extra: dict[str, Any] = {"tagger_veto": TAGGER_VETO}
         try:  # a retrained tagger changes what is scrubbed: the cached output must not be reused
-            return {"phi_tagger": _tagger_files_hash(), "tagger_veto": TAGGER_VETO}
+            extra["phi_tagger"] = _tagger_files_hash()
         except OSError:
-            return {"phi_tagger": None, "tagger_veto": TAGGER_VETO}
+            extra["phi_tagger"] = None
+        try:  # so does the policy's scrub section (threshold, veto, guard) and the vocabularies the guard reads
+            extra["scrub_policy"] = self._scrub_policy(self.recipe).model_dump()
+        except Exception:  # noqa: BLE001 - an unreadable policy fails the step's own check, not the cache key
+            extra["scrub_policy"] = None
+        for pkg in ("simple-icd-10-cm", "drug-named-entity-recognition", "faker"):
+            try:
+                extra[pkg] = version(pkg)
+            except PackageNotFoundError:
+                extra[pkg] = None
+        return extra
 
     def run(self, ctx: StepContext) -> None:
         from ..scrub.engine import Scrubber

@@ -31,6 +31,33 @@ def test_no_false_positives_on_clinical_expressions(spans_scrubber):
         assert not any(neg == t or neg in t.split() for t in texts), neg
 
 
+def test_ages_over_89_written_without_old_or_in_words(spans_scrubber):
+    found = lambda t: {x.text for x in spans_scrubber.analyze(t) if x.label == "AGE_OVER_89"}  # noqa: E731
+    assert found("Willekens, DOB 19310130, 101 years. Moderate hearing loss.") == {"101"}
+    assert found("Patient is ninety-two years old.") == {"ninety-two"}
+    assert found("aged ninety-five, lives alone") == {"ninety-five"}
+    assert found("one hundred and one years old on admission") == {"one hundred and one"}
+    for duration in ["smoked for 95 years", "diagnosed over 90 years ago", "a 92-year history", "85 years old"]:
+        assert not found(duration), duration
+
+
+def test_vocabulary_guard_drops_clinical_words_but_never_a_name():
+    """The guard drops a name/place detection made only of clinical vocabulary (ICD-10-CM, MedlinePlus drugs) that is
+    no one's name; a word that is also a given or family name is always kept, and our own patterns are never guarded."""
+    from medsynth.scrub.engine import _clinical_term
+
+    for term in ["Helicobacter pylori", "Herceptin", "Takotsubo", "Acinetobacter baumannii", "Glipizide"]:
+        assert _clinical_term("NAME", term), term
+    for name in ["Bell", "Parkinson", "Hunter", "Johnson", "Still", "Maria Lopez", "Takotsubo Smith"]:
+        assert not _clinical_term("NAME", name), name
+    assert not _clinical_term("DATE", "Herceptin") and not _clinical_term("NAME", "Dr")
+    guarded, plain = Scrubber(mode="spans"), Scrubber(mode="spans", vocabulary_guard=False)
+    text = "Culture grew Acinetobacter baumannii; Dr. Hunter started Herceptin. Maria Lopez was told."
+    g, p = ({t.text for t in s.analyze(text)} for s in (guarded, plain))
+    assert {"Hunter", "Maria Lopez"} <= g and {"Acinetobacter", "Herceptin"} <= p and not {"Acinetobacter", "Herceptin"} & g
+    assert g <= p  # the guard only removes detections
+
+
 def test_presidio_defaults_baseline_misses_mrn_and_address():
     base = {(s.label, s.text) for s in Scrubber(mode="spans", presidio_defaults_only=True).analyze(NOTE)}
     assert ("MRN", "12345678") not in base and ("ADDRESS", "123 Main Street") not in base
