@@ -22,6 +22,10 @@ def isolated_home(path: Path) -> Path:
     if rt.is_file() and not (path / "cache" / "runtime.json").exists():
         (path / "cache").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(rt, path / "cache" / "runtime.json")
+    for vocab in (REAL_HOME / "cache").glob("scrub-*.json") if (REAL_HOME / "cache").is_dir() else []:  # the scrubber's word sets
+        if not (path / "cache" / vocab.name).exists():
+            (path / "cache").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(vocab, path / "cache" / vocab.name)
     return path
 
 

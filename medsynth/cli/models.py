@@ -44,6 +44,9 @@ def _prepare_tagger(force: bool) -> object:
     from ..exceptions import MedsynthError
     from ..scrub.tagger import PhiTagger, TaggerConfig, tagger_dir, train_tagger
 
+    from ..scrub.vocab import clinical_words, name_words
+
+    clinical_words(), name_words()  # the scrubber's vocabulary guard: built once into $MEDSYNTH_HOME/cache (≈ 15 s)
     d = tagger_dir()
     if not force:
         try:
