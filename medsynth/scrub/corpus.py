@@ -33,7 +33,7 @@ from functools import lru_cache
 from .phi_values import PhiValues
 from .vocab import cased, diagnosis_terms, drug_terms
 
-__all__ = ["Note", "TAG_LABELS", "make_training_notes", "TRAIN_LOCALES", "render", "real_clinical_text"]
+__all__ = ["Note", "TAG_LABELS", "make_training_notes", "TRAIN_LOCALES", "render", "pieces_to_note", "real_clinical_text"]
 
 #: the tagger's labels (coarse Safe Harbor groups); medsynth's finer labels come from the rules on overlap
 TAG_LABELS = ["NAME", "DATE", "AGE", "CONTACT", "ID", "LOCATION", "ORG"]
@@ -425,6 +425,21 @@ def _noise(r: random.Random, segs: list[Seg]) -> list[Seg]:
             wrapped.append(("".join(chars), lab))
         out = wrapped
     return out
+
+
+def pieces_to_note(pieces: list[tuple[str, str | None]], nid: str, genre: str) -> Note:
+    """A note from (text, label) pieces, as the held-out generators write them: a labelled piece is a PHI span
+    without its surrounding whitespace, ``"~NEG"`` a hard negative, ``None`` plain text."""
+    text, spans, negs, p = [], [], [], 0
+    for t, lab in pieces:
+        if lab == "~NEG":
+            negs.append((p, p + len(t), "NEG"))
+        elif lab and t.strip():
+            a = p + len(t) - len(t.lstrip())
+            spans.append((a, a + len(t.strip()), lab))
+        text.append(t)
+        p += len(t)
+    return Note(id=nid, text="".join(text), spans=spans, genre=genre, negatives=negs)
 
 
 def render(segs: list[Seg], note_id: str, genre: str) -> Note:

@@ -16,7 +16,7 @@ What C has of its own:
 - **hard negatives**: its own lists (brand and generic drugs, eponymous signs and scores, organisms, devices and
   dressings, procedure names) — not A's hand lists, not B's.
 
-Nothing here imports from ``corpus.py`` except :class:`Note`, or from ``heldout.py`` except the names of B's locales
+Nothing here imports from ``corpus.py`` except :class:`Note` and its piece renderer, or from ``heldout.py`` except the names of B's locales
 (to exclude their values). Everything is invented; no real person is described.
 """
 
@@ -26,7 +26,7 @@ import random
 import re
 from datetime import date, timedelta
 
-from .corpus import Note
+from .corpus import Note, pieces_to_note
 from .phi_values import PhiValues
 
 __all__ = ["make_dev_c_notes", "C_LOCALES", "C_GENRES"]
@@ -252,16 +252,7 @@ def _note(c: _C, genre: str, template: str, nid: str) -> Note:
     pieces: list[tuple[str, str | None]] = []
     for i, part in enumerate(re.split(r"⟦(\w+)⟧", template)):
         pieces += _fill(c, part, pt, kin) if i % 2 else [(part, None)]
-    text, spans, negs, p = [], [], [], 0
-    for t, lab in pieces:
-        if lab == "~NEG":
-            negs.append((p, p + len(t), "NEG"))
-        elif lab and t.strip():
-            a = p + len(t) - len(t.lstrip())
-            spans.append((a, a + len(t.strip()), lab))
-        text.append(t)
-        p += len(t)
-    return Note(id=nid, text="".join(text), spans=spans, genre=genre, negatives=negs)
+    return pieces_to_note(pieces, nid, genre)
 
 
 def make_dev_c_notes(n: int, seed: int = 11) -> list[Note]:

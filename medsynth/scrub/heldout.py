@@ -11,7 +11,7 @@ What differs from generator A, on purpose:
   run sheets, immunisation records, work/school excuse notes, genetic-counselling pedigrees, obstetric notes,
   chaplaincy notes — none of them a genre of A, every sentence written here.
 
-Nothing here may import from ``corpus.py`` except the :class:`Note` record type. Tune nothing on these notes.
+Nothing here may import from ``corpus.py`` except the :class:`Note` record type and its piece renderer. Tune nothing on these notes.
 Everything is invented; no real person is described.
 """
 
@@ -21,7 +21,7 @@ import random
 import re
 from datetime import date, timedelta
 
-from .corpus import Note
+from .corpus import Note, pieces_to_note
 from .phi_values import in_partition
 
 __all__ = ["make_test_notes", "TEST_LOCALES", "B_GENRES"]
@@ -237,16 +237,7 @@ def _note(b: _B, genre: str, template: str, nid: str) -> Note:
     pieces.append((template[pos:], None))
     if r.random() < 0.15:  # informal: all lower case
         pieces = [(t.lower(), lab) for t, lab in pieces]
-    text, spans, negs, p = [], [], [], 0
-    for t, lab in pieces:
-        if lab == "~NEG":
-            negs.append((p, p + len(t), "NEG"))
-        elif lab and t.strip():
-            a = p + len(t) - len(t.lstrip())
-            spans.append((a, a + len(t.strip()), lab))
-        text.append(t)
-        p += len(t)
-    return Note(id=nid, text="".join(text), spans=spans, genre=genre, negatives=negs)
+    return pieces_to_note(pieces, nid, genre)
 
 
 def make_test_notes(n: int, seed: int = 7) -> list[Note]:
