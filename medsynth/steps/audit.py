@@ -34,16 +34,10 @@ class AuditStep(Step[AuditConfig]):
     Config = AuditConfig
 
     def check(self, recipe: Any) -> list[tuple[str, str]]:
-        from ..audit.policy import load_policy
         from ..registry import AUDITS
 
         c = self.config
-        probs = []
-        path = c.policy or recipe.config.privacy.policy
-        try:
-            load_policy(recipe.resolve_path(path))
-        except Exception as e:  # noqa: BLE001
-            probs.append(("policy", str(e).splitlines()[0]))
+        probs = _policy_problems(recipe, c.policy)
         for a in c.audits or []:
             if a not in AUDITS:
                 probs.append(("audits", f"unknown audit '{a}'; known: {', '.join(AUDITS.names())}"))
@@ -55,6 +49,9 @@ class AuditStep(Step[AuditConfig]):
     def rate_key(self) -> dict[str, Any]:
         c = self.config
         return {"type": "audit", "audits": sorted(c.audits or []), "model": c.model, "private": c.private, "holdout": c.holdout}
+
+    def cache_key_extra(self) -> dict[str, Any]:
+        return _policy_key(self.recipe, self.config.policy)
 
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
         n = next(iter(input_sizes.values()), None)
@@ -77,6 +74,27 @@ class AuditStep(Step[AuditConfig]):
 
             context["backend"] = TransformersBackend(model=c.model, adapter=c.adapter)
         run_gate(ctx, policy, pol_path, names, policy.required(model_given=bool(c.model)), c.private, c.holdout, context, c.on_fail, self.type)
+
+
+def _policy_problems(recipe: Any, path: str | None) -> list[tuple[str, str]]:
+    from ..audit.policy import load_policy
+
+    try:
+        load_policy(recipe.resolve_path(path or recipe.config.privacy.policy))
+    except Exception as e:  # noqa: BLE001 - any unreadable policy is a check problem with its first line
+        return [("policy", str(e).splitlines()[0])]
+    return []
+
+
+def _policy_key(recipe: Any, path: str | None) -> dict[str, Any]:
+    """The policy's content as part of the gate's cache key: a changed limit, weight or audit list re-runs the gate."""
+    from ..audit.policy import load_policy
+
+    try:
+        p = path or (recipe.config.privacy.policy if recipe is not None else None)
+        return {"policy": load_policy(recipe.resolve_path(p) if recipe is not None and p else p).model_dump(mode="json")}
+    except Exception:  # noqa: BLE001 - an unreadable policy fails the step's check, not the cache key
+        return {"policy": None}
 
 
 def _policy(ctx: StepContext, path: str | None) -> tuple[Any, str | None]:
@@ -160,14 +178,10 @@ class ImageAuditStep(Step[ImageAuditConfig]):
     Config = ImageAuditConfig
 
     def check(self, recipe: Any) -> list[tuple[str, str]]:
-        from ..audit.policy import load_policy
+        return _policy_problems(recipe, self.config.policy)
 
-        c = self.config
-        try:
-            load_policy(recipe.resolve_path(c.policy or recipe.config.privacy.policy))
-        except Exception as e:  # noqa: BLE001
-            return [("policy", str(e).splitlines()[0])]
-        return []
+    def cache_key_extra(self) -> dict[str, Any]:
+        return _policy_key(self.recipe, self.config.policy)
 
     def run(self, ctx: StepContext) -> None:
         c = self.config

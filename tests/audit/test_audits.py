@@ -268,3 +268,22 @@ def test_verdict_classes_mean_what_they_say():
     assert v == "not_powered" and exc[0].startswith("b: required by the policy but not run")
     v, exc = release_verdict({"a": {"verdict": "not_powered", "reason": "0 PHI strings"}, "b": {"verdict": "fail", "reason": "copies"}}, ["a", "b"])
     assert v == "fail" and exc == ["b: fail (copies)"]
+
+
+@pytest.mark.parametrize("gate", ["audit", "image_audit"])
+def test_the_gate_cache_key_holds_the_policy_content(tmp_path, gate):
+    """A cached gate must not be reused after its policy changed (a new limit, weight or audit list)."""
+    from pathlib import Path
+
+    from medsynth.recipe.schema import load_recipe
+
+    pol = tmp_path / "policy.yaml"
+    pol.write_text((Path(__file__).resolve().parents[2] / "privacy" / "policy.yaml").read_text())
+    rec = {"name": "x", "seed": 1, "privacy": {"policy": str(pol)}, "steps": [
+        {"type": "load", "name": "private", "path": str(tmp_path / "p.jsonl")},
+        {"type": gate, "name": "gate", "input": "private", "private": "private", "holdout": None}]}
+    step = load_recipe(rec, check_resources=False).steps[1]
+    before = step.cache_key_extra()
+    assert before["policy"]["clean_flag_budget"] == 0.01
+    pol.write_text(pol.read_text().replace("clean_flag_budget: 0.01", "clean_flag_budget: 0.02"))
+    assert step.cache_key_extra()["policy"]["clean_flag_budget"] == 0.02 and step.cache_key_extra() != before
