@@ -157,14 +157,18 @@ def name_words() -> frozenset[str]:
 
         from .phi_values import MEDICAL_SURNAMES, _faker_pool
 
+        import warnings
+
         out: set[str] = {w.lower() for w in MEDICAL_SURNAMES}
-        for loc in AVAILABLE_LOCALES:
-            for kind in ("first", "last"):
-                for part in ("train", "test"):
-                    try:
-                        out.update(w for v in _faker_pool((loc,), kind, part) for w in re.findall(r"[a-zà-ɏ]+", v.lower()))
-                    except (AttributeError, ValueError):
-                        continue
+        with warnings.catch_warnings():  # Faker warns about its deprecated locales (fr_QC): every locale is read
+            warnings.simplefilter("ignore")
+            for loc in AVAILABLE_LOCALES:
+                for kind in ("first", "last"):
+                    for part in ("train", "test"):
+                        try:
+                            out.update(w for v in _faker_pool((loc,), kind, part) for w in re.findall(r"[a-zà-ɏ]+", v.lower()))
+                        except (AttributeError, ValueError):
+                            continue
         return out
 
     return _cached("name-words", ("faker",), build)
