@@ -14,7 +14,7 @@ from ..recipe.step import Step, StepConfig, StepPlan, register_step
 if TYPE_CHECKING:  # pragma: no cover
     from ..recipe.engine import StepContext
 
-__all__ = ["AuditStep", "ImageAuditStep", "run_gate"]
+__all__ = ["AuditStep", "ImageAuditStep", "run_gate", "recipe_policy"]
 
 
 class AuditConfig(StepConfig):
@@ -59,7 +59,7 @@ class AuditStep(Step[AuditConfig]):
 
     def run(self, ctx: StepContext) -> None:
         c = self.config
-        policy, pol_path = _policy(ctx, c.policy)
+        policy, pol_path = recipe_policy(ctx.recipe, c.policy)
         context: dict[str, Any] = {}
         if c.phi_from:
             from ..scrub.fields import load_phi_strings
@@ -76,11 +76,18 @@ class AuditStep(Step[AuditConfig]):
         run_gate(ctx, policy, pol_path, names, policy.required(model_given=bool(c.model)), c.private, c.holdout, context, c.on_fail, self.type)
 
 
-def _policy_problems(recipe: Any, path: str | None) -> list[tuple[str, str]]:
+def recipe_policy(recipe: Any, path: str | None) -> tuple[Any, str | None]:
+    """The policy a step uses — its own ``policy:`` else the recipe's ``privacy.policy`` (resolved against the recipe),
+    else the default — and the path as given."""
     from ..audit.policy import load_policy
 
+    pol_path = path or (recipe.config.privacy.policy if recipe is not None else None)
+    return load_policy(recipe.resolve_path(pol_path) if recipe is not None and pol_path else pol_path), pol_path
+
+
+def _policy_problems(recipe: Any, path: str | None) -> list[tuple[str, str]]:
     try:
-        load_policy(recipe.resolve_path(path or recipe.config.privacy.policy))
+        recipe_policy(recipe, path)
     except Exception as e:  # noqa: BLE001 - any unreadable policy is a check problem with its first line
         return [("policy", str(e).splitlines()[0])]
     return []
@@ -88,20 +95,10 @@ def _policy_problems(recipe: Any, path: str | None) -> list[tuple[str, str]]:
 
 def _policy_key(recipe: Any, path: str | None) -> dict[str, Any]:
     """The policy's content as part of the gate's cache key: a changed limit, weight or audit list re-runs the gate."""
-    from ..audit.policy import load_policy
-
     try:
-        p = path or (recipe.config.privacy.policy if recipe is not None else None)
-        return {"policy": load_policy(recipe.resolve_path(p) if recipe is not None and p else p).model_dump(mode="json")}
+        return {"policy": recipe_policy(recipe, path)[0].model_dump(mode="json")}
     except Exception:  # noqa: BLE001 - an unreadable policy fails the step's check, not the cache key
         return {"policy": None}
-
-
-def _policy(ctx: StepContext, path: str | None) -> tuple[Any, str | None]:
-    from ..audit.policy import load_policy
-
-    pol_path = path or (ctx.recipe.config.privacy.policy if ctx.recipe else None)
-    return load_policy(ctx.recipe.resolve_path(pol_path) if (ctx.recipe and pol_path) else pol_path), pol_path
 
 
 def run_gate(ctx: StepContext, policy: Any, pol_path: str | None, names: list[str], required: list[str], private_name: str, holdout_name: str | None,
@@ -185,5 +182,5 @@ class ImageAuditStep(Step[ImageAuditConfig]):
 
     def run(self, ctx: StepContext) -> None:
         c = self.config
-        policy, pol_path = _policy(ctx, c.policy)
+        policy, pol_path = recipe_policy(ctx.recipe, c.policy)
         run_gate(ctx, policy, pol_path, ["image_copy"], ["image_copy"], c.private, c.holdout, {}, c.on_fail, self.type)

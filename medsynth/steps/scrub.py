@@ -59,10 +59,9 @@ class ScrubStep(Step[ScrubConfig]):
         return StepPlan(records_in=n, records_out=n, est_seconds=(n or 0) / 40 + 5)
 
     def _scrub_policy(self, rec: Any) -> Any:
-        from ..audit.policy import load_policy
+        from .audit import recipe_policy
 
-        path = self.config.policy or (rec.config.privacy.policy if rec is not None else None)
-        return load_policy(rec.resolve_path(path) if rec is not None and path else path).scrub
+        return recipe_policy(rec, self.config.policy)[0].scrub
 
     def _tagger_args(self, ctx: StepContext) -> dict[str, Any]:
         """The tagger setting: the step's own, else the policy's ``scrub`` section."""
