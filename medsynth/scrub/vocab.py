@@ -55,9 +55,9 @@ def diagnosis_terms(partition: str) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
-@lru_cache(maxsize=4)
-def drug_terms(partition: str) -> tuple[str, ...]:
-    """Generic and brand names (lower case as stored) of drugs with a MedlinePlus monograph, or () when missing."""
+@lru_cache(maxsize=1)
+def _medline_drugs() -> tuple[str, ...]:
+    """Every usable drug name variant whose drug has a MedlinePlus monograph (the dictionary is read once: ≈ 4 s)."""
     try:
         from importlib.resources import files
 
@@ -67,15 +67,15 @@ def drug_terms(partition: str) -> tuple[str, ...]:
     except (ImportError, OSError, ModuleNotFoundError):
         return ()
     canon = d["drug_canonical_to_data"]
-    out: set[str] = set()
-    for variant, cs in d["drug_variant_to_canonical"].items():
-        if not any(canon.get(c, {}).get("medline_plus_id") for c in cs):
-            continue
-        if "," in variant or len(variant.split()) > 3 or not _WORD_OK.match(variant):
-            continue
-        if in_partition(variant, partition):
-            out.add(variant)
-    return tuple(sorted(out))
+    return tuple(sorted(variant for variant, cs in d["drug_variant_to_canonical"].items()
+                        if any(canon.get(c, {}).get("medline_plus_id") for c in cs)
+                        and "," not in variant and len(variant.split()) <= 3 and _WORD_OK.match(variant)))
+
+
+@lru_cache(maxsize=4)
+def drug_terms(partition: str) -> tuple[str, ...]:
+    """Generic and brand names (lower case as stored) of drugs with a MedlinePlus monograph, or () when missing."""
+    return tuple(v for v in _medline_drugs() if in_partition(v, partition))
 
 
 def cased(r, term: str, kind: str) -> str:  # noqa: ANN001 - random.Random
