@@ -29,7 +29,12 @@ DATE_PATTERNS = [
     r"\b" + _MONTHS + r"\s+(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?(?:,?\s+(?:19|20)\d{2})?\b",
     r"\b" + _MONTHS + r"\s+(?:19|20)\d{2}\b",
     r"\b(?:0?[1-9]|1[0-2])/(?:19|20)\d{2}\b",
+    r"\b" + _MONTHS + r",?\s+of\s+(?:19|20)\d{2}\b",  # "August of 2000"
+    r"\b" + _MONTHS + r"\s*['’]\d{2}\b",  # "Sep '75"
 ]
+#: a weekday written before a date belongs to it ("Mon 24 Oct 1977", "Thursday, March 3, 2001")
+_WEEKDAY = r"(?:Mon|Tue|Tues|Wed|Thu|Thur|Thurs|Fri|Sat|Sun)(?:day|sday|nesday|rsday|urday)?\.?,?"
+DATE_PATTERNS.append(r"\b" + _WEEKDAY + r"\s+(?:" + "|".join(p[2:] for p in DATE_PATTERNS) + ")")
 
 _OCR_CONFUSIONS = {"e": "[ec]", "l": "[l1I]", "i": "[il1]", "o": "[o0a]", "a": "[ao]", "c": "[ce]", "s": "[s5]", "n": "(?:n|rn)", "m": "(?:m|rn)"}
 
@@ -49,14 +54,20 @@ def _kw(*words: str) -> str:
 
 
 # A name token: Title-case (O'Brien, MacAllister, Jean-Luc) or ALL CAPS (headers); particles (van der, de, da).
-_TITLE_TOK = r"(?:(?:Mac|Mc|O')?[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?)"
-_CAPS_TOK = r"(?:[A-Z](?:[A-Z]|'[A-Z])+(?:-[A-Z]{2,})?)"
-_PART = r"(?:(?:[Vv]an|[Vv]on|[Dd]e|[Dd]er|[Dd]a|[Dd]el|[Dd]i|[Ll]a|[Ll]e|VAN|VON|DE|DER|DA|DEL|DI|LA|LE)\s+)"
+# letters of the Latin script with their diacritics (Müller, Ó Briain, Łukasz, Şahin): names are not ASCII-only
+_UP = "A-Z" + "".join(ch for ch in map(chr, range(0xC0, 0x250)) if ch.isupper() and ch.isalpha())
+_LO = "a-z" + "".join(ch for ch in map(chr, range(0xC0, 0x250)) if ch.islower() and ch.isalpha())
+_TITLE_TOK = rf"(?:(?:Mac|Mc|O'|O’|Fitz)?[{_UP}][{_LO}]+(?:[-'’][{_UP}][{_LO}]+)?)"
+_CAPS_TOK = rf"(?:[{_UP}](?:[{_UP}]|'[{_UP}])+(?:-[{_UP}]{{2,}})?)"
+# surname particles of many traditions: Dutch/German/Romance (van der, von, de la, dos), Irish/Scottish (Ó, Ní, Mac),
+# Arabic (bin, ibn, al-), French (St-)
+_PART = (r"(?:(?:[Vv]an|[Vv]on|[Dd]e|[Dd]er|[Dd]en|[Dd]a|[Dd]el|[Dd]ella|[Dd]i|[Dd]os|[Dd]as|[Dd]u|[Ll]a|[Ll]e|[Tt]er|[Tt]en|[Zz]u|"
+         r"Ó|Ní|Nic|Mac|Mc|Ua|bin|binti|ibn|Abu|VAN|VON|DE|DER|DEN|DA|DEL|DI|DOS|DU|LA|LE|MAC|NÍ|BIN|IBN)\s+|(?:[Aa]l|[Ee]l|AL|EL|St|Ste|ST)-)")
 _TOK = rf"(?:{_PART}{{0,2}}(?:{_TITLE_TOK}|{_CAPS_TOK}))"
 _NAME = _TITLE_TOK
 _NAME_ANY = rf"{_TOK}(?:[ \t]+{_TOK}){{0,2}}"  # one to three tokens, on one line
 _NAME_TITLE = rf"{_PART}{{0,2}}{_TITLE_TOK}(?:[ \t]+{_PART}{{0,2}}{_TITLE_TOK}){{0,2}}"  # Title-case only (free-text triggers)
-_INITIAL = r"(?:[A-Z]\.\s?){1,2}"
+_INITIAL = rf"(?:[{_UP}]\.\s?){{1,2}}"
 _LABEL_PERSON = _kw("Patient Name", "Pt Name", "Name", "Patient", "Attending", "Attending Physician", "Referring Physician", "Referring",
                     "Radiologist", "PCP", "Signed by", "Dictated by", "Transcribed by", "Electronically signed by", "cc", "Guarantor",
                     "Emergency Contact", "Next of Kin", "NOK", "HCP", "Provider", "Physician", "Surgeon", "Resident", "Fellow")
@@ -95,6 +106,9 @@ CLINICAL_PATTERNS: list[PatternSpec] = [
     PatternSpec("ADDRESS", r"\b(\d{1,6}\s+(?:[NSEW]\.?\s+)?(?:(?:[A-Z][a-z]+|[A-Z]{2,}|\d{1,3}(?i:st|nd|rd|th))\s+){1,3}(?i:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Highway|Hwy)\.?(?:,?\s+(?i:Apt|Apartment|Suite|Ste|Unit|#)\.?\s*[A-Z0-9\-]+)?)\b", 1, 0.95, 0),
     PatternSpec("ADDRESS", r"\b(P\.?\s?O\.?\s+Box\s+\d{1,6})\b", 1, 0.95),
     PatternSpec("ZIP", r"\b(?:[A-Z]{2}|ZIP(?:\s*code)?:?|Zip(?:\s*code)?:?)\s+(\d{5}(?:-\d{4})?)\b", 1, 0.95, 0),
+    # Canadian and UK postcodes (their letter-digit layouts are distinctive with the space; without it "T2N0M0" is a tumour stage)
+    PatternSpec("ZIP", r"\b([ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z][ ]\d[ABCEGHJ-NPRSTV-Z]\d)\b", 1, 0.85, 0),
+    PatternSpec("ZIP", r"\b([A-Z]{1,2}\d[A-Z\d]?[ ]\d[ABD-HJLNP-UW-Z]{2})\b", 1, 0.85, 0),
     PatternSpec("LOCATION", r"\b((?:[A-Z][a-z]+\s){0,2}[A-Z][a-z]+),?\s+(?:A[KLRZ]|C[AOT]|D[CE]|FL|GA|HI|I[ADLN]|K[SY]|LA|M[ADEINOST]|N[CDEHJMVY]|O[HKR]|PA|RI|S[CD]|T[NX]|UT|V[AT]|W[AIVY])\s+\d{5}", 1, 0.9, 0),
     PatternSpec("HOSPITAL", r"\b((?:St\.?\s+|Saint\s+)?(?:[A-Z][a-z']+\s+){1,4}" + _HOSP_SUFFIX + r")\b", 1, 0.9, 0),
     PatternSpec("HOSPITAL", r"\b((?:ST\.?\s+|SAINT\s+)?(?:" + _CAPS_STOP + r"[A-Z][A-Z'.]+\s+){1,4}(?:HOSPITAL|MEDICAL\s+CENTER|MED\s+CTR|HEALTH\s+CENTER|CLINIC|INFIRMARY|HEALTH\s+SYSTEM|MEMORIAL|REHABILITATION\s+CENTER|NURSING\s+HOME|HOSPICE))\b", 1, 0.9, 0),
@@ -102,7 +116,8 @@ CLINICAL_PATTERNS: list[PatternSpec] = [
     PatternSpec("PERSON", r"\b(?i:Dr|Doctor|Mr|Mrs|Ms|Miss|Mx|Prof|Nurse)\.?[ \t]+(" + _NAME_ANY + r")", 1, 0.95, 0),
     PatternSpec("PERSON", r"\b(?:RN|NP|PA)[ \t]+(" + _NAME_TITLE + r")", 1, 0.9, 0),
     PatternSpec("PERSON", r"\b((?:" + _INITIAL + r"|" + _TOK + r"[ \t]+)(?:" + _INITIAL + r"[ \t]*)?" + _TOK + r"),?\s+(?:MD|M\.D\.|DO|RN|NP|PA-C|PhD|FACR|FACC|MBBS|DNP|CRNA)\b", 1, 0.95, 0),
-    PatternSpec("PERSON", r"(?<![\w-])" + _LABEL_PERSON + r"[ \t]*[:\-]\s*(" + _TOK + r",?[ \t]+" + _TOK + r"(?:[ \t]+" + _TOK + r")?|" + _INITIAL + r"[ \t]*" + _TOK + r"|" + _TOK + r")", 1, 0.95, 0),
+    PatternSpec("PERSON", r"(?<![\w-])" + _LABEL_PERSON + r"[ \t]*[:\-]\s*(" + _TOK + r",?[ \t]+" + _TOK + r"(?:[ \t]+" + _TOK + r")?|" + _INITIAL + r"[ \t]*" + _TOK
+                + r"|" + _TOK + r",?[ \t]+" + _INITIAL + r"|" + _TOK + r")", 1, 0.95, 0),
     PatternSpec("PERSON", r"\b" + _RELATION + r",?[ \t]+(" + _NAME_ANY + r")", 1, 0.85, 0),
     PatternSpec("PERSON", r"(?<![\w/])" + _TRIGGER + r"[ \t]+(?:(?i:dr)\.?[ \t]+)?(" + _NAME_TITLE + r"|" + _INITIAL + r"[ \t]*" + _TITLE_TOK + r")(?='s|\b)", 1, 0.7, 0),
     PatternSpec("EMAIL", r"\b([A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,})\b", 1, 0.99),

@@ -41,6 +41,30 @@ def test_ages_over_89_written_without_old_or_in_words(spans_scrubber):
         assert not found(duration), duration
 
 
+def test_weekday_and_month_year_dates_are_whole_spans(spans_scrubber):
+    dates = lambda t: {x.text for x in spans_scrubber.analyze(t) if x.label == "DATE"}  # noqa: E731
+    assert dates("Hospice admission Mon 24 Oct 1977. Stable.") == {"Mon 24 Oct 1977"}
+    assert dates("Seen Thursday, March 3, 2001 in clinic.") == {"Thursday, March 3, 2001"}
+    assert dates("Next review August of 2000.") == {"August of 2000"}
+    assert dates("Compared with the study of Sep '75.") == {"Sep '75"}
+    assert not dates("given 2 mg at 10 am on Mon, repeat in 3 days")
+
+
+def test_names_with_particles_and_diacritics(spans_scrubber):
+    names = lambda t: {x.text for x in spans_scrubber.analyze(t) if x.label == "NAME"}  # noqa: E731
+    assert names("Echo bubble study for Ms Ó Héadtromáin today.") == {"Ó Héadtromáin"}
+    assert names("Dr. Müller saw Mrs Ní Bhriain.") == {"Müller", "Ní Bhriain"}
+    assert names("Consultant: Dr al-Rashid") == {"al-Rashid"}
+    assert names("Patient: St-Laurent T.  Study date 2016") == {"St-Laurent T"}
+
+
+def test_canadian_and_uk_postcodes_but_not_tumour_stages(spans_scrubber):
+    zips = lambda t: {x.text for x in spans_scrubber.analyze(t) if x.label == "ZIP"}  # noqa: E731
+    assert zips("Lives at 12 Main St, Toronto ON M5V 2T6.") == {"M5V 2T6"}
+    assert zips("Address: Flat 2, London SW1A 1AA") == {"SW1A 1AA"}
+    assert not zips("Staged T2N0M0, Gleason 3+4, B12 400 pg/mL")
+
+
 def test_vocabulary_guard_drops_clinical_words_but_never_a_name():
     """The guard drops a name/place detection made only of clinical vocabulary (ICD-10-CM, MedlinePlus drugs) that is
     no one's name; a word that is also a given or family name is always kept, and our own patterns are never guarded."""
