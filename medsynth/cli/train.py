@@ -29,7 +29,7 @@ def build_recipe(train: list[Path], eval_: list[Path], *, task: str = "classific
         steps.append({"type": "load", "name": "nonmembers", "path": str(Path(mia_nonmembers).resolve())})
     st: dict = {"type": "train", "name": "train", "task": task, "input": [f"train_{i}" for i in range(len(train))]}
     if eval_:
-        st["eval"] = [f"eval_{i}" for i in range(len(eval_))]
+        st["eval"] = {"real": [f"eval_{i}" for i in range(len(eval_))]}
     hp = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr}.items() if v is not None}
     if task == "classification":
         st["classifier"] = {"model": model, **hp}

@@ -21,7 +21,7 @@ from ..paths import check_name
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import StepContext
 
-__all__ = ["StepConfig", "Step", "StepPlan", "register_step"]
+__all__ = ["StepConfig", "Step", "StepPlan", "register_step", "eval_object"]
 
 
 class StepConfig(BaseModel):
@@ -44,6 +44,12 @@ class StepConfig(BaseModel):
         for x in [v] if isinstance(v, str) else v or []:
             check_name(x, "a dataset name")
         return v
+
+
+def eval_object(v: Any) -> Any:
+    """Every step's ``eval:`` is an object whose ``real:`` names the held-out dataset(s); ``eval: name`` (or a list
+    of names) is shorthand for ``eval: {real: name}`` in every step. Use as a ``mode="before"`` validator."""
+    return {"real": v} if isinstance(v, (str, list)) else v
 
 
 @dataclass

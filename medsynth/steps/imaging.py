@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ..data.records import Provenance, Record, id_ref
 from ..exceptions import DataFormatError, RecipeError
 from ..paths import find_step_dir
-from ..recipe.step import Step, StepConfig, StepPlan, register_step
+from ..recipe.step import Step, StepConfig, StepPlan, eval_object, register_step
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..recipe.engine import StepContext
@@ -506,6 +506,11 @@ class _ModelOptions(BaseModel):
         return self
 
 
+class VAEEvalOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    real: str = Field(description="dataset of held-out real images (never trained on)")
+
+
 class LDMTrainConfig(StepConfig, _ModelOptions):
     type: Literal["ldm_train"] = "ldm_train"
     modality: str | None = Field(None, description="which image of each record to model (a meta.modalities name; default image_path)")
@@ -513,7 +518,9 @@ class LDMTrainConfig(StepConfig, _ModelOptions):
     min_label_count: int = Field(5, ge=1, description="labels with fewer training images are not conditioned on (reported)")
     report_conditioning: bool = Field(False, description="also condition on MiniLM embeddings of record.text (cross-attention)")
     min_images: int = Field(16, ge=2, description="refuse to train on fewer images (a diffusion model of a handful of images memorizes them)")
-    eval: str | None = Field(None, description="dataset of held-out real images: VAE reconstruction SSIM is reported on it")
+    eval: VAEEvalOptions | None = Field(None, description="held-out real images: VAE reconstruction SSIM is reported on them")
+
+    _eval = field_validator("eval", mode="before")(eval_object)
 
 
 @register_step
@@ -581,11 +588,11 @@ class LDMTrainStep(_StepFolderKey, Step[LDMTrainConfig]):
         if c.eval:
             from ..imaging.metrics import ssim
 
-            ev = [r for r in ctx.dataset(c.eval) if r.kind == "image"]
+            ev = [r for r in ctx.dataset(c.eval.real) if r.kind == "image"]
             if ev:
                 E = record_images(ctx, ev, cfg.size, c.modality)
                 s = ssim(gen.reconstruct(E), E)
-                ctx.add_figure("vae.reconstruction_ssim", round(float(np.mean(s)), 4), f"mean MONAI SSIM of VAE round trips of {len(ev)} held-out images ({c.eval})")
+                ctx.add_figure("vae.reconstruction_ssim", round(float(np.mean(s)), 4), f"mean MONAI SSIM of VAE round trips of {len(ev)} held-out images ({c.eval.real})")
         out = []
         rel = _rel(ctx, model_dir)
         for r in recs:
@@ -612,6 +619,8 @@ class LDMSampleConfig(StepConfig):
     reports_from: str | None = Field(None, description="dataset whose record.text conditions the images (report-conditioned models), cycled")
     formats: list[Literal["png", "dicom"]] = Field(default_factory=lambda: ["png"], description="png (image_path) and/or synthetic DICOM (meta.dicom_path)")
     eval: EvalOptions | None = Field(None, description="classifier accuracy on requested findings, FD vs real held-out images, diversity")
+
+    _eval = field_validator("eval", mode="before")(eval_object)
 
     @field_validator("sampler")
     @classmethod
@@ -790,6 +799,7 @@ class LDMSampleStep(_StepFolderKey, Step[LDMSampleConfig]):
 
 class ImputeEvalOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    real: str = Field(description="dataset of held-out real pairs (the target is hidden from the model)")
     baselines: list[Literal["copy", "mean", "unet"]] = Field(default_factory=lambda: ["copy", "mean", "unet"],
                                                              description="copy the (first) input; mean training target; supervised U-Net regression (MONAI)")
     unet_steps: int | None = Field(None, ge=1, description="U-Net regression steps (default: the diffusion UNet's step count)")
@@ -803,8 +813,7 @@ class ModalityImputeConfig(StepConfig, _ModelOptions):
     n_samples: int = Field(4, ge=1, le=64, description="samples per case (their spread is the uncertainty)")
     sampler: dict[str, Any] = Field(default_factory=lambda: {"guidance_scale": 1.0})
     apply: str | None = Field(None, description="dataset whose records get the imputed modality (default: the eval dataset)")
-    eval: str | None = Field(None, description="dataset of held-out real pairs: SSIM/PSNR/MAE/FD vs baselines (the target is hidden from the model)")
-    eval_options: ImputeEvalOptions = Field(default_factory=ImputeEvalOptions)
+    eval: ImputeEvalOptions | None = Field(None, description="held-out real pairs: SSIM/PSNR/MAE/FD vs baselines")
     model: str | None = Field(None, description="an imputer bundle folder to use instead of training one")
     min_pairs: int = Field(16, ge=2)
     mode: Literal["residual", "palette"] = Field("residual", description=(
@@ -837,6 +846,26 @@ class ModalityImputeConfig(StepConfig, _ModelOptions):
         if self.mode != "residual":
             return None
         return MeanModelConfig(**{"steps": self.ldm_config().unet.steps, **self.mean_model})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _eval_options(cls, data: Any) -> Any:
+        """``eval: name`` is ``eval: {real: name}``; the old ``eval_options:`` is merged into ``eval:`` (deprecated)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        ev = eval_object(data.get("eval"))
+        if "eval_options" in data:
+            import warnings
+
+            warnings.warn("modality_impute: `eval_options:` is deprecated and will be removed in the next release; put its keys "
+                          "under `eval:` (e.g. `eval: {real: held_out, unet_steps: 4}`)", FutureWarning, stacklevel=2)
+            opts = data.pop("eval_options")
+            if isinstance(ev, dict) and isinstance(opts, dict):
+                ev = {**opts, **ev}
+        if ev is not None:
+            data["eval"] = ev
+        return data
 
     @property
     def sources(self) -> list[str]:
@@ -909,7 +938,8 @@ class ModalityImputeStep(_StepFolderKey, Step[ModalityImputeConfig]):
                                f"mean |target − regression mean| over the training pairs, {'out-of-fold (' + str(m['training']['folds']) + ' folds)' if m['training']['folds'] else 'in-sample'}: the residual the LDM models")
         if c.eval:
             self._evaluate(ctx, c, imp, train, s, rt)
-        target_set = [r for r in ctx.dataset(c.apply)] if c.apply else [r for r in ctx.dataset(c.eval)]  # type: ignore[arg-type]
+        target_name = c.apply or (c.eval.real if c.eval else None)  # check() requires one of them
+        target_set = list(ctx.dataset(target_name)) if target_name else []
         todo = [r for r in target_set if r.kind == "image" and all(modality_path(r, m) for m in c.sources)]
         skipped = [r for r in target_set if r not in todo]
         for r in skipped:
@@ -952,9 +982,10 @@ class ModalityImputeStep(_StepFolderKey, Step[ModalityImputeConfig]):
         from ..imaging.baselines import train_regression_unet
         from ..imaging.metrics import feature_distance, fit_feature_net, mae, psnr, ssim
 
-        ev = [r for r in ctx.dataset(c.eval) if r.kind == "image" and all(modality_path(r, m) for m in [*c.sources, c.target])]  # type: ignore[arg-type]
+        assert c.eval is not None
+        ev = [r for r in ctx.dataset(c.eval.real) if r.kind == "image" and all(modality_path(r, m) for m in [*c.sources, c.target])]
         if not ev:
-            raise DataFormatError(f"eval dataset '{c.eval}' has no records with both {c.sources} and {c.target}")
+            raise DataFormatError(f"eval dataset '{c.eval.real}' has no records with both {c.sources} and {c.target}")
         size = imp.size
         Es = {m: record_images(ctx, ev, size, m) for m in c.sources}
         Et = record_images(ctx, ev, size, c.target)
@@ -963,7 +994,7 @@ class ModalityImputeStep(_StepFolderKey, Step[ModalityImputeConfig]):
         if imp.mode == "residual":
             pred["ldm_regression_mean"] = imp.predict_mean(Es)
         Xt = record_images(ctx, train, size, c.target) if train else None
-        opts = c.eval_options
+        opts = c.eval
         if "copy" in opts.baselines:
             pred["copy_input"] = Es[c.sources[0]]
         if "mean" in opts.baselines and Xt is not None:
@@ -981,7 +1012,7 @@ class ModalityImputeStep(_StepFolderKey, Step[ModalityImputeConfig]):
         for name in ("ldm_sample", "unet_regression", "ldm_mean", "ldm_regression_mean", "mean_image", "copy_input"):
             if name in pred:
                 rows[name]["fd"] = feature_distance(fnet, pred[name], Et)
-        how = (f"{len(ev)} held-out pairs of '{c.eval}', {c.target} from {'+'.join(c.sources)}; {imp.mode}-mode imputer; MONAI SSIM/PSNR/MAE at {size}px"
+        how = (f"{len(ev)} held-out pairs of '{c.eval.real}', {c.target} from {'+'.join(c.sources)}; {imp.mode}-mode imputer; MONAI SSIM/PSNR/MAE at {size}px"
                + ("; ldm_regression_mean: the imputer's own regression mean, which its samples scatter around" if imp.mode == "residual" else ""))
         for name, r in rows.items():
             for k, v in r.items():

@@ -3,7 +3,7 @@ noise-robust training, evaluation on real held-out data and a membership-inferen
 
     - type: train
       input: [synthetic_text, synthetic_rows]     # one model per record kind (text / row / image)
-      eval: [real_test_text, real_test_rows]      # routed to the model of the same kind
+      eval: {real: [real_test_text, real_test_rows]}  # routed to the model of the same kind (`eval: name` is shorthand)
       classifier: {model: auto, epochs: 20}
       dp: {epsilon: 3, delta: 1e-5, max_grad_norm: 1.0, accountant: rdp}   # debited before training
       robust: {label_smoothing: 0.1, anneal: {clean: clean_sample}}
@@ -19,12 +19,12 @@ from __future__ import annotations
 import shutil
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..data.io import sha256_file
 from ..data.records import Record, id_ref
 from ..dp import DPConfig
-from ..recipe.step import Step, StepConfig, StepPlan, register_step
+from ..recipe.step import Step, StepConfig, StepPlan, eval_object, register_step
 from ..train.classifiers import ClassifierConfig
 from ..train.robust import RobustConfig
 from ..train.tagger import TaggerConfig
@@ -59,12 +59,18 @@ class TableInput(BaseModel):
                                                                  "or fail; an impute step before is the better fix")
 
 
+class TrainEvalOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    real: str | list[str] = Field(description="real held-out dataset(s), routed to the model of the same kind (never tune on them)")
+
+
 class TrainConfig(StepConfig):
     type: Literal["train"] = "train"
     task: Literal["classification", "ner"] = "classification"
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     tagger: TaggerConfig = Field(default_factory=TaggerConfig)
-    eval: str | list[str] | None = Field(None, description="real held-out dataset(s) to evaluate on (never tune on them)")
+    eval: TrainEvalOptions | None = Field(None, description="real held-out dataset(s) to evaluate on (never tune on them)")
+    _eval = field_validator("eval", mode="before")(eval_object)
     dp: DPConfig | None = Field(None, description="DP-SGD settings; ε, δ are debited from the privacy budget before training")
     robust: RobustConfig | None = Field(None, description="noise-robust training (classification only)")
     mia: MIAConfig | None = Field(None, description="run a membership-inference audit on each trained model")
@@ -79,6 +85,11 @@ class TrainConfig(StepConfig):
                                               "spends no ε); the model's verdict is useful / not_useful against the prior")
     link_key: str | None = Field(None, description="meta field linking records of different modalities (same patient/case): the "
                                                    "combined result then averages the modalities' probabilities per linked case")
+
+    @property
+    def eval_names(self) -> list[str]:
+        """The held-out datasets of ``eval.real`` (none without ``eval``)."""
+        return _as_list(self.eval.real) if self.eval else []
 
 
 def _as_list(x: str | list[str] | None) -> list[str]:
@@ -104,7 +115,7 @@ class TrainStep(Step[TrainConfig]):
         if idx is not None:
             for ins_outs in recipe.wiring()[:idx]:
                 earlier.update(ins_outs[1])
-        names = {"eval": _as_list(c.eval)}
+        names = {"eval": c.eval_names}
         if c.robust is not None:
             names["robust.clean"] = c.robust.clean_datasets()
         if c.mia is not None:
@@ -154,7 +165,7 @@ class TrainStep(Step[TrainConfig]):
 
         c = self.config
         train_recs: list[Record] = [r for name in ctx.input_names for r in ctx.dataset(name)]
-        eval_recs: list[Record] = [r for name in _as_list(c.eval) for r in ctx.dataset(name)]
+        eval_recs: list[Record] = [r for name in c.eval_names for r in ctx.dataset(name)]
         for t in c.tables:
             tr, te = self._table(ctx, t)
             train_recs += tr
@@ -243,7 +254,7 @@ class TrainStep(Step[TrainConfig]):
                     if isinstance(v, int | float):
                         v = int(v) if name == "n" else v
                         ctx.add_figure(f"{kind}.{name}", v if isinstance(v, int) else round(float(v), 4), f"{r['model']} trained on {len(groups[kind])} {kind} records, evaluated on "
-                                       f"{len(evals[kind])} held-out records ({', '.join(_as_list(c.eval))})"
+                                       f"{len(evals[kind])} held-out records ({', '.join(c.eval_names)})"
                                        + (" (entity-level, seqeval conventions)" if c.task == "ner" else ""))
                 if c.task == "classification":
                     P = m.predict_proba(evals[kind])

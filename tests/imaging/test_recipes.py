@@ -70,7 +70,7 @@ def test_cxr_ldm_recipe_on_a_user_folder(tmp_path, medsynth_home):
 
 def test_impute_modality_recipe(tmp_path, medsynth_home):
     ov = ["steps.data.n=36", "steps.data.size=16", "steps.impute.min_pairs=8", "steps.impute.n_samples=2", "steps.impute.sampler.steps=2",
-          "steps.impute.eval_options.unet_steps=4", "steps.impute.eval_options.feature_steps=10"] + [f"steps.impute.{o}" for o in TINY_MODEL]
+          "steps.impute.eval.unet_steps=4", "steps.impute.eval.feature_steps=10"] + [f"steps.impute.{o}" for o in TINY_MODEL]
     res = run_recipe(load_recipe(ROOT / "recipes" / "impute_modality.yaml", ov), run_dir=tmp_path / "run", show_progress=False)
     assert res.status == "completed"
     report = json.loads((tmp_path / "run" / "report.json").read_text())

@@ -206,8 +206,8 @@ def test_modality_impute_step_with_baselines(tmp_path, medsynth_home):
         {"type": "select", "name": "train_pairs", "input": "data", "where": {"split": "train"}},
         {"type": "select", "name": "test_pairs", "input": "data", "where": {"split": "validation"}},
         {"type": "modality_impute", "name": "impute", "input": "train_pairs", "source": "standard", "target": "soft_tissue", "n_samples": 2,
-         "eval": "test_pairs", "apply": "test_pairs", "min_pairs": 8, "sampler": {"steps": 3, "guidance_scale": 1.0},
-         "eval_options": {"unet_steps": 5, "feature_steps": 10}, "mode": "palette", **TINY},
+         "eval": {"real": "test_pairs", "unet_steps": 5, "feature_steps": 10}, "apply": "test_pairs", "min_pairs": 8,
+         "sampler": {"steps": 3, "guidance_scale": 1.0}, "mode": "palette", **TINY},
     ]}
     res = run_recipe(load_recipe(rec), run_dir=tmp_path / "run", show_progress=False)
     assert res.status == "completed"
