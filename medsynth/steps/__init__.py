@@ -19,6 +19,7 @@ _STEP_MODULES = [
     "medsynth.steps.audit",
     "medsynth.steps.train",
     "medsynth.steps.tabular",
+    "medsynth.steps.imaging_sources",
     "medsynth.steps.imaging",
 ]
 

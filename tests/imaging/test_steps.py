@@ -9,7 +9,7 @@ from PIL import Image
 from medsynth.data.io import read_records
 from medsynth.exceptions import DataFormatError, RecipeError
 from medsynth.imaging.io import load_png, save_png16
-from medsynth.steps.imaging import ImageFolderConfig, ImageFolderStep, MNI152Config, MNI152Step, PhantomConfig, PhantomStep
+from medsynth.steps.imaging_sources import ImageFolderConfig, ImageFolderStep, MNI152Config, MNI152Step, PhantomConfig, PhantomStep
 from medsynth.recipe.engine import make_test_context, run_recipe
 from medsynth.recipe.schema import load_recipe
 
