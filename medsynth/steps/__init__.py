@@ -14,6 +14,7 @@ _STEP_MODULES = [
     "medsynth.steps.iu_xray",
     "medsynth.steps.scrub",
     "medsynth.steps.text",
+    "medsynth.steps.export",
     "medsynth.steps.adapt",
     "medsynth.steps.quality",
     "medsynth.steps.audit",
