@@ -1,7 +1,8 @@
 """The ``generate`` step (the ``export`` step is in :mod:`.export`).
 
 ``generate``: labelled synthetic clinical texts from scrubbed seed records and a schema, with a local LLM (or an
-OpenAI-compatible server). Each batch of jobs goes through:
+OpenAI-compatible server). Each batch of jobs goes through (stage 2 is the library's
+:class:`medsynth.text.loop.BatchGenerator`; this step orchestrates batches, resume, records and the report):
 
 1. **plan** — every strategy of ``strategies:`` (medsynth/text/prompts/, one file each) contributes in stage
    order: target labels (``prior``, ``label``), wording (``verbalizer``), mentions and relations
@@ -131,15 +132,6 @@ class GenerateConfig(StepConfig):
         from ..text.prompts import normalize_spec
 
         return [normalize_spec(s)[0] for s in self.strategies]
-
-
-class _Done:
-    """Stands for a completion when no document stage ran (entity-first sentences are the whole document)."""
-
-    text = ""
-    finish_reason = "stop"
-    completion_tokens = 0
-    meta: dict[str, Any] = {}
 
 
 def _jaccard3(a: str, b: str) -> float:
@@ -384,61 +376,22 @@ class GenerateStep(Step[GenerateConfig]):
         sent_params = doc_params.model_copy(update={"max_new_tokens": entity_first.options.max_sentence_tokens if entity_first else 32, "stop": ["\n"],
                                                     "batch_size": entity_first.options.sentence_batch_size if entity_first else bs})
 
+        from ..text.loop import BatchGenerator
+
+        gen = BatchGenerator(task=task, env=env, strategies=strategies, schema=schema, entity_first=entity_first, sentence_mode=sentence_mode,
+                             repair=c.repair, doc_params=doc_params, close_params=close_params, sent_params=sent_params)
         with ctx.progress(c.n_records, f"generate ({c.model})", completed=min(valid, c.n_records)) as bar:
             for b in ctx.pending_batches(max_batches):
                 if valid >= c.n_records:
                     break
                 backend = get_backend()
                 bseed = int.from_bytes(hashlib.sha256(f"{ctx.seed}:batch:{b}".encode()).digest()[:4], "big")
-                doc_params = doc_params.model_copy(update={"seed": bseed})
-                close_params = close_params.model_copy(update={"seed": bseed + 1})
-                sent_params = sent_params.model_copy(update={"seed": bseed + 2})
-                bstats: Counter[str] = Counter()
                 jobs = [Job(batch=b, index=j, rng=rng_for(ctx.seed, b, j)) for j in range(self._batch_jobs(c.n_records - valid, bs, stats))]
                 for job in jobs:
                     for s in strategies:
                         s.plan(job, env)
-                failed: dict[int, str] = {}
-                if sentence_mode:
-                    self._sentences(jobs, env, entity_first, backend, sent_params, bstats, failed)
-                prompts: dict[int, str] = {}
-                parsed: dict[int, Any] = {}
-                for i, job in enumerate(jobs):
-                    if i in failed:
-                        continue
-                    if sentence_mode and not schema.document.close:  # the assembled sentences are the document
-                        from ..text.tasks import ParseResult
-
-                        parsed[i] = (ParseResult(job.prefix, None), _Done())
-                        continue
-                    prompts[i] = self._fit(task.render(job, env, strategies), job, env, strategies, task, backend, doc_params.max_new_tokens, bstats)
-                order = sorted(prompts)
-                comps = dict(zip(order, backend.generate([prompts[i] for i in order], doc_params), strict=True)) if order else {}
-                for comp in comps.values():
-                    bstats["tokens"] += comp.completion_tokens
-                needs: list[int] = []
-                for i in order:
-                    comp = comps[i]
-                    if comp.finish_reason == "error":
-                        failed[i] = str(comp.meta.get("error", "backend_error"))
-                        continue
-                    pr = task.parse(comp.text, comp.finish_reason, jobs[i], allow_continue=c.repair)
-                    parsed[i] = (pr, comp)
-                    if pr.text is not None and pr.needs_close:
-                        needs.append(i)
-                if needs:  # repair: one short continuation for the missing closing section
-                    cprompts = [task.continuation_prompt(prompts[i], jobs[i], parsed[i][0].text) for i in needs]
-                    ccomps = backend.generate(cprompts, close_params)
-                    for i, cp, cc in zip(needs, cprompts, ccomps, strict=True):
-                        bstats["tokens"] += cc.completion_tokens
-                        if cc.finish_reason == "error":
-                            failed[i] = str(cc.meta.get("error", "backend_error"))
-                            continue
-                        body = parsed[i][0].text
-                        fake_job = Job(batch=b, index=i, rng=jobs[i].rng, notes=jobs[i].notes, prefix=body)
-                        pr2 = task.parse(cc.text, cc.finish_reason, fake_job, allow_continue=False)
-                        pr2.repairs = parsed[i][0].repairs + ["close_continued"] + pr2.repairs
-                        parsed[i] = (pr2, cc)
+                res = gen.run(jobs, backend, bseed)
+                bstats, prompts, parsed, failed = res.stats, res.prompts, res.parsed, res.failed
                 out: list[Record] = []
                 for i, job in enumerate(jobs):
                     rid = f"{ctx.step_name}-{b:05d}-{i:02d}"
@@ -523,67 +476,6 @@ class GenerateStep(Step[GenerateConfig]):
     def _reject(ctx: StepContext, bstats: Counter[str], rec: Record, reason: str) -> None:
         bstats["rejected:" + reason] += 1
         ctx.quarantine(rec, reason, "generate")
-
-    def _fit(self, prompt: str, job: Any, env: Any, strategies: list[Any], task: Any, backend: Any, max_new: int, bstats: Counter[str]) -> str:
-        """Drop in-context examples (last first) until the prompt fits the context window; the backend rejects
-        (``prompt_too_long``) what still does not fit."""
-        ctxlen = backend.context_length
-        if not ctxlen:
-            return prompt
-        n = len(job.examples)
-        while n > 0 and backend.count_tokens(prompt) + max_new > ctxlen:
-            n -= 1
-            bstats["repaired:examples_dropped_for_context"] += 1
-            prompt = task.render(job, env, strategies, n_examples=n)
-        return prompt
-
-    def _sentences(self, jobs: list[Any], env: Any, ef: Any, backend: Any, params: GenParams, bstats: Counter[str], failed: dict[int, str]) -> None:
-        """Entity-first sentence mode: one sentence per unit, checked and retried; then the document prefix."""
-        from ..text.prompts.base import rng_for
-
-        got: dict[tuple[int, int], str] = {}
-        todo = [(i, u) for i, job in enumerate(jobs) for u in range(len(job.plan.units))]
-        seeds_used: dict[int, set[str]] = defaultdict(set)
-        for attempt in range(ef.options.retries + 1):
-            if not todo:
-                break
-            prompts = []
-            shared = ef.shared_block(env, rng_for(env.seed, "sentence-shared", jobs[0].batch, attempt))  # one block per round: encoded once
-            for i, u in todo:
-                rng = rng_for(env.seed, "sentence", jobs[i].batch, i, u, attempt)
-                p, sids = ef.sentence_prompt(jobs[i].plan.units[u], env, rng, shared)
-                prompts.append(p)
-                seeds_used[i] |= set(sids)
-            comps = backend.generate(prompts, params.model_copy(update={"seed": params.seed + 7919 * attempt}))
-            nxt = []
-            for (i, u), comp in zip(todo, comps, strict=True):
-                bstats["sentence_prompts"] += 1
-                bstats["sentence_tokens"] += comp.completion_tokens
-                if comp.finish_reason == "error":
-                    bstats["sentence_rejected:" + str(comp.meta.get("error", "backend_error"))] += 1
-                    nxt.append((i, u))
-                    continue
-                s, why = ef.check_sentence(jobs[i].plan.units[u], comp.text, comp.finish_reason, env)
-                if s is None:
-                    bstats["sentence_rejected:" + str(why)] += 1
-                    nxt.append((i, u))
-                else:
-                    got[(i, u)] = s
-            todo = nxt
-        for i, job in enumerate(jobs):
-            units = job.plan.units
-            ok = [(units[u], got[(i, u)]) for u in range(len(units)) if (i, u) in got]
-            missing = [u for u in range(len(units)) if (i, u) not in got and units[u].kind == "entity"]
-            bstats["planned_units"] += len(units)
-            bstats["planned_units_written"] += len(ok)
-            if missing:
-                bstats["entity_units_missing"] += len(missing)
-            if not ok:
-                failed[i] = "no_sentences"
-                continue
-            job.prefix = ef.assemble(job, ok, env)
-            job.sentence_texts = [s for _, s in ok]
-            job.notes["seed_record_ids"] = sorted(set(job.notes.get("seed_record_ids", [])) | seeds_used[i])
 
     def _provenance(self, ctx: StepContext, c: GenerateConfig, backend: Any, job: Any, prompt: str, use: list[str]) -> Provenance:
         notes = {k: v for k, v in job.notes.items() if not k.startswith("_")}
