@@ -60,7 +60,7 @@ def make_canaries(n: int, repeats: int | list[int] = 1, digits: int = 6, seed: i
                   template: str = "Findings list: {labels}\n{text}") -> list[Record]:
     """``n`` canary records with secrets uniform in ``10**digits`` values. ``template`` must be the one the training
     documents are rendered with (the context scored by the audit is the rendered document up to the secret)."""
-    from ..text.adapt.base import render_document
+    from ..text.adapt.config import render_document
 
     if n < 1:
         return []

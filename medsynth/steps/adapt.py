@@ -23,7 +23,7 @@ Writes, in the step folder:
 * ``<name>_canaries``: the canary records alone.
 
 Using the adapter in later steps (fields of the generate and audit steps): ``adapter: step:<name>`` with the same
-``model:`` — resolved inside the run directory by :func:`medsynth.text.adapt.base.resolve_adapter`, verified against
+``model:`` — resolved inside the run directory by :func:`medsynth.text.adapt.files.resolve_adapter`, verified against
 its sha256s; the TransformersBackend needs ``run_dir=ctx.run_dir`` for that (or give the folder's path).
 """
 
@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from ..recipe.step import Step, StepConfig, StepPlan, register_step
-from ..text.adapt.base import DEFAULT_TEMPLATE, DPConfig, TrainConfig
+from ..text.adapt.config import DEFAULT_TEMPLATE, DPConfig, TrainConfig
 from ..text.adapt.lora import LoraMethod
 from ..text.adapt.prefix import PrefixMethod
 from ..text.adapt.prompt_tuning import PromptTuningMethod
@@ -85,7 +85,7 @@ def run_adaptation(records: list[Any], c: AdaptConfig, out_dir: Any, *, seed: in
     from ..audit.canary import make_canaries
     from ..exceptions import RecipeError
     from ..lm import corpus_perplexity
-    from ..text.adapt.base import render_document, save_adapter, train_adapter
+    from ..text.adapt import render_document, save_adapter, train_adapter
 
     train_recs = [r for r in records if r.text]
     if not train_recs:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from .base import METHODS, MethodConfig
+from .config import METHODS, MethodConfig
 
 __all__ = ["LoraMethod"]
 

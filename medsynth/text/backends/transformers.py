@@ -99,7 +99,7 @@ class TransformersBackend(Backend):
             from ...exceptions import MissingDependencyError
 
             raise MissingDependencyError("peft", purpose="loading a PEFT adapter") from e
-        from ..adapt.base import resolve_adapter
+        from ..adapt.files import resolve_adapter
 
         path, manifest = resolve_adapter(adapter, run_dir)
         base_sha = manifest.get("base_model_sha256")

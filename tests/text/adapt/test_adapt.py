@@ -66,7 +66,7 @@ def test_opacus_per_sample_gradients_match_individual_backprops(fresh_lm):
     from opacus import GradSampleModule
 
     from medsynth.lm import encode_documents, pad_batch, per_sample_nll
-    from medsynth.text.adapt.base import wrap_model
+    from medsynth.text.adapt.trainer import wrap_model
 
     model, tok = fresh_lm
     pm = wrap_model(model, tok, METHODS.get("lora")(target_modules=["q_proj", "v_proj"]))

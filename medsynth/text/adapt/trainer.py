@@ -20,89 +20,21 @@ A Poisson batch that happens to be empty still takes a noised, accounted step (O
 Because of a known silent failure of Opacus + peft (meta-pytorch/opacus#820: hooks left on stale parameters, the
 adapter never updates while ε keeps accumulating) every run checks that the trainable weights actually moved.
 
-Adapter folder (``save_adapter``): peft's ``adapter_config.json`` + ``adapter_model.safetensors`` and
-``medsynth_adapter.json`` (method, base model name + sha256, sha256 of every file, ``adapter_sha256`` over them,
-DP ε/δ, canaries, perplexities). :func:`resolve_adapter` finds and verifies it from a path or ``"step:<name>"``.
+The settings are in :mod:`.config`, the adapter folder in :mod:`.files`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from ...data.io import sha256_file
-from ...dp import DPSettings as DPConfig
 from ...dp import plan_dp as core_plan_dp
-from ...exceptions import MedsynthError, ModelNotAvailableError, RecipeError
+from ...exceptions import MedsynthError, RecipeError
 from ...lm import encode_documents, pad_batch, per_sample_nll
-from ...paths import find_step_dir
-from ...registry import Registry
+from .config import DPConfig, MethodConfig, TrainConfig, TrainResult
 
-__all__ = ["MethodConfig", "METHODS", "TrainConfig", "DPConfig", "TrainResult", "render_document", "train_adapter",
-           "save_adapter", "resolve_adapter", "ADAPTER_MANIFEST", "DEFAULT_TEMPLATE"]
-
-ADAPTER_MANIFEST = "medsynth_adapter.json"
-DEFAULT_TEMPLATE = "Findings list: {labels}\n{text}"
-
-#: adaptation methods by name (one file each: lora.py, prefix.py, prompt_tuning.py)
-METHODS: Registry[Any] = Registry("adaptation method", ["medsynth.text.adapt.lora", "medsynth.text.adapt.prefix",
-                                                        "medsynth.text.adapt.prompt_tuning"])
-
-
-class MethodConfig(BaseModel):
-    """Base of a method's config (closed; ``type`` names the method)."""
-
-    model_config = ConfigDict(extra="forbid")
-    type: str
-
-    def peft_config(self, model: Any, tokenizer: Any) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def after_wrap(self, peft_model: Any, tokenizer: Any) -> None:
-        """Hook to initialise the new parameters (e.g. prompt tuning from text)."""
-
-
-class TrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    epochs: int = Field(3, ge=1, le=1000)
-    batch_size: int = Field(8, ge=1, description="logical batch (expected Poisson batch under DP)")
-    micro_batch_size: int = Field(4, ge=1, description="physical batch per forward/backward (memory); results do not depend on it")
-    learning_rate: float = Field(2e-4, gt=0, le=1.0)
-    weight_decay: float = Field(0.0, ge=0)
-    max_length: int = Field(256, ge=8, le=8192, description="tokens per document (longer documents are truncated and counted)")
-    seed: int = 0
-
-
-@dataclass
-class TrainResult:
-    model: Any
-    method: str
-    steps: int
-    seconds: float
-    losses: list[float]
-    trainable_params: int
-    total_params: int
-    n_documents: int
-    truncated: int
-    max_weight_delta: float
-    dp: dict[str, Any] | None = None
-    debit_id: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def render_document(text: str, labels: list[str], template: str = DEFAULT_TEMPLATE) -> str:
-    """Fill ``{labels}`` (label words, as in the generate step's prompts) and ``{text}``; nothing else is evaluated."""
-    from ..labels import LABEL_WORDS
-
-    words = ", ".join(LABEL_WORDS.get(lab, lab.lower()) for lab in labels)
-    return template.replace("{labels}", words).replace("{text}", text.strip())
+__all__ = ["train_adapter", "wrap_model", "plan_dp"]
 
 
 def _seeded(seed: int) -> None:
@@ -282,61 +214,3 @@ def _train_dp(pm: Any, opt: Any, ids: list[list[int]], pad: int, train: TrainCon
 
 # ---------------------------------------------------------------------------------------------------------------
 # adapter folders
-
-
-def _files_sha(d: Path) -> dict[str, str]:
-    return {p.relative_to(d).as_posix(): sha256_file(p) for p in sorted(d.rglob("*")) if p.is_file() and p.name != ADAPTER_MANIFEST}
-
-
-def _combined(files: dict[str, str]) -> str:
-    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
-
-
-def save_adapter(peft_model: Any, out_dir: str | Path, manifest: dict[str, Any] | None = None) -> tuple[Path, str]:
-    """Save the peft adapter (safetensors) + ``medsynth_adapter.json``; returns (folder, adapter_sha256)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    peft_model.save_pretrained(str(out), safe_serialization=True)
-    files = _files_sha(out)
-    sha = _combined(files)
-    man = {**(manifest or {}), "files": files, "adapter_sha256": sha}
-    (out / ADAPTER_MANIFEST).write_text(json.dumps(man, indent=2, default=str), encoding="utf-8")
-    return out, sha
-
-
-def resolve_adapter(ref: str, run_dir: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
-    """Folder and verified manifest of an adapter given as a folder path or ``"step:<adapt step name>"``.
-
-    ``step:NAME`` is looked up as ``<run_dir>/steps/NN_NAME/adapter``. Files are re-hashed against the manifest; an
-    adapter folder without a manifest (any peft adapter) gets its sha256 computed from its files."""
-    if ref.startswith("step:"):
-        name = ref[5:]
-        if run_dir is None:
-            raise ModelNotAvailableError(f"adapter '{ref}' names a step of the current run, but no run directory was given. "
-                                         "Pass run_dir= to the backend (the generate/audit step passes ctx.run_dir), "
-                                         "or give the adapter folder's path.")
-        step = find_step_dir(run_dir, name)
-        hits = [step / "adapter"] if step is not None and (step / "adapter").is_dir() else []
-        if not hits:
-            raise ModelNotAvailableError(f"no adapter from a step named '{name}' in {run_dir}/steps. Run the `adapt` step "
-                                         f"named '{name}' before this one, or fix the name.")
-        path = hits[0]
-    else:
-        path = Path(ref).expanduser()
-        if (path / "adapter" / "adapter_config.json").exists():
-            path = path / "adapter"
-    if not (path / "adapter_config.json").exists():
-        raise ModelNotAvailableError(f"{path} is not a peft adapter folder (no adapter_config.json). Give the folder an "
-                                     "`adapt` step wrote (steps/NN_adapt/adapter) or `step:<adapt step name>`.")
-    mp = path / ADAPTER_MANIFEST
-    files = _files_sha(path)
-    if mp.exists():
-        manifest = json.loads(mp.read_text(encoding="utf-8"))
-        if files != manifest.get("files"):
-            changed = sorted(set(files.items()) ^ set((manifest.get("files") or {}).items()))
-            raise ModelNotAvailableError(f"the adapter at {path} does not match its {ADAPTER_MANIFEST} "
-                                         f"({len(changed)} file hash(es) differ, e.g. {changed[0][0] if changed else '?'}). "
-                                         "It was modified after training: re-run the adapt step.")
-    else:
-        manifest = {"files": files, "adapter_sha256": _combined(files)}
-    return path, manifest
