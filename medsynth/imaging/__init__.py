@@ -23,7 +23,7 @@ _LAZY = {
     "PhantomGenerator": "medsynth.imaging.phantom", "FINDINGS": "medsynth.imaging.phantom",
     "LDMGenerator": "medsynth.imaging.pipelines", "ModalityImputer": "medsynth.imaging.pipelines", "LDMConfig": "medsynth.imaging.pipelines",
     "SamplerConfig": "medsynth.imaging.models",
-    "read_image": "medsynth.imaging.io", "read_dicom": "medsynth.imaging.io", "write_synthetic_dicom": "medsynth.imaging.io",
+    "read_image": "medsynth.imaging.io", "read_dicom": "medsynth.imaging.dicom", "write_synthetic_dicom": "medsynth.imaging.dicom",
     "FeatureNet": "medsynth.imaging.metrics", "fit_feature_net": "medsynth.imaging.metrics",
 }
 

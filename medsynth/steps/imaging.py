@@ -252,7 +252,8 @@ class LDMSampleStep(_StepFolderKey, Step[LDMSampleConfig]):
 
         import numpy as np
 
-        from ..imaging.io import save_png16, write_synthetic_dicom
+        from ..imaging.dicom import write_synthetic_dicom
+        from ..imaging.io import save_png16
         from ..imaging.models import SamplerConfig
         from ..imaging.pipelines import LDMGenerator
 

@@ -177,7 +177,7 @@ class ImageFolderStep(_StepFolderKey, Step[ImageFolderConfig]):
         return root, csvp
 
     def check(self, recipe: Any) -> list[tuple[str, str]]:
-        from ..imaging.io import check_label_tags
+        from ..imaging.dicom import check_label_tags
 
         c = self.config
         probs = []
@@ -210,17 +210,9 @@ class ImageFolderStep(_StepFolderKey, Step[ImageFolderConfig]):
         self._run_folder(ctx, c, root, csvp)
 
     def _run_folder(self, ctx: StepContext, c: ImageFolderConfig, root: Path, csvp: Path | None) -> None:
-        from ..imaging.io import (
-            dicom_tag_labels,
-            ImageReadError,
-            file_sha256,
-            is_dicom,
-            preprocess,
-            read_image,
-            read_labels_csv,
-            save_png16,
-            scan_folder,
-        )
+        from ..imaging.dicom import dicom_tag_labels, is_dicom
+        from ..imaging.images import ImageReadError, file_sha256
+        from ..imaging.io import preprocess, read_image, read_labels_csv, save_png16, scan_folder
 
         files = scan_folder(root, c.recursive)
         if csvp is not None:

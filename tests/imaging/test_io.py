@@ -5,17 +5,15 @@ import pytest
 from PIL import Image
 
 from medsynth.exceptions import DataFormatError
+from medsynth.imaging.dicom import check_label_tags, read_dicom, write_synthetic_dicom
 from medsynth.imaging.io import (
-    check_label_tags,
     load_png,
     load_stack,
     preprocess,
-    read_dicom,
     read_image,
     read_labels_csv,
     save_png16,
     scan_folder,
-    write_synthetic_dicom,
 )
 
 from .conftest import make_dicom
