@@ -4,6 +4,9 @@ Caching: each step's outputs are stored under ``$MEDSYNTH_HOME/cache/steps/<key>
 (step type, step version, config, input dataset hashes, recipe seed, medsynth version, step-specific extras such
 as model sha256). Resume: a step whose ledger row is ``done`` with the same key is skipped; a step that was
 interrupted re-runs, and its batched work skips every committed batch.
+
+Why over 500 lines: the run loop, its step context and the cache/resume protocol are one transaction model
+(a step's outputs, quarantine and figures commit together); reporting, manifest and signing are elsewhere.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ Gate: ``image_audit`` (in :mod:`medsynth.steps.audit`: the ``image_copy`` audit 
 Image records: ``Record(kind="image", image_path=<path relative to the run directory>, labels=[...])``; paired
 modalities in ``meta.modalities`` (name → path). Files live in the writing step's folder; the step folder name is
 part of each such step's cache key, so cached copies always land where their paths say.
+
+Why over 500 lines: three model steps (train, sample, impute) with their evaluation options; the evaluation
+metrics themselves are in :mod:`medsynth.imaging.metrics` and :mod:`medsynth.imaging.baselines`.
 """
 
 from __future__ import annotations

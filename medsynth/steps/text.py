@@ -20,6 +20,9 @@ Batches are committed one by one (resume at the first unfinished batch); the str
 the committed batches, so a resumed run plans the same prompts. The report gives records asked/written, the
 shortfall if any, the valid-record yield (valid / documents attempted), rejections and repairs per reason, the
 span-integrity counts, label fidelity and the label distribution next to the seeds'.
+
+Why over 500 lines: the step's orchestration (resume, dedup, record building, span integrity, the report)
+is one flow around :class:`medsynth.text.loop.BatchGenerator`.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ noise-robust training, evaluation on real held-out data and a membership-inferen
 With ``dp`` the step's (ε, δ) is debited from the budget once, before any model trains; with k modalities each
 model trains with (ε/k, δ/k) (basic composition). A model is written to ``models/<kind>/`` only after training and
 every DP guard passed; a failure leaves no model and the debit marked ``failed``.
+
+Why over 500 lines: one step with four per-modality concerns that share its records and ledger debit (training,
+baselines, combined results, the MIA audit); each is a method, the algorithms live in :mod:`medsynth.train`.
 """
 
 from __future__ import annotations

@@ -33,6 +33,9 @@ warning) or ``"zero"`` (filled with 0 / left missing for categories, like scikit
 constant columns → filled with their constant; unseen categories at transform time → treated as missing and
 imputed (a warning names the column and count); a table without missing cells → returned unchanged (models are
 still fitted, so ``transform`` can impute new rows).
+
+Why over 500 lines: one estimator family (the stack, its learners and the validation-based choice) whose parts
+share the chained-equation loop; splitting it would scatter one sklearn ``fit``/``transform`` contract.
 """
 
 from __future__ import annotations
