@@ -20,6 +20,9 @@ partition of every pool (:mod:`medsynth.scrub.heldout`); tuning uses a developme
 another seed only.
 
 Everything here is invented; no real person is described.
+
+Why over 500 lines: most of it is data (genre templates, hard-negative lists) of one generator; the code is
+``_Writer`` and the noise model.
 """
 
 from __future__ import annotations
@@ -95,10 +98,57 @@ LABEL_WORDS = ["IP address", "VIN", "Fax", "Portal link", "Driver's license", "L
 DEVICES = ["Jackson-Pratt drain", "Hickman line", "Kerley B lines", "Swan-Ganz catheter", "Foley catheter", "PICC line", "Port-a-Cath",
            "Pleur-evac", "Blakemore tube", "Miller blade", "Mac 3 blade", "Yankauer suction", "Ambu bag", "Bair Hugger", "Doppler probe"]
 
+# more hard negatives of the ``variety`` corpus (tagger v4): organisms, devices and brands, named scores and eponymous
+# signs, syndromes and fractures. None of them is in generator C's lists (the development set; a test checks it).
+ORGANISMS = ["Enterobacter cloacae", "Citrobacter freundii",
+             "Stenotrophomonas maltophilia", "Bacteroides fragilis", "Mycoplasma pneumoniae", "Chlamydia trachomatis", "Neisseria gonorrhoeae",
+             "Treponema pallidum", "Borrelia burgdorferi", "Aspergillus fumigatus", "Pneumocystis jirovecii", "Mycobacterium tuberculosis",
+             "Salmonella", "Shigella", "Campylobacter", "Bordetella pertussis", "Nocardia", "Actinomyces", "Histoplasma", "Blastomyces",
+             "Coccidioides", "Toxoplasma gondii", "Giardia", "Cytomegalovirus", "Norovirus", "Rotavirus", "Mucor", "Rhizopus",
+             "Burkholderia cepacia", "Morganella morganii", "Providencia", "Fusobacterium", "Prevotella", "Eikenella", "Kingella kingae",
+             "Trichomonas", "Strongyloides", "Enterobius", "Vibrio",
+             "Yersinia", "Brucella", "Francisella", "Rickettsia", "Ehrlichia", "Bartonella henselae", "Pasteurella multocida"]
+DEVICE_BRANDS = ["Medtronic Micra", "Watchman device", "MitraClip", "Dexcom G7", "FreeStyle Libre", "Omnipod", "Alaris pump", "Arctic Sun",
+                 "PowerPICC", "Groshong catheter", "Broviac catheter", "Ommaya reservoir", "Minerva collar", "Aspen collar", "Philadelphia collar",
+                 "Thomas splint", "Sager splint", "Ilizarov frame", "Pavlik harness", "Milwaukee brace", "Zimmer frame", "Hoyer lift",
+                 "Roho cushion", "Allevyn", "Kaltostat", "Silvercel", "Duoderm", "Xeroform", "Coban wrap", "Unna boot", "Montgomery straps",
+                 "Salem sump", "pigtail catheter", "Malecot catheter", "Coude catheter", "Ethibond", "PDS II", "Stratafix", "Siemens Acuson",
+                 "GE Vivid", "Medtronic LINQ", "Zoll LifeVest", "Inspire implant", "Cochlear Nucleus", "Baha implant", "Airvo", "Vapotherm",
+                 "Trilogy ventilator", "Hamilton C6", "LUCAS device", "AutoPulse", "Sonosite", "Butterfly iQ", "Accu-Chek", "Provox valve"]
+NAMED_SCORES = ["Norton 16", "Waterlow 12", "Wexner 8", "Oswestry 34%", "Barthel 65", "modified Rankin 2", "Ranson 3", "Glasgow-Blatchford 6",
+                "Rockall 4", "Alvarado 7", "Centor 3", "Geneva score 4", "PESI class II", "HEART score 3", "TIMI 2", "GRACE 140", "Bishop score 8",
+                "Apfel 3", "Caprini 5", "Padua 4", "Tanner stage 3", "Fitzpatrick type II", "Clark level III", "Breslow 1.2 mm", "Bosniak IIF",
+                "Fazekas 2", "Spetzler-Martin 3", "Fisher grade 3", "Sokolow-Lyon 38 mm", "Berg 41", "Tinetti 18", "Katz ADL 4", "EDSS 3.5",
+                "Hoehn and Yahr 2", "Lund-Browder 12%", "Parkland 8 L", "Ramsay 3", "Richmond -1", "Duke score 5", "Wagner grade 2",
+                "Salter-Harris II", "Gustilo IIIa", "Neer type 3", "Schatzker IV", "Garden III", "Vancouver B2", "Kellgren-Lawrence 3"]
+EPONYM_MORE = ["Battle sign", "Kehr sign", "Blumberg sign", "Levine sign", "Hoffmann sign", "Gowers sign", "Ortolani test", "Barlow test",
+               "Thompson test", "Hawkins test", "Neer test", "Apley test", "Allen test", "Schober test", "Patrick test", "Adson test",
+               "Dix-Hallpike maneuver", "Epley maneuver", "Sellick maneuver", "Weber test", "Rinne test", "Schirmer test", "Nikolsky sign",
+               "Auspitz sign", "Darier sign", "Koebner phenomenon", "Uhthoff phenomenon", "Argyll Robertson pupil", "Marcus Gunn pupil",
+               "Holmes-Adie syndrome", "Pott disease", "Boerhaave syndrome", "Budd-Chiari syndrome", "Conn syndrome", "Sheehan syndrome",
+               "Plummer-Vinson syndrome", "Peutz-Jeghers syndrome", "Lynch syndrome", "Gardner syndrome", "Alport syndrome",
+               "Goodpasture syndrome", "Stevens-Johnson syndrome", "Kallmann syndrome", "Prader-Willi syndrome", "Ehlers-Danlos syndrome",
+               "Noonan syndrome", "Waldenstrom macroglobulinemia", "Castleman disease", "Buerger disease", "Perthes disease",
+               "Scheuermann kyphosis", "Smith fracture", "Barton fracture", "Galeazzi fracture", "Maisonneuve fracture", "Chance fracture",
+               "Bennett fracture", "Segond fracture", "Weber B fracture", "Hartmann procedure", "Nissen fundoplication", "Roux-en-Y bypass",
+               "Billroth II", "Ross procedure", "Fontan circulation", "Glenn shunt", "Blalock-Taussig shunt", "Kocher incision",
+               "Pfannenstiel incision", "Seldinger technique", "Ziehl-Neelsen stain", "Wright stain", "Giemsa stain", "Lugol iodine",
+               "Biot breathing", "Korotkoff sounds", "Austin Flint murmur", "Graham Steell murmur", "Carey Coombs murmur"]
 
-def _neg(r: random.Random, drug: Callable[[], str] | None = None) -> str:
-    """A clinical expression that looks like PHI to a generic recogniser but is not (``drug``: draws a drug name)."""
+
+def _neg(r: random.Random, drug: Callable[[], str] | None = None, variety: bool = False) -> str:
+    """A clinical expression that looks like PHI to a generic recogniser but is not (``drug``: draws a drug name;
+    ``variety``: also organisms, device brands, named scores and more eponyms)."""
     drug = drug or (lambda: r.choice(DRUGS))
+    if variety and r.random() < 0.3:
+        k = r.randrange(4)
+        if k == 0:
+            return r.choice(ORGANISMS) + r.choice(["", "", " bacteremia", " on culture", " species", " isolated"])
+        if k == 1:
+            return r.choice(DEVICE_BRANDS)
+        if k == 2:
+            return r.choice(NAMED_SCORES)
+        return r.choice(EPONYM_MORE)
     k = r.random()
     if k < 0.25:
         return r.choice(SCORES + DEPARTMENTS + DEVICES)
@@ -181,6 +231,8 @@ class _Writer:
         self.real_sents, self.real_terms = real
         self.vocab_drugs, self.vocab_dx = vocab
         self.clin = CLIN + CLIN_VOCAB if vocab[0] or vocab[1] else CLIN
+        if v.variety:
+            self.clin = self.clin + CLIN_VARIETY
         self.segs: list[Seg] = []
         self.pt = v.person()
         self.sex = r.choice(["F", "M"])
@@ -262,7 +314,7 @@ class _Writer:
         if slot == "time":
             return [(_time(r), "~NEG")]
         if slot == "neg":
-            return [(_neg(r, self.drug), "~NEG")]
+            return [(_neg(r, self.drug, self.v.variety), "~NEG")]
         if slot == "finding":
             if self.real_sents and r.random() < 0.4:
                 return [(r.choice(self.real_sents), None)]
@@ -331,6 +383,12 @@ CLIN_VOCAB = [  # added to CLIN when the broad drug/diagnosis vocabularies are o
     "Switched from {drug} to {drug}. ", "Allergies: {drug}, {drug}. ", "PMH: {problem}; {problem}; {problem}. ",
     "Medications: {drug}, {drug}, {drug}. ", "{drug} and {drug} were started. ", "Assessment: {problem}. ", "Admitted with {problem}. ",
     "{ptlast} is on {drug} for {problem}. ",
+]
+CLIN_VARIETY = [  # added to CLIN in ``variety`` corpora: a person named bare at the start of telegraphic or plain sentences,
+    # next to capitalised clinical words (organisms, devices, scores) that are not names
+    "{ptfirst} tolerated the procedure well. ", "{ptfirst} {finding}. ", "{ptlast} {finding}. ", "{ptfirst} ({ptlast}) on {neg}. ",
+    "{ptfirst} declined {drug}. ", "{ptfirst} and {fam} attended. ", "{ptfirst} is worried about {problem}. ", "{ptlast}: {neg}, {neg}. ",
+    "{ptfirst} seen on the ward; {neg} noted. ", "{ptfull} - {neg}. ", "Cultures grew {neg}; {ptfirst} informed. ", "{neg} in situ, {ptfirst} comfortable. ",
 ]
 GENRES: dict[str, list[list[str]]] = {
     "discharge summary": [["DISCHARGE SUMMARY\n", "Discharge Summary\n\n"], ["{H:name}{H:mrn}{H:dob}{H:adm}{H:att}", "{H:name}{H:adm}{H:mrn}{H:att}{H:misc}"],
@@ -464,15 +522,17 @@ def render(segs: list[Seg], note_id: str, genre: str) -> Note:
 
 def make_training_notes(n: int, seed: int = 0, locales: tuple[str, ...] = TRAIN_LOCALES, partition: str = "train",
                         real_split: str | None = "train", vocab_partition: str | None = None,
-                        exclude_locales: tuple[str, ...] = ()) -> list[Note]:
+                        exclude_locales: tuple[str, ...] = (), variety: bool = False) -> list[Note]:
     """``n`` labelled notes of generator A (genres drawn uniformly); ``seed`` 0.. for training, another for the
     development set. ``real_split``: which split of the IU reports lends real clinical sentences (None: none).
     ``vocab_partition``: which hash partition of the drug and diagnosis vocabularies (:mod:`.vocab`) the hard
     negatives also come from (None, the default and the shipped tagger's corpus: the hand lists only; "test" for
     development notes: terms a tagger trained with "train" never saw).
-    ``exclude_locales``: PHI pool values also found in these locales are left out (see :class:`PhiValues`)."""
+    ``exclude_locales``: PHI pool values also found in these locales are left out (see :class:`PhiValues`).
+    ``variety``: the layouts and negatives added for tagger v4 (:class:`PhiValues` ``variety``, :data:`ORGANISMS`,
+    :data:`DEVICE_BRANDS`, :data:`NAMED_SCORES`, :data:`EPONYM_MORE`)."""
     r = random.Random(seed)
-    values = PhiValues(r, locales, partition, exclude_locales=exclude_locales)
+    values = PhiValues(r, locales, partition, exclude_locales=exclude_locales, variety=variety)
     real = real_clinical_text(real_split) if real_split else ((), ())
     vocab = (drug_terms(vocab_partition), diagnosis_terms(vocab_partition)) if vocab_partition else ((), ())
     genres = sorted(GENRES)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import hashlib
 import random
 import string
+from datetime import date as _date
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["PhiValues", "in_partition", "MEDICAL_SURNAMES"]
+__all__ = ["PhiValues", "in_partition", "MEDICAL_SURNAMES", "PARTICLES"]
 
 #: surnames that are also medical words (eponyms, symptoms): names in some contexts, not PHI in others
 MEDICAL_SURNAMES = ["Bell", "Parkinson", "Hodgkin", "Graves", "Crohn", "Addison", "Cushing", "Wilson", "Baker", "Frost", "Cox", "Hart",
@@ -25,6 +26,22 @@ MEDICAL_SURNAMES = ["Bell", "Parkinson", "Hodgkin", "Graves", "Crohn", "Addison"
                     "Colles", "Wolff", "Charcot", "Cullen", "Murphy", "Homan", "Kernig", "Brown", "Well", "Lyme", "Gray", "Heart", "Lung",
                     "Chest", "Fever", "Skin", "Bone", "Blood", "Head", "Hand", "Foot", "Back", "Knee", "Cross", "Care", "Cole", "Rose",
                     "Pain", "Glass", "Cook", "Nurse", "Doctor", "Page", "Sharp", "Young", "Short", "Long", "Strong", "Bloom"]
+
+
+#: surname particles of many naming traditions (Irish, Scottish, Dutch, German, Romance, Arabic, Welsh, Norman):
+#: ``variety`` corpora write some surnames with one ("Ó Briain", "van der Berg", "al-Rashid", "FitzGerald")
+PARTICLES = ["Ó", "O'", "Ní", "Nic", "Mac", "Mc", "Ua", "van", "van der", "van den", "Van", "de", "De", "de la", "del", "della", "da", "das",
+             "dos", "di", "Di", "von", "zu", "ter", "ten", "du", "Du", "Le", "La", "St-", "Ste-", "Saint-", "bin", "binti", "ibn", "Abu", "al-",
+             "Al-", "el-", "El-", "ben", "Ben", "Fitz", "ap"]
+#: specialties and unit words from which ``variety`` corpora compose organisation names
+ORG_SPECIALTIES = ["Cardiology", "Dermatology", "Oncology", "Renal", "Fertility", "Physiotherapy", "Podiatry", "Orthodontics", "Eye", "Ophthalmology",
+                   "Hearing", "Imaging", "Radiology", "Pathology", "Maternity", "Paediatric", "Pediatric", "Mental Health", "Addiction", "Pain",
+                   "Vascular", "Spine", "Sports Medicine", "Allergy", "Diabetes", "Memory", "Stroke", "Urology", "Rheumatology", "Respiratory",
+                   "Vision", "Chiropractic", "Hand Therapy", "Wellness", "Family Medicine", "Occupational Therapy", "Breast", "Bariatric",
+                   "Hepatology", "Colorectal", "Neurorehabilitation", "Optometry", "Dental", "Pharmacy", "Diagnostics", "Infusion", "Rehab"]
+ORG_UNITS = ["Unit", "Centre", "Center", "Clinic", "Service", "Services", "Associates", "Group", "Practice", "Institute", "Specialists",
+             "Consultants", "Laboratory", "Lab", "Partnership", "Network", "Foundation", "Trust", "Suite", "Department", "Team", "Hub"]
+ORG_LEGAL = ["Ltd", "Ltd.", "LLC", "GmbH", "S.A.", "PLC", "Inc.", "BV", "AG", "Pty Ltd", "S.r.l.", "Sp. z o.o.", "AB", "Oy", "LLP", "& Co."]
 
 
 def in_partition(value: str, partition: str) -> bool:
@@ -94,8 +111,12 @@ class PhiValues:
     pools are left out (a development set of unseen names that shares none with the test generator's locales)."""
 
     def __init__(self, rng: random.Random, locales: tuple[str, ...], partition: str, medical_surname_rate: float = 0.06,
-                 exclude_locales: tuple[str, ...] = ()):
+                 exclude_locales: tuple[str, ...] = (), variety: bool = False):
+        """``variety``: also the layouts added for tagger v4 (surname particles, surname-first and weekday forms,
+        more identifier, postcode, address and organisation layouts), each composed from parts; ``False`` draws
+        exactly what it drew before (the earlier corpora and development sets stay the same)."""
         self.rng = rng
+        self.variety = variety
 
         def pool(kind: str) -> tuple[str, ...]:
             vals = _faker_pool(locales, kind, partition)
@@ -124,6 +145,9 @@ class PhiValues:
         last = self.rng.choice(self.last)
         if self.rng.random() < 0.06:
             last = f"{last}-{self.rng.choice(self.last)}"
+        if self.variety and self.rng.random() < 0.1:
+            p = self.rng.choice(PARTICLES)
+            last = f"{p}{last}" if p[-1] in "'-" or p in ("Mc", "Fitz") else f"{p} {last}"
         return last
 
     def person(self) -> tuple[str, str]:
@@ -132,6 +156,9 @@ class PhiValues:
     def name_forms(self, first: str, last: str) -> list[str]:
         """Ways to write one person's name (a note refers to them several ways)."""
         mid = self.rng.choice(string.ascii_uppercase)
+        if self.variety and self.rng.random() < 0.3:  # surname first without a comma, surname with an initial
+            return [self.rng.choice([f"{last.upper()} {first}", f"{last} {first[0]}.", f"{last} {first}", f"{last.upper()} {first[0]}.",
+                                     f"{first} {last.upper()}", f"{first[0]}.{last}"])]
         return [f"{first} {last}", f"{last}, {first}", f"{first[0]}. {last}", f"{first} {mid}. {last}", last, first, f"{last.upper()}, {first.upper()}",
                 f"{first[0]}{last[0]}", f"{last.upper()}", f"{first} {last}".lower(), first.lower()]
 
@@ -145,6 +172,13 @@ class PhiValues:
                 f"{mon} {d}{_ordinal(d)}, {y}", f"the {d}{_ordinal(d)} of {mon} {y}", f"{mo3} {d} {y}", f"{m}-{d}-{y % 100:02d}"]
         partial = [f"{m}/{d}", f"{m:02d}/{d:02d}", f"{mon} {y}", f"{mo3} {y}", f"{mon} {d}", f"{d} {mon}", f"{mon} {d}{_ordinal(d)}", f"{m}/{y}",
                    f"{m:02d}/{y}", f"{y}", f"{mo3}-{y % 100:02d}", f"the {d}{_ordinal(d)}", f"{mo3.lower()} {d}"]
+        if self.variety and r.random() < 0.3:
+            wd = _date(y, m, d).strftime("%A")
+            full = [f"{wd[:3]} {d:02d} {mo3} {y}", f"{wd}, {mon} {d}, {y}", f"{wd[:3]}, {d} {mon} {y}", f"{d}-{mo3}-{y % 100:02d}",
+                    f"{mo3}-{d:02d}-{y}", f"{d} {mo3}. {y}", f"{y}.{m:02d}.{d:02d}", f"{d:02d}.{m:02d}.{y % 100:02d}", f"{wd[:3]} {m}/{d}/{y}",
+                    f"{d}{_ordinal(d)} {mon} {y}", f"{d}/{mo3}/{y}", f"{y}/{m:02d}/{d:02d}"]
+            partial = [f"{mon} of {y}", f"{mo3} '{y % 100:02d}", f"{mon} '{y % 100:02d}", f"{wd} the {d}{_ordinal(d)}", f"{mo3}/{y}", f"{mo3.upper()} {y}",
+                       f"{m}-{y}", f"{d}.{m}.", f"{mon}, {y}", f"{wd[:3]} {d} {mo3}"]
         return r.choice(partial if r.random() < partial_rate else full)
 
     def age_over_89(self) -> tuple[str, str, str]:
@@ -199,6 +233,8 @@ class PhiValues:
             if r.random() < 0.5:
                 return "".join(r.choice("ABCDEFGHJKLMNPRSTUVWXYZ0123456789") for _ in range(17))
             return r.choice([f"{_letters(r, 3)}-{r.randint(1000, 9999)}", f"{r.randint(1, 9)}{_letters(r, 3)}{r.randint(100, 999)}", f"{_letters(r, 2)} {r.randint(10, 99)} {_letters(r, 3)}"])
+        if self.variety and r.random() < 0.4:
+            return self._composed_identifier()
         # letters that belong to the number's format (label words such as "MRN:" are context, written by the caller)
         prefix = r.choice(["", "", "", "", "A", "E", "RAD", "CX", "H", "X", "S", "Q", "K", "M", "P", "T", _letters(r, r.randint(1, 3))])
         n = r.randint(5, 11)
@@ -214,11 +250,32 @@ class PhiValues:
             return body
         return prefix + r.choice(["", "", "-", "/", "_"]) + body
 
+    def _composed_identifier(self) -> str:
+        """2-4 groups of digits (a few letters) with a separator, an optional prefix and check character."""
+        r = self.rng
+        while True:
+            groups = ["".join(r.choice("0123456789" * 6 + "ABCDEFGHJKLMNPRSTUVWXYZ") for _ in range(r.randint(1, 6))) for _ in range(r.randint(2, 4))]
+            if sum(ch.isdigit() for g in groups for ch in g) >= 5:
+                break
+        if r.random() < 0.2:
+            groups[0] = str(r.randint(1990, 2026))
+        body = r.choice([" ", "-", ".", "/", "", "-", " "]).join(groups)
+        if r.random() < 0.4:
+            pre = r.choice([_letters(r, r.randint(1, 4)), _letters(r, 2).capitalize()])  # part of the number's format, not a label word
+            body = pre + r.choice([" ", "-", "/", "", ":", "#", " #"]) + body
+        if r.random() < 0.15:
+            body += r.choice(["-", "/", ""]) + r.choice(string.ascii_uppercase + string.digits)
+        return body
+
     # -- places and organisations -------------------------------------------------------------------------------------
     def street_address(self) -> str:
         r = self.rng
         st = r.choice(self.streets) if self.streets else f"{self.last_name()} Street"
         num = r.randint(1, 9999)
+        if self.variety and r.random() < 0.35:
+            n2 = r.randint(1, 60)
+            return r.choice([f"{num}{r.choice('ABCD')} {st}", f"Flat {n2}, {num} {st}", f"{st} {num}/{n2}", f"{num}-{num + 2 * n2} {st}", f"#{num} {st}",
+                             f"{st}, {num}", f"{st} No. {num}", f"{num} {st}, Floor {n2 % 9 + 1}", f"{st} {num}, {n2} {r.choice(['izq.', 'dcha', 'bus', 'Apt'])}"])
         s = r.choice([f"{num} {st}", f"{st} {num}", f"{num} {st}, Apt {r.randint(1, 40)}{r.choice(['', 'B', 'C'])}", f"Unit {r.randint(1, 30)}, {num} {st}",
                       f"PO Box {r.randint(10, 9999)}"])
         return s
@@ -228,6 +285,12 @@ class PhiValues:
 
     def zip_code(self) -> str:
         r = self.rng
+        if self.variety and r.random() < 0.4:
+            L = lambda: r.choice("ABCEGHJKLMNPRSTVWXYZ")  # noqa: E731
+            return r.choice([f"{L()}{r.randint(0, 9)}{L()} {r.randint(0, 9)}{L()}{r.randint(0, 9)}", f"{r.randint(1000, 9999)} {L()}{L()}",
+                             f"{L()}{r.randint(10, 99)} {L()}{r.randint(0, 9)}{L()}{r.randint(0, 9)}", f"{r.randint(10000, 99999)}-{r.randint(100, 999)}",
+                             f"{r.randint(10, 99)}-{r.randint(100, 999)}", f"{r.randint(100, 999)}-{r.randint(1000, 9999)}", f"{r.randint(100, 999)} {r.randint(100, 999)}",
+                             f"{L()}{L()}-{r.randint(1000, 9999)}", f"{L()}{r.randint(1, 9)} {r.randint(0, 9)}{L()}{L()}", f"{r.randint(100, 999)} {r.randint(10, 99)}"])
         return r.choice([f"{r.randint(10000, 99999)}", f"{r.randint(10000, 99999)}-{r.randint(1000, 9999)}",
                          f"{_letters(r, 2)}{r.randint(1, 20)} {r.randint(1, 9)}{_letters(r, 2)}", f"{r.randint(1000, 9999)}"])
 
@@ -239,6 +302,12 @@ class PhiValues:
         r = self.rng
         last, city, first = self.last_name(), self.city(), self.first_name()
         comp = r.choice(self.companies) if self.companies else f"{last} Group"
+        if self.variety and r.random() < 0.5:
+            sp, un, place = r.choice(ORG_SPECIALTIES), r.choice(ORG_UNITS), r.choice([city, last])
+            return r.choice([f"{place} {sp} {un}", f"{last} & {r.choice(['Partners', 'Associates', 'Sons', 'Colleagues', 'Co'])}",
+                             f"{last} & {r.choice(['Partners', 'Associates'])} {sp}", f"{last} & {self.last_name()} {sp}", f"{sp} {un} of {city}",
+                             f"{first} {last} {un}", f"{comp} {r.choice(ORG_LEGAL)}", f"St {first}'s {un}", f"{city} {un}", f"{last} {sp}",
+                             f"{place} {sp}", f"{city.upper()} {sp.upper()} {un.upper()}", f"The {place} {un}", f"{last} {un}"])
         return r.choice([f"{city} General Hospital", f"{last} Family Practice", f"{city} Cardiology Associates", f"St. {first}'s Hospital",
                          f"{city} Medical Center", f"{last} & {self.last_name()} Pediatrics", f"{city} Urgent Care", f"{comp}", f"{comp}",
                          f"{city} Community Health Center", f"{last} Pharmacy", f"{city} Orthopedic Clinic", f"{last} Memorial Hospital",

@@ -85,6 +85,31 @@ def test_development_generator_c_is_apart_from_training_and_test():
     assert all(in_partition(x, "test") for x in name_c if x.isalpha())  # the half no training note draws from
 
 
+def test_variety_corpus_layouts_and_negatives_apart_from_generator_c():
+    """Tagger v4's corpus (``variety``) writes surname particles, weekday dates, composed organisations and more
+    negatives, with exact offsets; none of its negatives is one of generator C's (the development set)."""
+    from medsynth.scrub.corpus import DEVICE_BRANDS, EPONYM_MORE, NAMED_SCORES, ORGANISMS
+    from medsynth.scrub.devset_c import C_BUGS, C_DEVICES, C_DRUGS, C_SCORES, C_SIGNS
+    from medsynth.scrub.phi_values import ORG_SPECIALTIES, PARTICLES
+
+    mine = {x.lower() for x in ORGANISMS + DEVICE_BRANDS + NAMED_SCORES + EPONYM_MORE}
+    assert not mine & {x.lower() for x in C_BUGS + C_DEVICES + C_DRUGS + C_SCORES + C_SIGNS}
+    assert not {"audiology", "endoscopy", "sleep", "wound", "hospice"} & {w.lower() for x in ORG_SPECIALTIES for w in x.split()}
+    notes = make_training_notes(150, seed=4, variety=True)
+    for n in notes:
+        for a, b, lab in n.spans:
+            assert n.text[a:b].strip() == n.text[a:b] and lab in TAG_LABELS
+    names = [n.text[a:b] for n in notes for a, b, lab in n.spans if lab == "NAME"]
+    assert any(p + " " in x or x.startswith(p) for x in names for p in PARTICLES if len(p) > 2)
+    dates = [n.text[a:b] for n in notes for a, b, lab in n.spans if lab == "DATE"]
+    assert any(x[:3] in ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun") for x in dates)
+    negs = {n.text[a:b] for n in notes for a, b, _ in n.negatives}
+    assert any(any(o in x for o in ORGANISMS) for x in negs) and any(x in DEVICE_BRANDS for x in negs)
+    # the default (development) corpus draws none of it
+    plain = make_training_notes(150, seed=4)
+    assert not {n.text[a:b] for n in plain for a, b, _ in n.negatives} & set(DEVICE_BRANDS)
+
+
 @pytest.fixture(scope="module")
 def tiny_tagger(tmp_path_factory):
     """A tagger trained in seconds on a tiny random BERT with MiniLM's tokenizer."""
@@ -298,12 +323,14 @@ def test_the_shipped_taggers_training_corpus_is_unchanged():
     import hashlib
 
     from medsynth.scrub.corpus import real_clinical_text
-    from medsynth.scrub.tagger import TAGGER_VERSION
+    from medsynth.scrub.tagger import TAGGER_VERSION, TaggerConfig
 
     if not real_clinical_text("train")[0]:
         pytest.skip("the IU reports (torchxrayvision, installed by install.sh) are part of the shipped corpus and are not installed")
-    digest = hashlib.sha256("".join(n.text + str(n.spans) + str(n.negatives) for n in make_training_notes(60, seed=1000)).encode()).hexdigest()
-    shipped = {2: "66f61522303c7d1a9baea290cfb33f7e6a3fa287c4fa0639317568c269f22e00"}
+    c = TaggerConfig()  # the corpus exactly as train_tagger builds it by default
+    notes = make_training_notes(60, seed=1000, vocab_partition="train" if c.vocabulary_negatives else None, variety=c.corpus_variety)
+    digest = hashlib.sha256("".join(n.text + str(n.spans) + str(n.negatives) for n in notes).encode()).hexdigest()
+    shipped = {4: "6fba0ed31f166df6ed9017f06d8b0bcee05f039ba8b1180d37a720d1f6584460"}
     assert digest == shipped[TAGGER_VERSION], f"the default training corpus changed: bump TAGGER_VERSION and record {digest}"
 
 
