@@ -144,7 +144,7 @@ class AdaptStep(Step[AdaptConfig]):
     version = "1"
 
     def extra_outputs(self) -> list[str]:
-        b = _base(self.config)  # type: ignore[arg-type]
+        b = _base(self.config)
         return [f"{b}_train", f"{b}_canaries"]
 
     def check(self, recipe: Any) -> list[tuple[str, str]]:
@@ -241,8 +241,8 @@ class AdaptStep(Step[AdaptConfig]):
             ctx.add_figure("dp_epsilon", round(d["epsilon_planned"], 4), f"{d['accountant']} accountant ε for σ={d['noise_multiplier']:.3f}, q={d['sample_rate']:.3f}, "
                            f"{d['steps']} steps, δ={d['delta']:g}; debited from budget '{budget}' before training (debit {summary['debit_id']})")
             ctx.add_figure("dp_epsilon_accountant_after", round(d.get("epsilon_spent", float("nan")), 4), "ε of the accountant attached to the optimizer after training")
-        if canaries:
-            ctx.add_figure("canaries_inserted", len(canaries), f"canary records (|R| = 10^{c.canaries.digits} secrets each), repeats {c.canaries.repeats}")  # type: ignore[union-attr]
+        if canaries and c.canaries is not None:
+            ctx.add_figure("canaries_inserted", len(canaries), f"canary records (|R| = 10^{c.canaries.digits} secrets each), repeats {c.canaries.repeats}")
         losses = summary.pop("losses")
         ctx.add_section("adapter", summary | {"adapter_path": str(rel)})
         pts = [(i + 1, v) for i, v in enumerate(losses) if v is not None]

@@ -96,7 +96,7 @@ class TableSource(Step[TableConfig]):
         return []
 
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
-        return StepPlan(records_in=0, records_out=self.config.limit, notes=["one row record per table row"])  # type: ignore[attr-defined]
+        return StepPlan(records_in=0, records_out=self.config.limit, notes=["one row record per table row"])
 
     def run(self, ctx: StepContext) -> None:
         from ..tabular.io import records_from_frame
@@ -154,7 +154,7 @@ class ImputeStep(Step[ImputeConfig]):
 
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
         n = next(iter(input_sizes.values()), None) if input_sizes else None
-        return StepPlan(records_in=n, records_out=n, notes=[f"method {self.config.method}"])  # type: ignore[attr-defined]
+        return StepPlan(records_in=n, records_out=n, notes=[f"method {self.config.method}"])
 
     def run(self, ctx: StepContext) -> None:
         import numpy as np

@@ -217,8 +217,8 @@ class TrainStep(Step[TrainConfig]):
                     trained[kind] = prep["fit"](bar)
                     if trained[kind].privacy is not None:
                         trained[kind].privacy.pop("note", None)
-                        trained[kind].privacy.update(budget=budget, debit_id=debit_id, step_epsilon=c.dp.epsilon, step_delta=c.dp.delta,  # type: ignore[union-attr]
-                                                     split_across_models=k)
+                        trained[kind].privacy.update(budget=budget, debit_id=debit_id, step_epsilon=c.dp.epsilon if c.dp else None,
+                                                     step_delta=c.dp.delta if c.dp else None, split_across_models=k)
                     trained[kind].save(tmp_dir / kind)
 
         budget = self._budget(ctx.recipe) if ctx.recipe is not None else (c.dp.budget if c.dp else None)
@@ -376,7 +376,7 @@ class TrainStep(Step[TrainConfig]):
                 out[kind] = {"epochs": cfg_t.epochs, "fit": (lambda bar, recs=recs, cfg_t=cfg_t: fit_tagger(recs, cfg_t, dp=dp_each, seed=seed, progress=bar))}
                 continue
             clean_k = [r for r in (clean or []) if r.kind == kind] or None
-            ccfg = c.classifier_by_kind.get(kind, c.classifier)  # type: ignore[call-overload]
+            ccfg = next((v for kd, v in c.classifier_by_kind.items() if kd == kind), c.classifier)
             dp_k = dp_each.model_copy(update={"max_grad_norm": ccfg.dp_max_grad_norm}) if dp_each is not None and ccfg.dp_max_grad_norm else dp_each
             resolve_model_kind(recs, ccfg.model)
             check_labels(recs, ccfg.task, {"eval": evals.get(kind, [])})
