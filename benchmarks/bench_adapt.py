@@ -48,7 +48,7 @@ def main() -> None:
     ap.add_argument("--heldout", type=int, default=100)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--dp-epsilon", type=float, default=8.0)
+    ap.add_argument("--epsilon", "--dp-epsilon", dest="dp_epsilon", type=float, default=8.0)
     ap.add_argument("--generate", type=int, default=0, help="records asked per model for the yield comparison (0 = skip)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--canaries", type=int, default=8)

@@ -23,8 +23,8 @@ def adapt_cmd(in_: Annotated[Path, typer.Option("--in", help="scrubbed training 
               canaries: Annotated[int, typer.Option("--canaries", help="canary records to insert (0 = none)")] = 0,
               canary_repeats: Annotated[str, typer.Option("--canary-repeats", help="repeat counts, comma-separated (cycled)")] = "1",
               canary_digits: Annotated[int, typer.Option("--canary-digits")] = 6,
-              dp_epsilon: Annotated[float | None, typer.Option("--dp-epsilon", help="train with DP-SGD to this ε (needs --budget)")] = None,
-              dp_delta: Annotated[float | None, typer.Option("--dp-delta")] = None,
+              dp_epsilon: Annotated[float | None, typer.Option("--epsilon", "--dp-epsilon", help="train with DP-SGD to this ε (needs --budget; `--dp-epsilon` is the old spelling)")] = None,
+              dp_delta: Annotated[float | None, typer.Option("--delta", "--dp-delta", help="δ of the DP guarantee (`--dp-delta` is the old spelling)")] = None,
               budget: Annotated[str | None, typer.Option("--budget", help="privacy budget to debit (see `medsynth budget`)")] = None,
               seed: Annotated[int, typer.Option("--seed")] = 0) -> None:
     """Adapt the generator on scrubbed records; prints the adapter's sha256 and perplexities (never record text)."""
@@ -43,7 +43,7 @@ def adapt_cmd(in_: Annotated[Path, typer.Option("--in", help="scrubbed training 
     if canaries:
         cfg["canaries"] = {"n": canaries, "repeats": [int(x) for x in canary_repeats.split(",") if x.strip()], "digits": canary_digits}
     if dp_epsilon is not None:
-        cfg["dp"] = {"epsilon": dp_epsilon, "delta": dp_delta, "budget": budget}
+        cfg["dp"] = {"epsilon": dp_epsilon, "budget": budget} | ({"delta": dp_delta} if dp_delta is not None else {})
     c = AdaptConfig.model_validate(cfg)
     recs = read_records(in_)
     held = read_records(holdout) if holdout else None

@@ -84,3 +84,19 @@ def test_adapt_cli(tmp_path, tiny_model_dir):
     s = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert s["method"] == "prefix" and (tmp_path / "out" / "adapter" / "adapter_config.json").exists()
     assert (tmp_path / "out" / "canaries.jsonl").exists()
+
+
+def test_adapt_cli_spells_epsilon_like_every_command(tmp_path, tiny_model_dir):
+    """`--epsilon/--delta` as in `medsynth train` and `budget create` (`--dp-epsilon` is the old spelling); DP
+    without a budget is refused before anything is trained."""
+    from typer.testing import CliRunner
+
+    from medsynth.cli import app
+    from medsynth.data.io import write_records
+
+    write_records(_recs("s", 6), tmp_path / "seeds.jsonl")
+    for flag in ("--epsilon", "--dp-epsilon"):
+        r = CliRunner().invoke(app, ["adapt", "--in", str(tmp_path / "seeds.jsonl"), "--out", str(tmp_path / "out"), "--model",
+                                     str(tiny_model_dir), flag, "2", "--delta", "1e-5"])
+        assert r.exit_code != 0 and "--budget" in r.output, r.output
+        assert not (tmp_path / "out" / "adapter").exists()
