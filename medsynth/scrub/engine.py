@@ -44,7 +44,10 @@ _PRIORITY = {lab: i for i, lab in enumerate(["MRN", "ACCOUNT", "HEALTH_PLAN", "S
 _EPONYM_CONTEXT = re.compile(r"^\s*(?:'s\s+)?(?:disease|syndrome|sign|catheter|tube|test|score|scale|classification|maneuver|position|"
                              r"lines?|reflex|palsy|lymphoma|esophagus|phenomenon|murmur|criteria|procedure|operation|drain|stain|repair|fracture|"
                              r"cyst|foot|coma|monitor|ultrasound|smear|angina|dementia|nodules?|tumou?r|sarcoma|ulcer|triad|class|"
-                             r"deformity|contracture|arthropathy|node|law|regression|curve|equation|formula|cell|body|bodies)\b", re.I)
+                             r"deformity|contracture|arthropathy|node|law|regression|curve|equation|formula|cell|body|bodies|"
+                             r"respirations?|breathing|gangrene|tear|ring|lesion|anomaly|pupil|diverticulum|thyroiditis|cardiomyopathy|"
+                             r"spots|valve|shunt|incision|technique|manoeuvre|bypass|fundoplication|circulation|sounds|reservoir|"
+                             r"malformation|hernia|aneurysm|pouch|pattern|injury|nerve|duct|glands?|space|area)\b", re.I)
 _DATES = [re.compile(p, re.I) for p in DATE_PATTERNS]
 _SPLIT = re.compile(r"[\s,]+")
 _DOSE_AFTER = re.compile(r"^\s*\d+(?:\.\d+)?\s*(?:mg|g|mcg|ug|units?|u|ml|mL|meq|mEq|mmol|%|mg/kg|puffs?|tabs?)\b", re.I)
@@ -272,11 +275,19 @@ def _tagger_false_positive(lab: str, s: str, text: str, b: int) -> bool:
             return True
         # an eponym is a name only outside its clinical phrase: "Baker's cyst" is not PHI, "Mr. Baker" is. The phrase
         # may continue with another eponym or a letter first ("Swan-Ganz catheter", "Kerley B lines")
-        if lab != "HOSPITAL" and all(w in EPONYMS or w in EPONYM_SURNAMES for w in words):
-            rest = text[b:]
-            skip = _EPONYM_BRIDGE.match(rest)
-            if _EPONYM_CONTEXT.match(rest[skip.end():] if skip else rest):
-                return True
+        if lab != "HOSPITAL":
+            # the span may hold the phrase's head noun itself ("Ewing sarcoma", "Mallory-Weiss tear")
+            head = len(words)
+            while head > 1 and _EPONYM_CONTEXT.match(words[head - 1]):
+                head -= 1
+            parts = [p for w in words[:head] for p in w.split("-") if p]
+            if parts and all(p in EPONYMS or p in EPONYM_SURNAMES for p in parts):
+                if head < len(words):
+                    return True
+                rest = text[b:]
+                skip = _EPONYM_BRIDGE.match(rest)
+                if _EPONYM_CONTEXT.match(rest[skip.end():] if skip else rest):
+                    return True
         if lab == "NAME" and len(words) == 1 and _DOSE_AFTER.match(text[b:]):
             return True
     if lab == "DATE":
@@ -510,8 +521,8 @@ class Scrubber:
         low = s.lower().strip(".")
         if lab in ("NAME", "LOCATION", "HOSPITAL"):
             words = [w.strip("'.") for w in _SPLIT.split(low) if w.strip("'.")]
-            if not words or all(w in EPONYMS or w in NON_PHI_WORDS for w in words):
-                return True
+            if not words or all(w in EPONYMS or w in NON_PHI_WORDS or all(p in EPONYMS for p in w.split("-") if p) for w in words):
+                return True  # "Cheyne-Stokes" as well as "Parkinson"
             if any(w in EPONYMS for w in words) and (_EPONYM_CONTEXT.match(text[b:]) or any(_EPONYM_CONTEXT.match(" " + w) for w in words)):
                 return True  # "Foley catheter", "FOLEY CATHETER", "Glasgow Coma Scale"
             if lab == "HOSPITAL":

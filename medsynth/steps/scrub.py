@@ -51,7 +51,7 @@ class ScrubStep(Step[ScrubConfig]):
     """Scrub PHI from text records and their meta fields (kept, scrubbed or dropped: never passed through unless named
     in ``keep_fields``); keeps labels, records counts per PHI type and the names of dropped fields."""
 
-    version = "4"  # 2: the tagger's veto on spaCy-only names and places; 3: the vocabulary guard, ages over 89 as "101 years"; 4: weekday and month-year dates, particles and diacritics in names, CA/UK postcodes
+    version = "5"  # 2: the tagger's veto on spaCy-only names and places; 3: the vocabulary guard, ages over 89 as "101 years"; 4: weekday and month-year dates, particles and diacritics in names, CA/UK postcodes; 5: hyphenated eponyms and eponym head nouns in the guards
     Config = ScrubConfig
 
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:

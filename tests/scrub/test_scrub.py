@@ -65,6 +65,19 @@ def test_canadian_and_uk_postcodes_but_not_tumour_stages(spans_scrubber):
     assert not zips("Staged T2N0M0, Gleason 3+4, B12 400 pg/mL")
 
 
+def test_eponym_phrases_with_hyphens_or_their_head_noun_are_not_names():
+    from medsynth.scrub.engine import _tagger_false_positive
+
+    rules = Scrubber(mode="spans")
+    assert not rules.analyze("Pattern: Cheyne-Stokes respiration noted overnight.")
+    text = "Kussmaul breathing, Ewing sarcoma and a Mallory-Weiss tear. Mr Ewing and Mrs Weiss were seen."
+    for phrase, fp in [("Kussmaul breathing", True), ("Ewing sarcoma", True), ("Mallory-Weiss tear", True), ("Ewing", False), ("Weiss", False)]:
+        a = text.index(phrase) if fp else text.index(phrase, text.index("Mr"))
+        assert _tagger_false_positive("NAME", phrase, text, a + len(phrase)) is fp, phrase
+    names = {x.text for x in rules.analyze("Mr Ewing and Mrs Novak were seen; Ewing reports pain.") if x.label == "NAME"}
+    assert names == {"Ewing", "Novak"}
+
+
 def test_vocabulary_guard_drops_clinical_words_but_never_a_name():
     """The guard drops a name/place detection made only of clinical vocabulary (ICD-10-CM, MedlinePlus drugs) that is
     no one's name; a word that is also a given or family name is always kept, and our own patterns are never guarded."""
