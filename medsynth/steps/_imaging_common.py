@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..data.records import Record, id_ref
 from ..exceptions import DataFormatError
-from ..paths import find_step_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..recipe.engine import StepContext
@@ -59,7 +58,3 @@ def record_images(ctx: StepContext, records: list[Record], size: int, modality: 
                                   "image steps need image records (from phantom, image_folder or mni152).")
         paths.append(resolve_image_path(p, ctx.run_dir))
     return load_stack(paths, size, Path(ctx.home) / "cache" / "imaging")
-
-
-def _find_step_dir(ctx: StepContext, name: str) -> Path | None:
-    return find_step_dir(ctx.run_dir, name)

@@ -25,9 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..data.records import Provenance, Record
 from ..exceptions import DataFormatError, RecipeError
+from ..paths import find_step_dir
 from ..recipe.step import Step, StepConfig, StepPlan, eval_object, register_step
 
-from ._imaging_common import _find_step_dir, _rel, _StepFolderKey, modality_path, record_images
+from ._imaging_common import _rel, _StepFolderKey, modality_path, record_images
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..recipe.engine import StepContext
@@ -240,7 +241,7 @@ class LDMSampleStep(_StepFolderKey, Step[LDMSampleConfig]):
         c = self.config
         if c.model:
             if ctx.recipe is not None and c.model in ctx.recipe.names:
-                d = _find_step_dir(ctx, c.model)
+                d = find_step_dir(ctx.run_dir, c.model)
                 if d is None:
                     raise RecipeError(f"step '{c.model}' has not written a model yet")
                 return d / "model"
