@@ -44,9 +44,10 @@ def _prepare_tagger(force: bool) -> object:
     from ..exceptions import MedsynthError
     from ..scrub.tagger import PhiTagger, TaggerConfig, tagger_dir, train_tagger
 
-    from ..scrub.vocab import clinical_words, name_words
+    from ..scrub.vocab import clinical_phrases, clinical_words, person_words, place_words
 
-    clinical_words(), name_words()  # the scrubber's vocabulary guard: built once into $MEDSYNTH_HOME/cache (≈ 15 s)
+    # the scrubber's vocabulary guard: its word and phrase sets built once into $MEDSYNTH_HOME/cache (≈ 40 s)
+    clinical_words(), clinical_phrases(), person_words(), place_words()
     d = tagger_dir()
     if not force:
         try:

@@ -219,6 +219,30 @@ _VITAL_BEFORE = re.compile(r"(?:\b(?:T|Temp|temperature|RR|HR|BP|SpO2|O2|sats?|p
                            r"HbA1c|PSA|BMI|MMSE|MoCA|GCS|NIHSS|score|grade|stage|class|pain|level|dose)\b\.?\s*[:=]?\s*)$", re.I)
 _UNIT_AFTER = re.compile(r"\s*(?:mg|g|mcg|ug|ml|mL|L|units?|meq|mEq|mmol|mmHg|kg|lbs?|bpm|/min|cm|mm|%|°[CF]?|puffs?|tabs?|hours?|hrs?|days?|"
                          r"weeks?|wks?|min|mins|mg/kg|mg/dL|ng/mL|ng/L|g/dL)\b", re.I)
+# a score's value: 1–3 digits after the instrument's name ("Karnofsky 70", "COWS 11", "PHQ-9 of 12", "Aldrete 9"), or the
+# number of a hyphenated instrument ("PHQ-9", "GAD-7", "SF-36"). No identifier, ZIP or date is a lone 1–3 digit number
+# after a capitalised word unless the word says so (the cues below), and a date's number follows a month.
+_SCALE_BEFORE = re.compile(r"(?<![\w-])([A-Z][A-Za-z]{2,}|[A-Z]{2,}(?:-\d{1,4})?)(?:\s+(?:score|scale|grade|total|index))?"
+                           r"(?:\s*(?:of|=|:)\s*|\s+)$")
+_INSTRUMENT_NUMBER = re.compile(r"(?<![\w-])[A-Z]{2,5}-$")
+_NOT_A_SCALE = re.compile(r"(?:mrn|id|no|nos|num|number|bed|room|rm|apt|apartment|unit|suite|ste|box|ext|extension|pager|bleep|case|acc|"
+                          r"accession|ward|floor|lot|serial|sn|ref|reference|account|acct|member|policy|claim|license|licence|lic|plate|"
+                          r"vin|po|pobox|station|gate|level|block|building|bldg|house|flat|route|rte|highway|hwy|exit|"
+                          r"mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun|monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
+                          r"jan|january|feb|february|mar|march|apr|april|may|jun|june|jul|july|aug|august|sep|sept|september|oct|"
+                          r"october|nov|november|dec|december|day|week|month|year|age|aged)", re.I)
+
+
+def _score_value(st: str, text: str, a: int, b: int) -> bool:
+    if not re.fullmatch(r"\d{1,3}", st) or re.match(r"\s*[-/.:,]?\d|[-/][A-Za-z\d]", text[b:b + 3]):
+        return False  # part of a longer number or identifier ("K-238-8619", "12/03")
+    before = text[max(0, a - 32):a]
+    if _INSTRUMENT_NUMBER.search(before):
+        return len(st) <= 2
+    m = _SCALE_BEFORE.search(before)
+    return bool(m) and not _NOT_A_SCALE.fullmatch(m.group(1).split("-")[0])
+
+
 _SCHEDULE = re.compile(r"q\d{1,2}h|[qb]id|tid|qhs|prn|\d+x", re.I)
 
 
@@ -237,27 +261,82 @@ def _clinical_number(lab: str, s: str, text: str, a: int, b: int) -> bool:
         return True
     if lab in ("AGE_OVER_89",) and not any(ch in st for ch in "./:"):
         return bool(_VITAL_BEFORE.search(text[max(0, a - 16):a]) and not re.search(r"\baged?\s*$", text[max(0, a - 8):a], re.I))
+    if lab in ("ID", "ZIP", "DATE") and _score_value(st, text, a, b):
+        return True
     return bool(_VITAL_BEFORE.search(text[max(0, a - 16):a]) or (_UNIT_AFTER.match(text[b:]) and not _HHMM.fullmatch(st)))
 
 
-def _clinical_term(lab: str, s: str) -> bool:
-    """The vocabulary guard: a name or place detection every word of which (≥ 4 letters) is clinical vocabulary —
-    ICD-10-CM descriptions and MedlinePlus drug names (:func:`medsynth.scrub.vocab.clinical_words`) — and no word of
-    which is a known given or family name (:func:`medsynth.scrub.vocab.name_words`): "Helicobacter pylori",
-    "Herceptin", "Takotsubo" are dropped; "Bell", "Parkinson", "Hunter" never are."""
-    if lab not in ("NAME", "LOCATION"):
-        return False
-    from .vocab import clinical_words, name_words
+def _clinical_term(lab: str, s: str, text: str | None = None, a: int = 0) -> bool:
+    """The vocabulary guard: True for a detection that is clinical vocabulary, not a person, place or identifier.
 
+    Vocabulary is what the installed terminologies hold (:func:`medsynth.scrub.vocab.all_clinical_vocabulary`:
+    ICD-10-CM with its inclusion terms, every drug variant of drug-named-entity-recognition, HPO terms and disease
+    names), never a list tuned to a test set. A name is a word of any Faker locale's given or family names
+    (:func:`~medsynth.scrub.vocab.name_words`); for places, a place word counts as a name
+    (:func:`~medsynth.scrub.vocab.place_words`). The tests:
+
+    - words: no name, and every word of ≥ 4 letters a clinical word or a label/frequency word, at least one a clinical
+      word ("Herceptin", "Helicobacter pylori", "Mounjaro nightly");
+    - phrase: the detection, alone or with up to two neighbouring words of its clause in ``text``, is 2–4 consecutive
+      words of one clinical term, one of them no one's name ("Cheyne-Stokes respiration"; "Ewing" before "sarcoma";
+      the surname alone, or "Mr. Ewing", is kept);
+    - organism: inside a binomial as microbiology writes it, a capitalised genus that is a clinical word and a
+      lower-case epithet ("Candida auris", "Enterococcus faecalis", or either word of them alone);
+    - a detection spanning a list ("Ewing sarcoma, Cheyne") is guarded when each of its comma parts is.
+
+    Names, places and digit-free identifiers are guarded; a detection with a digit never is."""
+    if lab not in ("NAME", "LOCATION", "HOSPITAL", "ID") or any(ch.isdigit() for ch in s):
+        return False
+    from .vocab import clinical_words
+
+    if not clinical_words():
+        return False
+    parts = [(m.start(), m.group()) for m in re.finditer(r"[^,;\n]+", s) if m.group().strip()]
+    if len(parts) > 1:
+        return all(_clinical_part(lab, p, text, a + off) for off, p in parts)
+    return _clinical_part(lab, s, text, a)
+
+
+def _clinical_part(lab: str, s: str, text: str | None, a: int) -> bool:
+    from .vocab import _phrase_words, clinical_phrases, clinical_words, person_words, place_words
+
+    clinical, names = clinical_words(), person_words()
+    places = place_words() if lab in ("LOCATION", "HOSPITAL") else frozenset()
     words = re.findall(r"[^\W\d_]+", s.lower())
+    pw = _phrase_words(s)
+    if not words or not pw:
+        return False
+    before: list[str] = []
+    after: list[str] = []
+    if text is not None:
+        lead = re.split(r"[.,;:()\n]", text[max(0, a - 40):a])[-1]
+        tail = re.split(r"[.,;:()\n]", text[a + len(s):a + len(s) + 40])[0]
+        before, after = _phrase_words(lead)[-2:], _phrase_words(tail)[:2]
+    phrases = clinical_phrases()
+    for i in range(len(before) + 1):
+        for j in range(len(after) + 1):
+            win = before[len(before) - i:] + pw + after[:j]
+            if 2 <= len(win) <= 4 and any(w not in names and w not in places for w in win) and " ".join(win) in phrases:
+                return True
+    if text is not None:
+        for m in _BINOMIAL.finditer(text, max(0, a - 30), min(len(text), a + len(s) + 30)):
+            genus, epithet = m.group(1).lower(), m.group(2)
+            if m.start() <= a and a + len(s) <= m.end() and genus in clinical and genus not in names and epithet not in names:
+                return True
+    if any(w in names or w in places for w in words) or lab == "HOSPITAL":
+        return False
     long = [w for w in words if len(w) >= 4]
-    if not long:
-        return False
-    clinical = clinical_words()
-    if not clinical or not all(w in clinical for w in long):
-        return False
-    names = name_words()
-    return not any(w in names for w in words)
+    return bool(long) and all(w in clinical or w in NON_PHI_WORDS or w in _DOSING for w in long) and any(w in clinical for w in long)
+
+
+_DOSING = frozenset({"nightly", "daily", "weekly", "monthly", "twice", "once", "thrice", "bedtime", "morning", "evening", "noon",
+                     "qhs", "qam", "qpm", "prn", "stat", "tabs", "tablet", "tablets", "capsule", "capsules", "patch", "drops",
+                     "cream", "ointment", "inhaler", "injection", "infusion", "oral", "topical", "dose", "doses"})
+
+
+# genus and species epithet; the epithet has a Latin ending ("aureus", "faecalis", "auris", "difficile", "pneumoniae",
+# "marcescens", "albicans"), which the English word after a capitalised name rarely has ("Kaposi today")
+_BINOMIAL = re.compile(r"\b([A-Z][a-z]{3,})\s+([a-z]{2,}(?:us|is|ae|um|ii|i|a|ens|ans|es|ix|ex|ax|ile|ilis|oides))\b")
 
 
 def _tagger_false_positive(lab: str, s: str, text: str, b: int) -> bool:
@@ -327,6 +406,23 @@ def _clock_time(st: str) -> bool:
     m = _HHMM.fullmatch(st)
     return bool(m) and not 1900 <= int(m.group(1) + m.group(2)) <= 2099
 _AT_BEFORE = re.compile(r"(?:\bat|@|\btime:?)\s*$", re.I)
+
+
+_CUT_AT_LINES = ("ID", "CONTACT", "DATE", "AGE")  # value tags; names, places and organisations wrap over lines as one
+
+
+def _lines(text: str, a: int, b: int) -> list[tuple[int, int]]:
+    """A tagger value span cut at its line breaks, each piece without surrounding blanks: the guards judge each line
+    on its own ("K-238-8619\nZyrtec" is an identifier and a drug, not one identifier). A value wrapped over two lines
+    stays detected: both pieces are kept unless a guard drops one. Names, places and organisations are not cut
+    ("Nový Knín Urgent\nCare" is one organisation; "Care" alone would be a guarded word)."""
+    out = []
+    for m in re.finditer(r"[^\n]+", text[a:b]):
+        piece = m.group()
+        lead, trail = len(piece) - len(piece.lstrip()), len(piece.rstrip())
+        if trail > lead:
+            out.append((a + m.start() + lead, a + m.start() + trail))
+    return out
 
 
 def _tagger_label(s: str, tag: str) -> str:
@@ -438,7 +534,8 @@ class Scrubber:
                     raw[i] = [r for r in raw[i] if not (r[0] in _NER_VETOED and r[4] is False
                                                         and not any(r[1] < x.end and x.start < r[2] for x in weak))]
             for i, spans in enumerate(found[0]):
-                raw[i] += [(_tagger_label(texts[i][s.start:s.end], s.label), s.start, s.end, 1.0, "tagger") for s in spans]
+                raw[i] += [(_tagger_label(texts[i][a:b], s.label), a, b, 1.0, "tagger") for s in spans
+                           for a, b in (_lines(texts[i], s.start, s.end) if s.label in _CUT_AT_LINES else [(s.start, s.end)])]
         return [self._postprocess(t, raw[i]) for i, t in enumerate(texts)]
 
     def _raw_serial(self, texts: list[str], batch_size: int) -> list[list[Any]]:
@@ -466,7 +563,7 @@ class Scrubber:
         cands: list[PhiSpan] = []
         for ent, a, b, score, source in results:
             if source == "tagger":
-                if not _tagger_false_positive(ent, text[a:b], text, b) and not (self.vocabulary_guard and _clinical_term(ent, text[a:b])):
+                if not _tagger_false_positive(ent, text[a:b], text, b) and not (self.vocabulary_guard and _clinical_term(ent, text[a:b], text, a)):
                     cands.append(PhiSpan(a, b, ent, text[a:b], score))
                 continue
             from_pattern = source is True  # the capitalisation heuristics are for the NER only, not for our patterns
@@ -489,7 +586,7 @@ class Scrubber:
             s = text[a:b]
             if not self.defaults_only and self._suppress(lab, s, text, a, b, from_pattern):
                 continue
-            if self.vocabulary_guard and not from_pattern and _clinical_term(lab, s):
+            if self.vocabulary_guard and not from_pattern and _clinical_term(lab, s, text, a):
                 continue
             cands.append(PhiSpan(a, b, lab, s, score))
         cands = [_trim_time(c, text) if c.label == "DATE" else c for c in cands]

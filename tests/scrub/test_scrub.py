@@ -315,3 +315,55 @@ def test_cli_oversized_document_clear_error(tmp_path):
     inp.write_text(json.dumps({"id": "big", "text": "a" * (MAX_CHARS + 1)}) + "\n")
     r = _cli("--in", inp, "--out", tmp_path / "o.jsonl")
     assert r.returncode == 2 and "line 1" in r.stderr and "Split the document" in r.stderr and "big" not in r.stderr.replace("big.jsonl", "")
+
+
+def test_vocabulary_guard_reads_phrases_binomials_lists_and_keeps_places_and_names():
+    """The guard's phrase, organism and list tests, each against the case that must survive: an eponym is dropped
+    inside its clinical phrase only, an organism only written as a binomial, a place word is never dropped as a place."""
+    from medsynth.scrub.engine import _clinical_term
+
+    def guarded(label: str, span: str, text: str) -> bool:
+        return _clinical_term(label, span, text, text.index(span))
+
+    assert guarded("NAME", "Kaposi", "Biopsy showed Kaposi sarcoma of the foot.")
+    assert not guarded("NAME", "Kaposi", "Seen with Mr Kaposi today.")  # the eponym alone is a possible surname
+    assert guarded("NAME", "Kussmaul breathing", "Kussmaul breathing noted.")
+    assert guarded("NAME", "epidermidis", "Cultures: Staphylococcus epidermidis in 2 of 4 bottles.")
+    assert guarded("NAME", "Kaposi sarcoma, Kussmaul", "Kaposi sarcoma, Kussmaul breathing")
+    assert not guarded("NAME", "Kaposi sarcoma, Maria", "Kaposi sarcoma, Maria Lopez")  # one part is a name
+    assert guarded("NAME", "Omeprazole nightly", "Omeprazole nightly.")
+    assert not guarded("LOCATION", "River Street", "Lives on River Street.")  # place words stay places
+    assert not guarded("NAME", "Kaposi 4", "Kaposi 4")  # never with a digit
+
+
+def test_score_values_are_not_identifiers_but_identifiers_stay():
+    """A lone 1–3 digit value after an instrument's name is a score, not an ID, ZIP or date; after an ID cue, inside a
+    longer identifier or after a month it stays."""
+    from medsynth.scrub.engine import _score_value
+
+    def score(text: str, value: str) -> bool:
+        a = text.rindex(value)
+        return _score_value(value, text, a, a + len(value))
+
+    for text, value in [("CIWA 14", "14"), ("GAD-7 of 9", "9"), ("GAD-7 of 9", "7"), ("Braden score 16", "16"), ("Barthel: 85", "85")]:
+        assert score(text, value), text
+    for text, value in [("MRN 4411", "441"), ("Bed 12", "12"), ("Room 304", "304"), ("March 12", "12"), ("AB-120-4431", "120"),
+                        ("on 3/12", "12"), ("Apt 7", "7")]:
+        assert not score(text, value), text
+
+
+def test_vocabulary_guard_reads_accented_names_as_whole_words():
+    """"Gámez" is one word: split at the accent into "g" and "mez" it once matched a drug phrase and was dropped."""
+    from medsynth.scrub.engine import _clinical_term
+
+    text = "Lungs clear\nGámez reports dyspnoea."
+    assert not _clinical_term("NAME", "Gámez", text, text.index("Gámez"))
+
+
+def test_tagger_spans_are_judged_line_by_line():
+    """A tagger span over a line break is cut into its lines, blanks trimmed, so each line meets the guards alone."""
+    from medsynth.scrub.engine import _lines
+
+    text = "MRN K-238-8619\n  Zyrtec 10 mg\n\n"
+    assert [text[a:b] for a, b in _lines(text, 4, len(text))] == ["K-238-8619", "Zyrtec 10 mg"]
+    assert [text[a:b] for a, b in _lines(text, 4, 14)] == ["K-238-8619"]
