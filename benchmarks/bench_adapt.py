@@ -132,7 +132,7 @@ def main() -> None:
     if a.generate:
         res.setdefault("yield", {})
         for m in ["base", *adapters]:
-            cfg = {"model": "gemma3-270m", "n_records": a.generate, "batch_size": 8, "max_new_tokens": 110}
+            cfg = {"model": "gemma3-270m", "n": a.generate, "batch_size": 8, "max_new_tokens": 110}
             if m != "base":
                 cfg["adapter"] = adapters[m]
             t0 = time.time()

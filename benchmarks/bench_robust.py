@@ -2,7 +2,7 @@
 
 Protocol (docs/training.md):
 - synthetic training data: the `generate` step output of a run of recipes/quickstart.yaml
-  (`medsynth run recipes/quickstart.yaml --set steps.generate.n_records=300`), labels as the generate step verified them.
+  (`medsynth run recipes/quickstart.yaml --set steps.generate.n=300`), labels as the generate step verified them.
 - real data: IU reports, hashed splits; labels = the 12 most frequent MeSH major terms of the train split + "normal"
   (the `iu_xray` step's default). Evaluation: micro-F1 (and macro-F1) on the real TEST split. The validation split is
   the only other real data used: a seeded sample of `--clean` records is the clean set of `reweight`/`anneal`

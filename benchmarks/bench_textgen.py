@@ -72,9 +72,9 @@ def recipe(name: str, n: int, gen: dict[str, Any]) -> dict[str, Any]:
     return {"name": f"bench-textgen-{name.replace('+', '-')}", "seed": 13, "steps": [
         {"type": "iu_xray", "name": "corpus", "label_top_k": 12},
         {"type": "select", "name": "private", "input": "corpus", "where": {"split": "train"}},
-        {"type": "select", "name": "seeds", "input": "private", "sample": 40, "min_per_label": 1},
+        {"type": "select", "name": "seeds", "input": "private", "n": 40, "min_per_label": 1},
         # configurations without a model were measured on Gemma (the default until 2026-12-03): pinned so they reproduce
-        {"type": "generate", "name": step, "input": "seeds", "n_records": n, "batch_size": 8, "max_new_tokens": 110,
+        {"type": "generate", "name": step, "input": "seeds", "n": n, "batch_size": 8, "max_new_tokens": 110,
          "model": "gemma3-270m", **gen},
     ]}
 

@@ -31,7 +31,7 @@ from harness import ROOT, save  # noqa: E402  (path setup, machine capture, resu
 def run_generate(n: int, before: bool, runs_root: Path) -> dict:
     from medsynth.recipe.engine import run_recipe
 
-    sets = [f"steps.generate.n_records={n}"]
+    sets = [f"steps.generate.n={n}"]
     if before:
         sets += ["steps.generate.backend_options.prefix_sharing=false", "steps.generate.backend_options.split_decoding=false",
                  'steps.generate.strategies=["prior", {"type": "entity_first", "shared_examples": 0}, {"type": "fewshot", "shared": 0}, "feedback", "verify"]']

@@ -23,7 +23,7 @@ def test_quickstart_runs_with_no_network_and_verifies(tmp_path):
     medsynth = str(Path(sys.executable).with_name("medsynth"))
     run_dir = tmp_path / "run"
     cmd = ["unshare", "-n", medsynth, "run", "recipes/quickstart.yaml", "--run-dir", str(run_dir), "--no-cache",
-           "--set", "steps.generate.n_records=8"]
+           "--set", "steps.generate.n=8"]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     rep = json.loads((run_dir / "report.json").read_text())

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from difflib import SequenceMatcher
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..data.records import Record
+from ..deprecation import renamed_keys
 from ..registry import AUDITS
 from . import canary as _canary  # noqa: F401  (registers canary_exposure until medsynth/audit/__init__.py imports it)
 from .base import Audit, AuditPolicy, AuditResult, Finding
@@ -26,19 +27,24 @@ __all__ = ["PrefixExtractionAudit", "extraction_scores"]
 
 
 class ExtractionPolicy(AuditPolicy):
-    n_records: int = Field(50, ge=1, description="private records probed (seeded sample)")
+    n: int = Field(50, ge=1, description="private records probed, a seeded sample (`n_records:` is its deprecated old name)")
     prefix_fraction: float = Field(0.5, gt=0, lt=1, description="share of each record's characters given as the prompt")
     max_new_tokens: int = Field(64, ge=4)
     near_ratio: float = Field(0.8, gt=0, le=1, description="a continuation with SequenceMatcher ratio ≥ this to the true suffix is a near extraction")
     max_extracted_share: float = Field(0.0, ge=0, le=1, description="release fails if more probed records are extracted (exactly or nearly): protects against a generator that memorised private records")
     min_suffix_chars: int = Field(40, ge=1, description="records whose suffix is shorter are not probed (nothing meaningful to extract)")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        return renamed_keys(data, "prefix_extraction", {"n_records": "n"})
+
 
 def extraction_scores(generate: Callable[[list[str]], list[str]], records: list[Record], policy: ExtractionPolicy, seed: int = 0) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     cands = [r for r in records if r.text and "canary" not in (r.meta or {})
              and len(r.text) * (1 - policy.prefix_fraction) >= policy.min_suffix_chars]
-    probe = rng.sample(cands, min(policy.n_records, len(cands)))
+    probe = rng.sample(cands, min(policy.n, len(cands)))
     prompts, suffixes = [], []
     for r in probe:
         cut = int(len(r.text or "") * policy.prefix_fraction)

@@ -131,7 +131,7 @@ def _parse_overrides(items: list[str] | None) -> tuple[list[tuple[str, Any]], li
     problems: list[tuple[str, str]] = []
     for item in items or []:
         if "=" not in item:
-            problems.append((f"--set {item}", "expected key.path=value, e.g. --set steps.generate.n_records=200"))
+            problems.append((f"--set {item}", "expected key.path=value, e.g. --set steps.generate.n=200"))
             continue
         key, value = item.split("=", 1)
         try:

@@ -7,9 +7,10 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..data.records import Provenance, Record
+from ..deprecation import renamed_keys
 from ..exceptions import DataFormatError
 from ..recipe.step import Step, StepConfig, StepPlan, register_step
 
@@ -86,9 +87,14 @@ class SelectConfig(StepConfig):
     type: Literal["select"] = "select"
     where: dict[str, Any] = Field(default_factory=dict, description="keep records whose meta[key] equals value (or is in a list of values)")
     has_labels: list[str] | None = Field(None, description="keep records carrying at least one of these labels")
-    sample: int | None = Field(None, ge=1, description="keep at most this many records (seeded)")
+    n: int | None = Field(None, ge=1, description="keep at most this many records, a seeded sample (`sample:` is its deprecated old name)")
     stratify: bool = Field(True, description="when sampling, keep the label distribution (multi-label: by first label)")
     min_per_label: int = Field(0, ge=0, description="when sampling and stratifying, try to keep at least this many per label")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        return renamed_keys(data, "select", {"sample": "n"})
 
 
 @register_step
@@ -101,9 +107,9 @@ class SelectStep(Step[SelectConfig]):
         n = next(iter(input_sizes.values()), None)
         c = self.config
         if c.where or c.has_labels is not None:
-            out = c.sample  # filtered size unknown before running; at most `sample`
+            out = c.n  # filtered size unknown before running; at most `n`
         else:
-            out = min(n, c.sample) if (n is not None and c.sample) else (c.sample if c.sample and n is None else n)
+            out = min(n, c.n) if (n is not None and c.n) else (c.n if c.n and n is None else n)
         return StepPlan(records_in=n, records_out=out)
 
     def run(self, ctx: StepContext) -> None:
@@ -120,7 +126,7 @@ class SelectStep(Step[SelectConfig]):
             if ok:
                 keep.append(r)
         n_filtered = len(keep)
-        if c.sample and len(keep) > c.sample:
+        if c.n and len(keep) > c.n:
             rng = random.Random(ctx.seed)
             if c.stratify:
                 groups: dict[str, list[Record]] = {}
@@ -132,10 +138,10 @@ class SelectStep(Step[SelectConfig]):
                 # guarantee min_per_label, then fill proportionally by largest remainder
                 for g in groups.values():
                     chosen += g[: min(c.min_per_label, len(g))]
-                remaining = c.sample - len(chosen)
+                remaining = c.n - len(chosen)
                 if remaining < 0:
                     rng.shuffle(chosen)
-                    chosen = chosen[: c.sample]
+                    chosen = chosen[: c.n]
                 else:
                     total = sum(len(g) - min(c.min_per_label, len(g)) for g in groups.values())
                     quotas = {k: (len(g) - min(c.min_per_label, len(g))) * remaining / max(total, 1) for k, g in groups.items()}
@@ -148,6 +154,6 @@ class SelectStep(Step[SelectConfig]):
                         chosen += g[start : start + base[k]]
                 keep = sorted(chosen, key=lambda r: r.id)
             else:
-                keep = sorted(rng.sample(keep, c.sample), key=lambda r: r.id)
+                keep = sorted(rng.sample(keep, c.n), key=lambda r: r.id)
         ctx.add_figure("records_selected", len(keep), f"records of '{ctx.input_names[0]}' matching the filter ({n_filtered}), then sampled with seed")
         ctx.write_output(keep)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
+from ..deprecation import renamed_keys
 from ..exceptions import DataFormatError
 from ..recipe.step import Step, StepConfig, StepPlan, register_step
 
@@ -33,7 +34,12 @@ class TableConfig(StepConfig):
     id_column: str | None = Field(None, description="column holding unique record ids (default: row-<n>)")
     columns: list[str] | None = Field(None, description="keep only these columns (besides the id column)")
     drop: list[str] = Field(default_factory=list, description="columns to leave out")
-    limit: int | None = Field(None, ge=1, description="read only the first N rows")
+    n: int | None = Field(None, ge=1, description="read only the first n rows (`limit:` is its deprecated old name)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        return renamed_keys(data, "table", {"limit": "n"})
 
     @model_validator(mode="after")
     def _one_source(self) -> TableConfig:
@@ -60,8 +66,8 @@ def _load_table(c: TableConfig, recipe: Any) -> tuple[Any, str]:
         df = df[[*([c.id_column] if c.id_column and c.id_column not in c.columns else []), *c.columns]]
     if c.drop:
         df = df.drop(columns=c.drop)
-    if c.limit:
-        df = df.head(c.limit)
+    if c.n:
+        df = df.head(c.n)
     return df, source
 
 
@@ -96,7 +102,7 @@ class TableSource(Step[TableConfig]):
         return []
 
     def plan(self, input_sizes: dict[str, int | None]) -> StepPlan:
-        return StepPlan(records_in=0, records_out=self.config.limit, notes=["one row record per table row"])
+        return StepPlan(records_in=0, records_out=self.config.n, notes=["one row record per table row"])
 
     def run(self, ctx: StepContext) -> None:
         from ..tabular.io import records_from_frame

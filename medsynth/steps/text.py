@@ -34,9 +34,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..data.records import Provenance, Record, invalid_spans
+from ..deprecation import renamed_keys
 from ..exceptions import ModelNotAvailableError, RecipeError
 from ..recipe.step import Step, StepConfig, StepPlan, register_step
 from ..text.backends.base import GenParams
@@ -77,8 +78,8 @@ class GenerateConfig(StepConfig):
     backend_options: dict[str, Any] = Field(default_factory=dict, description="e.g. {base_url: http://gpu-server:8000/v1} for openai; "
                                               "{dtype: float32, threads: 2} for transformers (default: the fastest measured on this machine)")
     adapter: str | None = Field(None, description="PEFT adapter: a folder, or step:<adapt step name> of this run")
-    n_records: int = Field(100, ge=1, le=1_000_000)
-    max_attempts_factor: float = Field(2.0, ge=1.0, description="stop after n_records × factor documents even if fewer were valid (reported as shortfall)")
+    n: int = Field(100, ge=1, le=1_000_000, description="valid records to generate (`n_records:` is its deprecated old name)")
+    max_attempts_factor: float = Field(2.0, ge=1.0, description="stop after n × factor documents even if fewer were valid (reported as shortfall)")
     strategies: list[Any] = Field(default_factory=lambda: list(DEFAULT_STRATEGIES), description="names, or {type: name, option: value}")
     labels: list[str] | None = Field(None, description="document label set (default: the labels of the seeds)")
     entity_markup: Literal["none", "inline"] = Field("none", description="inline: the model marks entities up itself as [mention](LABEL) (instruction-tuned models)")
@@ -96,6 +97,11 @@ class GenerateConfig(StepConfig):
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     cache: bool = Field(False, description="persistent content-addressed generation cache ($MEDSYNTH_HOME/cache/generations.sqlite): "
                         "re-running with more records or changed later steps re-uses every completion already generated")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        return renamed_keys(data, "generate", {"n_records": "n"})
 
     @field_validator("strategies")
     @classmethod
@@ -181,9 +187,9 @@ class GenerateStep(Step[GenerateConfig]):
         c = self.config
         sentence = "entity_first" in c.strategy_names()
         per_doc = (c.close_tokens + 5 * 22) if sentence else c.max_new_tokens * 0.8
-        tokens = int(math.ceil(c.n_records * 1.15) * per_doc)
+        tokens = int(math.ceil(c.n * 1.15) * per_doc)
         tps = 40.0 if c.backend == "transformers" else 400.0
-        return StepPlan(records_in=next(iter(input_sizes.values()), None), records_out=c.n_records, est_tokens=tokens,
+        return StepPlan(records_in=next(iter(input_sizes.values()), None), records_out=c.n, est_tokens=tokens,
                         est_seconds=tokens / tps + 15, notes=[f"GUESS: ~{tps:.0f} tokens/s assumed for {c.model} at batch {c.batch_size} (not measured on this machine)"])
 
     rate_unit = "records_out"
@@ -205,7 +211,7 @@ class GenerateStep(Step[GenerateConfig]):
         """(requests, batch size, token limit) of each kind of request the step will make: entity-first writes ≈ 5
         sentences and one closing continuation per document; otherwise one document per request (× 1.15 attempts)."""
         c = self.config
-        docs = math.ceil(c.n_records * 1.15)
+        docs = math.ceil(c.n * 1.15)
         ef = self._entity_first()
         if ef is not None:
             return [(docs * 5, ef.options.sentence_batch_size, ef.options.max_sentence_tokens), (docs, c.batch_size, c.close_tokens)]
@@ -371,7 +377,7 @@ class GenerateStep(Step[GenerateConfig]):
             dd.preload(seeds)
         dd.add_many([(r.id, r.text or "") for r in committed])  # resume: the same index as before the interruption
         bs = c.batch_size
-        max_batches = math.ceil(c.n_records * c.max_attempts_factor / bs)
+        max_batches = math.ceil(c.n * c.max_attempts_factor / bs)
         doc_params = GenParams(max_new_tokens=c.max_new_tokens if not sentence_mode else c.close_tokens, temperature=c.temperature, top_k=c.top_k,
                                top_p=c.top_p, repetition_penalty=c.repetition_penalty, stop=list(schema.document.stop) if not sentence_mode else ["\n"],
                                seed=ctx.seed, batch_size=bs)
@@ -383,13 +389,13 @@ class GenerateStep(Step[GenerateConfig]):
 
         gen = BatchGenerator(task=task, env=env, strategies=strategies, schema=schema, entity_first=entity_first, sentence_mode=sentence_mode,
                              repair=c.repair, doc_params=doc_params, close_params=close_params, sent_params=sent_params)
-        with ctx.progress(c.n_records, f"generate ({c.model})", completed=min(valid, c.n_records)) as bar:
+        with ctx.progress(c.n, f"generate ({c.model})", completed=min(valid, c.n)) as bar:
             for b in ctx.pending_batches(max_batches):
-                if valid >= c.n_records:
+                if valid >= c.n:
                     break
                 backend = get_backend()
                 bseed = int.from_bytes(hashlib.sha256(f"{ctx.seed}:batch:{b}".encode()).digest()[:4], "big")
-                jobs = [Job(batch=b, index=j, rng=rng_for(ctx.seed, b, j)) for j in range(self._batch_jobs(c.n_records - valid, bs, stats))]
+                jobs = [Job(batch=b, index=j, rng=rng_for(ctx.seed, b, j)) for j in range(self._batch_jobs(c.n - valid, bs, stats))]
                 for job in jobs:
                     for s in strategies:
                         s.plan(job, env)
@@ -421,7 +427,7 @@ class GenerateStep(Step[GenerateConfig]):
                 self._observe(env, strategies, out, b)
                 before = valid
                 valid += len(out)
-                bar.advance(min(len(out), max(c.n_records - before, 0)), tokens=bstats["tokens"] + bstats["sentence_tokens"])
+                bar.advance(min(len(out), max(c.n - before, 0)), tokens=bstats["tokens"] + bstats["sentence_tokens"])
         if "b" in backend_box:
             self._runtime_figures(ctx, getattr(backend_box["b"], "inner", backend_box["b"]))
             if c.cache and hasattr(backend_box["b"], "stats"):
@@ -439,7 +445,7 @@ class GenerateStep(Step[GenerateConfig]):
     @staticmethod
     def _batch_jobs(need: int, bs: int, stats: Counter[str]) -> int:
         """Documents to attempt in the next batch: a full batch, or near the end only as many as the remaining records
-        need at the yield seen so far (+1), so the run stops close to ``n_records`` instead of generating surplus. A
+        need at the yield seen so far (+1), so the run stops close to ``n`` instead of generating surplus. A
         function of the committed batches only, so a resumed run plans the same batches."""
         done = stats.get("documents", 0)
         yld = min(max(stats.get("valid", 0) / done, 0.25), 1.0) if done >= bs else 0.8
@@ -539,14 +545,14 @@ class GenerateStep(Step[GenerateConfig]):
 
     def _report(self, ctx: StepContext, c: GenerateConfig, env: Any, seeds: list[Record], label_set: list[str], without_seed: list[str],
                 stats: Counter[str], sentence_mode: bool) -> None:
-        records = ctx.committed()[: c.n_records]
+        records = ctx.committed()[: c.n]
         docs = stats.get("documents", 0)
         rejects = {k.split(":", 1)[1]: v for k, v in stats.items() if k.startswith("rejected:")}
         repairs = {k.split(":", 1)[1]: v for k, v in stats.items() if k.startswith("repaired:")}
-        ctx.add_figure("records_asked", c.n_records, "n_records in the recipe")
-        ctx.add_figure("records_generated", len(records), f"valid records kept (the first {c.n_records} in batch order)")
-        if len(records) < c.n_records:
-            ctx.add_figure("shortfall", c.n_records - len(records), f"FEWER valid records than asked after {docs} documents (max_attempts_factor={c.max_attempts_factor}); "
+        ctx.add_figure("records_asked", c.n, "n in the recipe")
+        ctx.add_figure("records_generated", len(records), f"valid records kept (the first {c.n} in batch order)")
+        if len(records) < c.n:
+            ctx.add_figure("shortfall", c.n - len(records), f"FEWER valid records than asked after {docs} documents (max_attempts_factor={c.max_attempts_factor}); "
                            "see rejections and quarantine/")
         ctx.add_figure("yield", round(stats.get("valid", 0) / max(docs, 1), 4), "valid records / documents attempted (all batches run, incl. resumed); a document is valid if it parses, is complete, "
                        "is not a copy or duplicate, carries a label and all its spans verify")

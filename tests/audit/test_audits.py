@@ -108,7 +108,7 @@ def test_prefix_extraction_detects_a_memorising_generator():
     def novel(prompts):
         return ["The lungs are clear. IMPRESSION: Normal chest." for _ in prompts]
 
-    pol = ExtractionPolicy(n_records=10)
+    pol = ExtractionPolicy(n=10)
     bad = PrefixExtractionAudit(pol).run([], priv, None, generate=memoriser)
     good = PrefixExtractionAudit(pol).run([], priv, None, generate=novel)
     assert bad.verdict == "fail" and len(bad.findings) == 10
@@ -125,7 +125,7 @@ def test_prefix_extraction_with_a_real_backend(tiny_backend_lm=None):
 
     model, tok = build_tiny_lm()
     be = TransformersBackend(model="tiny", model_obj=model, tokenizer_obj=tok)
-    res = PrefixExtractionAudit(ExtractionPolicy(n_records=4, max_new_tokens=8)).run([], _recs(PRIVATE, "p"), None, backend=be)
+    res = PrefixExtractionAudit(ExtractionPolicy(n=4, max_new_tokens=8)).run([], _recs(PRIVATE, "p"), None, backend=be)
     assert any(f["name"] == "prefix_extraction.probed" and f["value"] == 4 for f in res.figures)
 
 

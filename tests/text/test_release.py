@@ -42,7 +42,7 @@ def run(tmp_path_factory, reporter_dir):
         rec = {"name": "rel", "seed": 5, "steps": [
             {"type": "load", "name": "private", "path": str(tmp / "private.jsonl")},
             {"type": "load", "name": "holdout", "path": str(tmp / "holdout.jsonl")},
-            {"type": "generate", "name": "generate", "input": "private", "model": str(reporter_dir), "n_records": 6, "batch_size": 3,
+            {"type": "generate", "name": "generate", "input": "private", "model": str(reporter_dir), "n": 6, "batch_size": 3,
              "max_new_tokens": 40, "strategies": ["prior", "label", "verify"]},
             {"type": "audit", "name": "audit", "input": "generate", "private": "private", "audits": ["phi_replay"], "on_fail": "quarantine"},
             {"type": "export", "name": "export", "input": "audit", "formats": ["jsonl", "conll", "brat", "spacy", "hf"]},
