@@ -20,12 +20,13 @@ def _unshare_works() -> bool:
 @pytest.mark.llm
 @pytest.mark.skipif(not _unshare_works(), reason="`unshare -n` is not permitted here (needs root or user namespaces)")
 def test_quickstart_runs_with_no_network_and_verifies(tmp_path):
+    """As the README runs it: no --run-dir, so the run goes to ./runs, a relative path (a relative run dir once failed
+    every step while this test, given an absolute --run-dir, passed)."""
     medsynth = str(Path(sys.executable).with_name("medsynth"))
-    run_dir = tmp_path / "run"
-    cmd = ["unshare", "-n", medsynth, "run", "recipes/quickstart.yaml", "--run-dir", str(run_dir), "--no-cache",
-           "--set", "steps.generate.n=8"]
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    cmd = ["unshare", "-n", medsynth, "run", str(ROOT / "recipes/quickstart.yaml"), "--no-cache", "--set", "steps.generate.n=8"]
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
     rep = json.loads((run_dir / "report.json").read_text())
     assert rep["status"] == "completed"
     names = [s["name"] for s in rep["steps"]]

@@ -51,7 +51,9 @@ class RunDir:
     """A run directory with its ledger and lock."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
+        # resolved once, here: step outputs are confined (resolved) paths and are stored relative to the run dir, which
+        # a relative `runs/…` (the README's `medsynth run` in a project folder) would not contain
+        self.path = Path(path).resolve()
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / "steps").mkdir(exist_ok=True)
         (self.path / "quarantine").mkdir(exist_ok=True)

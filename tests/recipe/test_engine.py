@@ -217,3 +217,17 @@ def test_cli_validate_lists_problems(tmp_path):
     r = _cli("validate", str(p))
     assert r.returncode == 2
     assert "steps.0(test_make).n" in r.stderr and "steps.1.type" in r.stderr
+
+
+def test_a_relative_runs_root_works_as_the_readme_runs_it(tmp_path, monkeypatch):
+    """`medsynth run recipe.yaml` in a project folder writes to ./runs: a relative run dir. Every step's outputs are
+    confined (resolved) paths; the run must still finish, verify and resume from a relative path."""
+    monkeypatch.chdir(tmp_path)
+    res = run_recipe(load_recipe(_recipe()), runs_root="runs", show_progress=False, use_cache=False)
+    assert res.status == "completed"
+    run = Path(res.run_dir)
+    assert run.is_relative_to(tmp_path.resolve() / "runs") and run.is_absolute()
+    step = json.loads(next((run / "steps").glob("*test_make*/step.json")).read_text(encoding="utf-8"))
+    assert step["outputs"] and not any(Path(v).is_absolute() for v in step["outputs"].values())
+    again = run_recipe(load_recipe(_recipe()), resume=os.path.relpath(run, tmp_path), runs_root="runs", show_progress=False, use_cache=False)
+    assert again.status == "completed" and Path(again.run_dir) == run
