@@ -284,7 +284,8 @@ def _clinical_term(lab: str, s: str, text: str | None = None, a: int = 0) -> boo
       lower-case epithet ("Candida auris", "Enterococcus faecalis", or either word of them alone);
     - a detection spanning a list ("Ewing sarcoma, Cheyne") is guarded when each of its comma parts is.
 
-    Names, places and digit-free identifiers are guarded; a detection with a digit never is."""
+    Names, places and digit-free identifiers are guarded, organisations by the phrase test only; a detection with a
+    digit never is."""
     if lab not in ("NAME", "LOCATION", "HOSPITAL", "ID") or any(ch.isdigit() for ch in s):
         return False
     from .vocab import clinical_words
